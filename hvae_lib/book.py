@@ -1,0 +1,390 @@
+"""The book's execution pipeline: papermill executes, jupyter-book renders.
+
+``python -m hvae_lib build`` reads ``_toc.yml``, executes every notebook it lists with
+papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS`` injected into the cell
+tagged ``parameters``) into a staging copy of the book under ``_build/staging``, writes a
+status page (run time, profile, device, hardware and library versions of every notebook) and
+builds the HTML with jupyter-book (``execute_notebooks: off``, ``-W -n --keep-going``) into
+``_build/html``. It exits non-zero when a cell fails or Sphinx warns.
+
+``python -m hvae_lib run NOTEBOOK -p NAME VALUE ...`` executes one notebook the same way.
+
+``python -m hvae_lib refresh NOTEBOOK`` re-executes a source notebook in the test setting
+(quick profile, CPU, one thread, cache off) and stores back only the outputs of cells marked
+``# NBVAL_CHECK_OUTPUT``: these are the reference values that nbval compares against.
+
+Used in: README (command 1), tests/test_book.py.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from . import __version__
+from .config import PROFILES, check_profile, resolve_device
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS")
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of executing one notebook."""
+
+    path: str
+    seconds: float
+    ok: bool
+    error: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def toc_files(root: Path = REPO_ROOT) -> list[Path]:
+    """Source files listed in ``root/_toc.yml`` (root page, chapters, sections), in order.
+
+    Each entry ``file: book/x`` is resolved to ``book/x.ipynb``, ``.md`` or ``.myst``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``_toc.yml`` or a listed file is missing (the message names it).
+    """
+    import yaml
+
+    toc_path = root / "_toc.yml"
+    if not toc_path.is_file():
+        raise FileNotFoundError(f"no table of contents at {toc_path}")
+    toc = yaml.safe_load(toc_path.read_text())
+    names: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node:
+                    names.append(str(node[key]))
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    out: list[Path] = []
+    for name in names:
+        base = root / name
+        candidates = [base] if base.suffix else [base.with_suffix(s) for s in (".ipynb", ".md", ".myst")]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(f"_toc.yml lists {name!r} but none of {[str(c) for c in candidates]} exists")
+        out.append(found)
+    return out
+
+
+def parameters_for(profile: str, device: str, seed: int, threads: int) -> dict[str, Any]:
+    """The papermill parameters for every notebook (validated)."""
+    check_profile(profile)
+    resolve_device(device)
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
+    return {"PROFILE": profile, "DEVICE": device, "SEED": int(seed), "THREADS": int(threads)}
+
+
+def kernel_env(params: dict[str, Any], cache: bool = True) -> dict[str, str]:
+    """Environment for the kernel: ``HVAE_*`` mirrors of the parameters and BLAS threads."""
+    env = {f"HVAE_{k}": str(v) for k, v in params.items()}
+    threads = int(params.get("THREADS", 1)) or (os.cpu_count() or 1)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    if not cache:
+        env["HVAE_CACHE"] = "0"
+    return env
+
+
+def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
+                     env: dict[str, str] | None = None, progress: bool = True) -> NotebookRun:
+    """Execute ``src`` with papermill into ``dst``; never raises for a failing cell.
+
+    The kernel runs in ``cwd`` (default: the folder of ``dst``) with ``env`` added to the
+    environment. A failing cell is reported in the returned :class:`NotebookRun`; ``dst`` then
+    holds the notebook executed up to the failure.
+    """
+    import papermill as pm
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(cwd or dst.parent),
+                            kernel_name="python3", progress_bar=progress, log_output=False)
+        ok, error = True, ""
+    except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
+        ok, error = False, f"{type(exc).__name__}: {exc}"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return NotebookRun(path=str(src), seconds=time.perf_counter() - t0, ok=ok, error=error,
+                       parameters=dict(parameters))
+
+
+def hardware_summary() -> dict[str, str]:
+    """CPU model and core count, GPU name (if any) and the OS, for the status page."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": f"{cpu} ({os.cpu_count()} cores)", "os": platform.platform()}
+    try:
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    except Exception:  # noqa: BLE001
+        info["gpu"] = "unknown"
+    return info
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries the book depends on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "hvae_lib": __version__}
+    for dist in ("torch", "numpy", "scikit-learn", "matplotlib", "seaborn", "papermill",
+                 "jupyter-book", "sphinx", "myst-nb", "ipywidgets"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def status_markdown(runs: Sequence[NotebookRun], params: dict[str, Any], root: Path = REPO_ROOT) -> str:
+    """The status page: one row per executed notebook, hardware and library versions."""
+    hw = hardware_summary()
+    lines = [
+        "(status)=",
+        "# Build status",
+        "",
+        "This page is written by `python -m hvae_lib build` each time the book is built.",
+        "",
+        ":::{admonition} Hardware and settings of this build",
+        ":class: note",
+        f"Built {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with profile "
+        f"`{params['PROFILE']}`, device `{params['DEVICE']}`, seed `{params['SEED']}`, "
+        f"threads `{params['THREADS']}`, on CPU: {hw['cpu']}; GPU: {hw['gpu']}; {hw['os']}.",
+        ":::",
+        "",
+        "| notebook | status | run time (s) | profile | device |",
+        "|---|---|---:|---|---|",
+    ]
+    for r in runs:
+        rel = Path(r.path).resolve().relative_to(root.resolve()) if Path(r.path).is_absolute() else Path(r.path)
+        lines.append(f"| `{rel}` | {'ok' if r.ok else 'FAILED'} | {r.seconds:.1f} | "
+                     f"{r.parameters.get('PROFILE', '')} | {r.parameters.get('DEVICE', '')} |")
+    lines += ["", "| library | version |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in library_versions().items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _copy_sources(root: Path, staging: Path) -> None:
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, staging / name)
+    shutil.copytree(root / "book", staging / "book",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "_build"))
+
+
+def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: int = 0, *,
+          root: Path = REPO_ROOT, output: Path | None = None, only: Iterable[str] | None = None,
+          cache: bool = True, html: bool = True, progress: bool = True) -> int:
+    """Execute the book's notebooks and build the HTML; return a process exit code.
+
+    Parameters
+    ----------
+    profile, device, seed, threads : the notebooks' parameters (``threads=0``: all cores).
+    root : the repository (holding ``_config.yml``, ``_toc.yml``, ``book/``).
+    output : where ``_build/`` goes (default ``root``); the HTML lands in ``output/_build/html``.
+    only : execute only notebooks whose file name contains one of these strings (the others
+        are staged unexecuted: use for quick iterations, not for a publishable build).
+    cache : allow the notebooks to use the result cache.
+    html : run jupyter-book after executing.
+    """
+    params = parameters_for(profile, device, seed, threads)
+    output = Path(output) if output is not None else root
+    staging = output / "_build" / "staging"
+    files = toc_files(root)
+    _copy_sources(root, staging)
+    runs: list[NotebookRun] = []
+    env = kernel_env(params, cache=cache)
+    notebooks = [f for f in files if f.suffix == ".ipynb"]
+    selected = [f for f in notebooks if only is None or any(s in f.name for s in only)]
+    for i, nb in enumerate(selected, 1):
+        dst = staging / nb.relative_to(root)
+        print(f"[{i}/{len(selected)}] executing {nb.relative_to(root)} "
+              f"(profile={profile}, device={device}, threads={params['THREADS']})", flush=True)
+        run = execute_notebook(nb, dst, params, cwd=dst.parent, env=env, progress=progress)
+        print(f"    {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
+              + ("" if run.ok else f"\n    {run.error.splitlines()[0] if run.error else ''}"), flush=True)
+        runs.append(run)
+    status_path = staging / "book" / "status.md"
+    status_path.write_text(status_markdown(runs, params, root))
+    (output / "_build").mkdir(parents=True, exist_ok=True)
+    (output / "_build" / "status.json").write_text(json.dumps(
+        {"parameters": params, "runs": [r.__dict__ for r in runs], "hardware": hardware_summary(),
+         "versions": library_versions()}, indent=2))
+    failed = [r for r in runs if not r.ok]
+    code = 0
+    if html:
+        cmd = [sys.executable, "-m", "jupyter_book", "build", str(staging), "--path-output", str(output),
+               "-W", "-n", "--keep-going", "--all"]
+        print("building HTML:", " ".join(cmd), flush=True)
+        code = subprocess.call(cmd, cwd=str(staging))
+        index = output / "_build" / "html" / "index.html"
+        if code == 0:
+            print(f"book written to {index}")
+        else:
+            print(f"jupyter-book failed (exit {code}); see the warnings above", file=sys.stderr)
+    for r in failed:
+        print(f"FAILED: {r.path}\n{r.error}", file=sys.stderr)
+    return 1 if failed else (1 if code else 0)
+
+
+def run_one(notebook: Path, params: dict[str, Any], output: Path | None = None, cache: bool = True,
+            progress: bool = True) -> int:
+    """Execute one notebook (``python -m hvae_lib run``); return an exit code."""
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        print(f"error: no notebook at {notebook.resolve()}", file=sys.stderr)
+        return 2
+    dst = Path(output) if output is not None else REPO_ROOT / "_build" / "executed" / notebook.name
+    run = execute_notebook(notebook.resolve(), dst.resolve(), params, cwd=notebook.resolve().parent,
+                           env=kernel_env(params, cache=cache), progress=progress)
+    if run.ok:
+        print(f"executed {notebook} -> {dst} in {run.seconds:.1f} s")
+        return 0
+    print(f"FAILED after {run.seconds:.1f} s: {run.error}", file=sys.stderr)
+    return 1
+
+
+def strip_unchecked_outputs(nb: Any) -> Any:
+    """Keep outputs only in cells marked ``# NBVAL_CHECK_OUTPUT``; drop execution counts.
+
+    The source notebooks keep just the reference outputs that nbval compares, so they stay
+    small and their diffs readable.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.execution_count = None
+        if CHECK_MARK not in cell.source:
+            cell.outputs = []
+        else:
+            for out in cell.outputs:
+                if "execution_count" in out:
+                    out["execution_count"] = None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    nb.metadata.pop("papermill", None)
+    return nb
+
+
+def refresh(notebook: Path) -> int:
+    """Re-execute a source notebook in the test setting and store its checked outputs."""
+    import nbformat
+
+    notebook = Path(notebook).resolve()
+    params = parameters_for("quick", "cpu", 0, 1)
+    tmp = REPO_ROOT / "_build" / "refresh" / notebook.name
+    run = execute_notebook(notebook, tmp, params, cwd=notebook.parent, env=kernel_env(params, cache=False))
+    if not run.ok:
+        print(f"FAILED: {run.error}", file=sys.stderr)
+        return 1
+    executed = nbformat.read(tmp, as_version=4)
+    source = nbformat.read(notebook, as_version=4)
+    if len(source.cells) != len(executed.cells):  # papermill may add an injected-parameters cell
+        executed.cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for src_cell, ex_cell in zip(source.cells, executed.cells):
+        if src_cell.cell_type == "code":
+            src_cell.outputs = ex_cell.outputs
+    nbformat.write(strip_unchecked_outputs(source), notebook)
+    print(f"refreshed {notebook} in {run.seconds:.1f} s")
+    return 0
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point of ``python -m hvae_lib``."""
+    parser = argparse.ArgumentParser(prog="python -m hvae_lib", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", default=os.environ.get("HVAE_PROFILE", "quick"),
+                       help=f"one of: {', '.join(PROFILES)} (default: $HVAE_PROFILE or quick)")
+        p.add_argument("--device", default=os.environ.get("HVAE_DEVICE", "auto"),
+                       help="auto (GPU if available, else CPU), cpu, cuda or cuda:N")
+        p.add_argument("--seed", type=int, default=int(os.environ.get("HVAE_SEED", "0")))
+        p.add_argument("--threads", type=int, default=int(os.environ.get("HVAE_THREADS", "0")),
+                       help="torch/BLAS threads per notebook (0 = all cores)")
+        p.add_argument("--no-cache", action="store_true", help="retrain everything (ignore the result cache)")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    b = sub.add_parser("build", help="execute the notebooks in _toc.yml and build the HTML book")
+    common(b)
+    b.add_argument("--only", nargs="+", metavar="NAME", help="execute only notebooks whose name contains NAME")
+    b.add_argument("--no-html", action="store_true", help="execute the notebooks but skip jupyter-book")
+    r = sub.add_parser("run", help="execute one notebook with papermill")
+    r.add_argument("notebook", type=Path)
+    common(r)
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a parameter (repeatable); VALUE is parsed as YAML (numbers, true/false)")
+    r.add_argument("-o", "--output", type=Path, help="executed copy (default _build/executed/NAME)")
+    f = sub.add_parser("refresh", help="re-execute a source notebook and store its NBVAL_CHECK_OUTPUT outputs")
+    f.add_argument("notebook", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "refresh":
+            return max(refresh(nb) for nb in args.notebook)
+        params = parameters_for(args.profile, args.device, args.seed, args.threads)
+        if args.command == "build":
+            return build(**{k: params[k.upper()] for k in ("profile", "device", "seed", "threads")},
+                         only=args.only, cache=not args.no_cache, html=not args.no_html,
+                         progress=not args.no_progress)
+        for name, value in args.parameter:
+            params[name] = _parse_value(value)
+        params.update(parameters_for(str(params["PROFILE"]), str(params["DEVICE"]),  # re-validate
+                                     int(params["SEED"]), int(params["THREADS"])))
+        return run_one(args.notebook, params, args.output, cache=not args.no_cache,
+                       progress=not args.no_progress)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

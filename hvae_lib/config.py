@@ -1,0 +1,233 @@
+"""Typed configuration, profiles, devices, threads and seeds.
+
+Every experiment in the book is described by small frozen dataclasses that round-trip to
+JSON (:class:`ConfigBase`), so that a configuration can be printed in a notebook, stored next
+to a checkpoint and used as a cache key.
+
+Two *profiles* set the scale of every chapter:
+
+``quick``
+    CPU, minutes per chapter: small procedural datasets, few steps. The book is built with it.
+``paper``
+    The papers' own scale (datasets, architectures, step budgets) for a GPU run with papermill.
+
+Used in: every chapter's first cells (``setup_notebook``), ``python -m hvae_lib build``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Mapping, TypeVar
+
+import numpy as np
+import torch
+
+PROFILES: tuple[str, ...] = ("quick", "paper")
+"""Valid profile names."""
+
+DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:N")
+"""Valid device specifications (``cuda:N`` selects GPU number N)."""
+
+T = TypeVar("T", bound="ConfigBase")
+
+
+class ConfigBase:
+    """Mixin for frozen dataclasses that round-trip to JSON.
+
+    Nested ``ConfigBase`` dataclasses are serialised as dicts; tuples are stored as lists and
+    restored as tuples (a dataclass field annotated ``tuple[...]`` comes back as a tuple).
+    Unknown keys in :meth:`from_dict` raise ``ValueError`` naming the valid ones.
+
+    Used in: hvae_lib.train (cache keys, checkpoints), every chapter.
+    """
+
+    _nested: ClassVar[Mapping[str, type]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-compatible ``dict`` of the fields (recursively)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            out[f.name] = _to_jsonable(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+        """Build the dataclass from :meth:`to_dict` output; rejects unknown keys."""
+        valid = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - set(valid)
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {sorted(unknown)}; valid fields are {sorted(valid)}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            nested = cls._nested.get(name)
+            if nested is not None and isinstance(value, Mapping):
+                value = nested.from_dict(value)  # type: ignore[attr-defined]
+            elif isinstance(value, list) and "tuple" in str(valid[name].type):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    def to_json(self, **kwargs: Any) -> str:
+        """Serialise to a JSON string (keys sorted, so equal configs give equal strings)."""
+        return json.dumps(self.to_dict(), sort_keys=True, **kwargs)
+
+    @classmethod
+    def from_json(cls: type[T], text: str) -> T:
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+    def replace(self: T, **changes: Any) -> T:
+        """Return a copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, ConfigBase):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
+
+
+def check_profile(profile: str) -> str:
+    """Validate a profile name.
+
+    Raises
+    ------
+    ValueError
+        If ``profile`` is not one of :data:`PROFILES`; the message lists the valid ones.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles are: {', '.join(PROFILES)}")
+    return profile
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn a device specification into a :class:`torch.device`.
+
+    ``"auto"`` picks ``cuda`` when ``torch.cuda.is_available()`` and falls back to ``cpu``
+    otherwise. ``"cuda"`` / ``"cuda:N"`` when no GPU is visible raise a ``RuntimeError`` that
+    suggests ``auto`` or ``cpu`` (an explicit request is never silently downgraded).
+
+    Raises
+    ------
+    ValueError
+        For anything that is not one of :data:`DEVICE_CHOICES`.
+
+    Used in: every chapter (``setup_notebook``), hvae_lib.book.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device must be a string, got {type(device).__name__}")
+    spec = device.strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {device!r} was requested but torch.cuda.is_available() is False "
+                "(no GPU or a CPU-only torch build); use device='auto' to fall back to the CPU"
+            )
+        index = int(spec[5:]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+        return torch.device(spec)
+    raise ValueError(f"unknown device {device!r}; valid devices are: {', '.join(DEVICE_CHOICES)}")
+
+
+def set_threads(threads: int) -> int:
+    """Set the number of torch intra-op threads (and return it).
+
+    ``threads <= 0`` means "all cores" (``os.cpu_count()``). The book runs its tests with one
+    thread: on a shared 2-core machine torch at 2 threads can be much slower than at 1.
+    """
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool):
+        raise ValueError(f"threads must be an integer, got {threads!r}")
+    n = int(threads) if threads > 0 else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python's ``random``, NumPy's legacy global RNG and torch (CPU and all GPUs).
+
+    Returns a fresh ``numpy.random.Generator`` seeded with ``seed``, which library functions
+    take explicitly (the book never relies on NumPy's global state).
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return np.random.default_rng(seed)
+
+
+def env_default(name: str, default: str) -> str:
+    """Read ``HVAE_<NAME>`` from the environment (the notebooks' parameter defaults)."""
+    return os.environ.get(f"HVAE_{name.upper()}", default)
+
+
+@dataclass(frozen=True)
+class RunContext(ConfigBase):
+    """What a notebook's opening cell resolves: profile, device, seed, threads.
+
+    Attributes
+    ----------
+    profile : ``"quick"`` or ``"paper"``.
+    device : resolved device string (``"cpu"``, ``"cuda"``, ...).
+    seed : the global seed.
+    threads : torch intra-op threads actually set.
+    """
+
+    profile: str
+    device: str
+    seed: int
+    threads: int
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The device as a :class:`torch.device`."""
+        return torch.device(self.device)
+
+    def rng(self, offset: int = 0) -> np.random.Generator:
+        """A NumPy generator derived from the seed (``offset`` gives independent streams)."""
+        return np.random.default_rng([self.seed, offset])
+
+
+def setup_notebook(profile: str = "quick", device: str = "auto", seed: int = 0, threads: int = 1,
+                   *, verbose: bool = True) -> RunContext:
+    """Validate the parameters cell and prepare the process: seeds, threads, device.
+
+    This is the fixed opening cell of every chapter. It also selects a non-interactive
+    matplotlib style that is legible in the rendered book.
+
+    Raises
+    ------
+    ValueError
+        Unknown profile or device, bad seed or thread count (messages list valid choices).
+    """
+    check_profile(profile)
+    dev = resolve_device(device)
+    n = set_threads(int(threads))
+    seed_everything(int(seed))
+    ctx = RunContext(profile=profile, device=str(dev), seed=int(seed), threads=n)
+    if verbose:
+        print(f"hvae_lib: profile={ctx.profile} device={ctx.device} seed={ctx.seed} threads={ctx.threads}")
+    return ctx

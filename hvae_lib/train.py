@@ -1,0 +1,390 @@
+"""Training loop, checkpoints and the result cache.
+
+* :func:`train` runs Adam on minibatches drawn by a seeded ``torch.Generator`` with a
+  ``tqdm.auto`` progress bar, a gradient-norm guard that **skips** updates whose loss or
+  gradient norm is not finite (and counts them), optional gradient clipping, and periodic
+  checkpoints (``state_dict`` of model and optimiser, RNG states, history), from which a run
+  resumes to exactly the result of an uninterrupted one.
+* :class:`ResultCache` stores trained weights and histories under a key derived from the
+  configuration, the data and the ``hvae_lib`` version, so a second book build does not
+  retrain. ``HVAE_CACHE=0`` turns it off (the tests do).
+
+Used in: book/01_rate_distortion.ipynb and every chapter that trains a model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import ConfigBase
+
+LossFn = Callable[[nn.Module, torch.Tensor], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
+
+
+@dataclass(frozen=True)
+class TrainConfig(ConfigBase):
+    """Optimisation settings.
+
+    Attributes
+    ----------
+    steps : number of optimiser steps.
+    batch_size : minibatch size (examples drawn without replacement within an epoch).
+    lr : Adam learning rate.
+    max_grad_norm : clip the global gradient norm to this value (``None``: no clipping; the
+        non-finite guard is always on).
+    seed : seeds the model initialisation (when :func:`fit` builds it), the minibatch order
+        and the reparameterisation noise.
+    log_every : record the running means of the logged values every this many steps.
+    checkpoint_every : write a checkpoint every this many steps (when a path is given).
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    max_grad_norm: float | None = 100.0
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"TrainConfig.max_grad_norm must be positive or None, got {self.max_grad_norm}")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    history : ``{"step": [...], name: [...]}``: running means of each logged value, recorded
+        every ``log_every`` steps.
+    steps_done : optimiser steps attempted (including skipped ones).
+    skipped_steps : updates skipped by the non-finite guard.
+    seconds : wall time of this call (0 for a cache hit).
+    from_cache : whether the weights came from the :class:`ResultCache`.
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    steps_done: int = 0
+    skipped_steps: int = 0
+    seconds: float = 0.0
+    from_cache: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible representation."""
+        return {"history": self.history, "steps_done": self.steps_done,
+                "skipped_steps": self.skipped_steps, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], from_cache: bool = False) -> "TrainResult":
+        """Inverse of :meth:`to_dict`."""
+        return cls(history={k: list(v) for k, v in d["history"].items()}, steps_done=int(d["steps_done"]),
+                   skipped_steps=int(d["skipped_steps"]), seconds=float(d["seconds"]), from_cache=from_cache)
+
+    def last(self, name: str) -> float:
+        """The last recorded value of ``name``."""
+        return float(self.history[name][-1])
+
+
+class _BatchSampler:
+    """Epoch-wise random permutations of ``range(n)`` from a seeded CPU generator."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if n <= 0:
+            raise ValueError("cannot train on an empty dataset")
+        self.n, self.batch_size = n, min(batch_size, n)
+        self.gen = torch.Generator().manual_seed(int(seed))
+        self.perm = torch.randperm(n, generator=self.gen)
+        self.pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > self.n:
+            self.perm = torch.randperm(self.n, generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+    def state(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load(self, s: Mapping[str, Any]) -> None:
+        self.gen.set_state(s["gen"])
+        self.perm = s["perm"].clone()
+        self.pos = int(s["pos"])
+
+
+def _rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(states["cuda"]))
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    **extra: Any) -> None:
+    """Write ``{"model": state_dict, "optimizer": state_dict, **extra}`` with ``torch.save``.
+
+    Only tensors, numbers, strings, lists and dicts are stored, so :func:`load_checkpoint` can
+    use ``weights_only=True`` (no pickled code is ever executed on load). The file is written
+    to a temporary name and renamed, so an interrupted save never leaves a corrupt checkpoint.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {"model": model.state_dict(), **extra}
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (the message gives the absolute path).
+    ValueError
+        If the file is not a readable checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path.resolve()}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with context
+        raise ValueError(f"{path.resolve()} is not a readable hvae_lib checkpoint: {exc}") from exc
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return x if x.device == device else x.to(device, non_blocking=True)
+
+
+def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: LossFn, *,
+          device: str | torch.device | None = None, progress: bool = True, desc: str = "train",
+          checkpoint_path: str | os.PathLike | None = None, resume: bool = True) -> TrainResult:
+    """Train ``model`` in place on ``data`` and return the :class:`TrainResult`.
+
+    Parameters
+    ----------
+    model : the module; it is moved to ``device``.
+    data : ``[N, ...]`` training examples (kept where they are; each minibatch is moved to
+        ``device``; put ``data`` on the device first to avoid copies on a GPU).
+    config : :class:`TrainConfig`.
+    loss_fn : ``(model, batch) -> (scalar loss, {name: scalar tensor})``, e.g.
+        :func:`hvae_lib.models.vae_loss`.
+    device : where to train; ``None`` keeps the model's current device.
+    progress : show a ``tqdm.auto`` progress bar with the running loss.
+    checkpoint_path : where to write checkpoints every ``config.checkpoint_every`` steps and
+        at the end; with ``resume=True`` an existing checkpoint there is loaded and training
+        continues from its step, giving the same result as an uninterrupted run.
+
+    The non-finite guard: if the loss or the global gradient norm is NaN/inf, the update is
+    skipped (gradients zeroed) and counted in ``skipped_steps``.
+    """
+    if device is None:
+        try:
+            device = next(model.parameters()).device
+        except StopIteration:
+            device = torch.device("cpu")
+    device = torch.device(device)
+    model.to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    sampler = _BatchSampler(int(data.shape[0]), config.batch_size, config.seed)
+    torch.manual_seed(config.seed + 1)  # reparameterisation noise stream
+    history: dict[str, list[float]] = {"step": []}
+    step, skipped = 0, 0
+    sums: dict[str, float] = {}  # running sums of the logged values since the last record
+    count = 0
+    if checkpoint_path is not None and resume and Path(checkpoint_path).is_file():
+        ckpt = load_checkpoint(checkpoint_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        sampler.load(ckpt["sampler"])
+        _set_rng_states(ckpt["rng"])
+        step, skipped = int(ckpt["step"]), int(ckpt["skipped_steps"])
+        history = {k: list(v) for k, v in ckpt["history"].items()}
+        sums, count = dict(ckpt["pending"]["sums"]), int(ckpt["pending"]["count"])
+    t0 = time.perf_counter()
+
+    def _checkpoint() -> None:
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, model, optimizer, step=step, skipped_steps=skipped,
+                            sampler=sampler.state(), rng=_rng_states(), history=history,
+                            pending={"sums": dict(sums), "count": count}, config=config.to_json())
+
+    bar = tqdm(total=config.steps, initial=step, desc=desc, disable=not progress, leave=False,
+               mininterval=1.0)
+    while step < config.steps:
+        batch = _to_device(data[sampler.next()], device)
+        loss, logs = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        ok = bool(torch.isfinite(loss))
+        if ok:
+            loss.backward()
+            max_norm = config.max_grad_norm if config.max_grad_norm is not None else float("inf")
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            ok = bool(torch.isfinite(norm))
+        if ok:
+            optimizer.step()
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            skipped += 1
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            if count:
+                history["step"].append(float(step))
+                for k, v in sums.items():
+                    history.setdefault(k, []).append(v / count)
+                bar.set_postfix(loss=f"{sums.get('loss', 0.0) / count:.2f}", refresh=False)
+            sums, count = {}, 0
+        if step % config.checkpoint_every == 0 and step < config.steps:
+            _checkpoint()
+    bar.close()
+    _checkpoint()
+    model.eval()
+    return TrainResult(history=history, steps_done=step, skipped_steps=skipped,
+                       seconds=time.perf_counter() - t0)
+
+
+def fingerprint(*objects: Any) -> str:
+    """A SHA-256 hex digest of configs, tensors, arrays, strings and numbers.
+
+    Tensors and arrays contribute dtype, shape and raw bytes; :class:`ConfigBase` objects
+    their sorted JSON; everything else its ``repr``.
+    """
+    h = hashlib.sha256()
+    for obj in objects:
+        if isinstance(obj, torch.Tensor):
+            obj = obj.detach().cpu().contiguous().numpy()
+        if isinstance(obj, np.ndarray):
+            h.update(f"{obj.dtype}{obj.shape}".encode())
+            h.update(np.ascontiguousarray(obj).tobytes())
+        elif isinstance(obj, ConfigBase):
+            h.update(obj.to_json().encode())
+        elif isinstance(obj, (dict, list, tuple)):
+            h.update(json.dumps(obj, sort_keys=True, default=repr).encode())
+        else:
+            h.update(repr(obj).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$HVAE_CACHE_DIR`` or ``<repository>/.hvae_cache`` (next to ``hvae_lib``)."""
+    env = os.environ.get("HVAE_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / ".hvae_cache"
+
+
+def cache_enabled_by_env() -> bool:
+    """False when ``HVAE_CACHE`` is ``0``/``false``/``off``/``no``."""
+    return os.environ.get("HVAE_CACHE", "1").strip().lower() not in {"0", "false", "off", "no"}
+
+
+class ResultCache:
+    """Trained weights and training histories keyed by (configuration, data, version).
+
+    The key is :func:`fingerprint` of everything passed as ``key`` plus ``hvae_lib.__version__``,
+    so changing a hyper-parameter, the data or the library version retrains. Entries are a
+    ``weights.pt`` (loaded with ``weights_only=True``) and a ``result.json``.
+
+    Parameters
+    ----------
+    root : directory (default :func:`default_cache_dir`).
+    enabled : ``None`` reads ``HVAE_CACHE`` (on unless set to ``0``).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, enabled: bool | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.enabled = cache_enabled_by_env() if enabled is None else bool(enabled)
+
+    def key(self, *key: Any) -> str:
+        """The hex key for these objects and the library version."""
+        return fingerprint(__version__, *key)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def load(self, key: str, model: nn.Module) -> TrainResult | None:
+        """Load weights into ``model`` and return the stored result, or ``None`` on a miss."""
+        if not self.enabled:
+            return None
+        d = self.path(key)
+        try:
+            state = torch.load(d / "weights.pt", map_location="cpu", weights_only=True)
+            meta = json.loads((d / "result.json").read_text())
+            model.load_state_dict(state)
+        except Exception:  # noqa: BLE001 - a missing or damaged entry means: retrain and overwrite
+            return None
+        return TrainResult.from_dict(meta, from_cache=True)
+
+    def store(self, key: str, model: nn.Module, result: TrainResult) -> None:
+        """Store ``model.state_dict()`` and ``result`` (no-op when disabled)."""
+        if not self.enabled:
+            return
+        d = self.path(key)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save(state, d / "weights.pt.tmp")
+        os.replace(d / "weights.pt.tmp", d / "weights.pt")
+        (d / "result.json").write_text(json.dumps(result.to_dict()))
+
+
+def fit(build: Callable[[], nn.Module], data: torch.Tensor, config: TrainConfig, loss_fn: LossFn, *,
+        key: Any, cache: ResultCache | None = None, device: str | torch.device = "cpu",
+        progress: bool = True, desc: str = "train") -> tuple[nn.Module, TrainResult]:
+    """Build a model (seeded by ``config.seed``), then load it from the cache or train it.
+
+    Parameters
+    ----------
+    build : zero-argument factory of the untrained model.
+    key : everything besides ``config`` and ``data`` that determines the result (model
+        config, loss settings such as β); combined with ``config``, ``data`` and the version.
+    cache : a :class:`ResultCache`; ``None`` makes one from the environment.
+
+    Returns the trained model (on ``device``, in eval mode) and its :class:`TrainResult`.
+    """
+    torch.manual_seed(config.seed)
+    model = build()
+    cache = cache if cache is not None else ResultCache()
+    k = cache.key(key, config, data)
+    hit = cache.load(k, model)
+    if hit is not None:
+        return model.to(device).eval(), hit
+    result = train(model, data, config, loss_fn, device=device, progress=progress, desc=desc)
+    cache.store(k, model, result)
+    return model, result
