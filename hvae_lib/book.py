@@ -256,7 +256,7 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
     failed = [r for r in runs if not r.ok]
     code = 0
     if html:
-        cmd = [sys.executable, "-m", "jupyter_book", "build", str(staging), "--path-output", str(output),
+        cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build", str(staging), "--path-output", str(output),
                "-W", "-n", "--keep-going", "--all"]
         print("building HTML:", " ".join(cmd), flush=True)
         code = subprocess.call(cmd, cwd=str(staging))
@@ -288,21 +288,18 @@ def run_one(notebook: Path, params: dict[str, Any], output: Path | None = None, 
 
 
 def strip_unchecked_outputs(nb: Any) -> Any:
-    """Keep outputs only in cells marked ``# NBVAL_CHECK_OUTPUT``; drop execution counts.
+    """Keep outputs only in cells marked ``# NBVAL_CHECK_OUTPUT``.
 
     The source notebooks keep just the reference outputs that nbval compares, so they stay
-    small and their diffs readable.
+    small and their diffs readable. Checked cells keep their execution count (nbval treats a
+    cell without one as never run); all other cells lose theirs.
     """
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         if CHECK_MARK not in cell.source:
             cell.outputs = []
-        else:
-            for out in cell.outputs:
-                if "execution_count" in out:
-                    out["execution_count"] = None
+            cell.execution_count = None
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
     nb.metadata.pop("papermill", None)

@@ -195,7 +195,9 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
     ----------
     model : the module; it is moved to ``device``.
     data : ``[N, ...]`` training examples (kept where they are; each minibatch is moved to
-        ``device``; put ``data`` on the device first to avoid copies on a GPU).
+        ``device``; put ``data`` on the device first to avoid copies on a GPU). Integer data
+        (e.g. binary images stored as ``uint8`` to save memory) are cast to ``float32`` per
+        minibatch.
     config : :class:`TrainConfig`.
     loss_fn : ``(model, batch) -> (scalar loss, {name: scalar tensor})``, e.g.
         :func:`hvae_lib.models.vae_loss`.
@@ -245,6 +247,8 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
                mininterval=1.0)
     while step < config.steps:
         batch = _to_device(data[sampler.next()], device)
+        if not batch.is_floating_point():
+            batch = batch.float()
         loss, logs = loss_fn(model, batch)
         optimizer.zero_grad(set_to_none=True)
         ok = bool(torch.isfinite(loss))

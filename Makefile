@@ -1,0 +1,28 @@
+# hvae-book: the two commands of the README.
+#   make book   set up .venv (if needed), execute every notebook with papermill, build _build/html
+#   make test   set up .venv (if needed), run the unit tests and the notebooks under nbval
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+DEVICE ?= auto
+THREADS ?= 0
+
+.PHONY: setup book test clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+book: setup
+	$(PY) -m hvae_lib build --profile $(PROFILE) --device $(DEVICE) --threads $(THREADS)
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build .hvae_cache

@@ -1,0 +1,113 @@
+"""The execution pipeline: parameters are injected, failures are reported, the book builds."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hvae_lib import book
+from hvae_lib.book import REPO_ROOT, execute_notebook, kernel_env, parameters_for, strip_unchecked_outputs, toc_files
+
+
+def make_notebook(path: Path, body: str, params: str | None = None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if params is None:
+        params = ("import os\nPROFILE = os.environ.get('HVAE_PROFILE', 'quick')\nDEVICE = 'auto'\n"
+                  "SEED = 0\nTHREADS = 1")
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), cell, nbformat.v4.new_code_cell(body)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def outputs_text(nb) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_parameters_are_injected(tmp_path):
+    src = make_notebook(tmp_path / "nb.ipynb", "print(PROFILE, DEVICE, SEED, THREADS)\n"
+                        "import os; print('env', os.environ['HVAE_SEED'], os.environ['OMP_NUM_THREADS'])")
+    params = parameters_for("paper", "cpu", 7, 2)
+    run = execute_notebook(src, tmp_path / "out" / "nb.ipynb", params, env=kernel_env(params), progress=False)
+    assert run.ok, run.error
+    text = outputs_text(nbformat.read(tmp_path / "out" / "nb.ipynb", as_version=4))
+    assert "paper cpu 7 2" in text and "env 7 2" in text
+
+
+def test_failing_cell_is_reported(tmp_path):
+    src = make_notebook(tmp_path / "bad.ipynb", "raise RuntimeError('boom')")
+    run = execute_notebook(src, tmp_path / "out.ipynb", parameters_for("quick", "cpu", 0, 1), progress=False)
+    assert not run.ok and "boom" in run.error
+
+
+@pytest.mark.parametrize("args, message", [
+    (["build", "--profile", "bogus"], "valid profiles are: quick, paper"),
+    (["build", "--device", "tpu"], "valid devices are"),
+    (["run", "missing.ipynb"], "no notebook at"),
+])
+def test_cli_rejects_bad_input(args, message, capsys):
+    assert book.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_run_with_parameter_override(tmp_path):
+    src = make_notebook(tmp_path / "nb.ipynb", "print('seed', SEED, 'profile', PROFILE)")
+    out = tmp_path / "executed.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "hvae_lib", "run", str(src), "-p", "SEED", "11",
+                           "--device", "cpu", "-o", str(out), "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "seed 11 profile quick" in outputs_text(nbformat.read(out, as_version=4))
+
+
+def test_toc_lists_existing_files_in_order():
+    files = toc_files(REPO_ROOT)
+    names = [f.name for f in files]
+    assert names[0] == "intro.md" and "01_rate_distortion.ipynb" in names and names[-1] == "status.md"
+
+
+def test_strip_keeps_only_checked_outputs():
+    nb = nbformat.v4.new_notebook()
+    keep = nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)", execution_count=3,
+                                     outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    drop = nbformat.v4.new_code_cell("print(2)", execution_count=4,
+                                     outputs=[nbformat.v4.new_output("stream", text="2\n")])
+    nb.cells = [keep, drop]
+    strip_unchecked_outputs(nb)
+    assert keep.outputs and not drop.outputs
+    assert keep.execution_count == 3 and drop.execution_count is None
+
+
+def test_tiny_book_builds_with_status_page(tmp_path):
+    """End to end on a one-notebook book: papermill, glue, status page, jupyter-book -W -n."""
+    root = tmp_path / "repo"
+    (root / "book").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy2(REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "  - file: book/tiny\n  - file: book/status\n")
+    (root / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`status` and {cite}`kingma2014autoencoding`.\n\n"
+                                            "```{bibliography}\n```\n")
+    (root / "book" / "status.md").write_text("(status)=\n# Status\n")
+    nb = make_notebook(root / "book" / "tiny.ipynb", "from myst_nb import glue\nglue('answer', 6 * 7)")
+    nb_obj = nbformat.read(nb, as_version=4)
+    nb_obj.cells.append(nbformat.v4.new_markdown_cell("The answer is {glue:}`answer`."))
+    nbformat.write(nb_obj, nb)
+    code = book.build("quick", "cpu", 0, 1, root=root, progress=False)
+    assert code == 0
+    html = (root / "_build" / "html" / "book" / "tiny.html").read_text()
+    assert "42" in html
+    status = (root / "_build" / "html" / "book" / "status.html").read_text()
+    assert "tiny.ipynb" in status and "quick" in status
+    meta = json.loads((root / "_build" / "status.json").read_text())
+    assert meta["runs"][0]["ok"] and meta["parameters"]["THREADS"] == 1
+    # a broken cross-reference makes the build fail (-W -n)
+    (root / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`no-such-label`.\n")
+    assert book.build("quick", "cpu", 0, 1, root=root, progress=False) != 0
