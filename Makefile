@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 DEVICE ?= auto
-THREADS ?= 0
+THREADS ?= 1
 
 .PHONY: setup book test clean
 

@@ -307,11 +307,15 @@ def fingerprint(*objects: Any) -> str:
 
 
 def default_cache_dir() -> Path:
-    """``$HVAE_CACHE_DIR`` or ``<repository>/.hvae_cache`` (next to ``hvae_lib``)."""
+    """``$HVAE_CACHE_DIR``; else ``.hvae_cache`` in the repository when ``hvae_lib`` runs from
+    a checkout (editable install); else ``~/.cache/hvae-book``."""
     env = os.environ.get("HVAE_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / ".hvae_cache"
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file() and (repo / "_toc.yml").is_file():
+        return repo / ".hvae_cache"
+    return Path.home() / ".cache" / "hvae-book"
 
 
 def cache_enabled_by_env() -> bool:
