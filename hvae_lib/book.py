@@ -324,6 +324,7 @@ def refresh(notebook: Path) -> int:
     for src_cell, ex_cell in zip(source.cells, executed.cells):
         if src_cell.cell_type == "code":
             src_cell.outputs = ex_cell.outputs
+            src_cell.execution_count = ex_cell.execution_count  # nbval skips checked cells without one
     nbformat.write(strip_unchecked_outputs(source), notebook)
     print(f"refreshed {notebook} in {run.seconds:.1f} s")
     return 0

@@ -632,3 +632,14 @@ def test_t1_t3_at_chapter_scale() -> None:
     q = I.random_joints(rng, m, (6,))[:, :, None, None] * q_zx[..., None] * I.random_conditional(rng, 4, 3, n=m)[:, None]
     t3 = I.conditional_prior_rate_identity_batch(q, I.random_conditional(rng, 3, 4, n=m), q_zx)
     assert np.abs(t3.residual).max() < 1e-12
+
+
+def test_t3_subnormal_label_mass_does_not_underflow() -> None:
+    # found by hypothesis: q(u) = 5e-324 times p(z|u) = 0.5 underflows to 0 if multiplied
+    p_xu = np.array([[1.0, 5e-324]])
+    q_zx = np.array([[0.0, 1.0]])
+    p_zu = np.full((2, 2), 0.5)
+    t3 = I.conditional_prior_rate_identity(I.labelled_joint(p_xu, q_zx), p_zu, q_zx)
+    assert np.isfinite(t3.kl_prior)
+    assert t3.rate == pytest.approx(np.log(2.0), abs=1e-15)
+    assert abs(t3.residual) < 1e-12

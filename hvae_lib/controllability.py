@@ -1,0 +1,253 @@
+r"""Controllability of conditional generation, scored by a factor classifier (our FID replacement).
+
+The authors report FID (InceptionV3 at 299×299, 500 samples; semafovae.md §3.5). The Inception
+weights cannot be downloaded here, so — as the digest recommends (§6.3) — we train a small
+convolutional **factor classifier** on the dataset's own images (seconds on dSprites-lite) and
+score generated samples against the factors that were *requested*:
+
+.. math::
+    \mathrm{acc}_f=\frac1N\sum_{n=1}^N\mathbf 1\big[\arg\max_k c_f(\hat x_n)_k=y_{n,f}\big],
+    \qquad \hat x_n\sim p(x\mid y_n),
+
+per factor :math:`f`, with chance level :math:`1/K_f`. The classifier's own accuracy on held-out
+real images is the ceiling. Optionally, :func:`classifier_frechet_distance` gives the Fréchet
+distance between Gaussians fitted to the classifier's penultimate features of real and generated
+images ("FD-cls"; it is **not** FID and must not be called so):
+
+.. math::
+    \mathrm{FD}=\|\mu_r-\mu_g\|^2+\mathrm{tr}\big(\Sigma_r+\Sigma_g-2(\Sigma_r^{1/2}\Sigma_g\Sigma_r^{1/2})^{1/2}\big).
+
+Used in: book/04_semafovae.ipynb
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ConfigBase
+from .nn import ConvEncoderBody
+from .train import TrainConfig, TrainResult, train
+
+__all__ = [
+    "FactorClassifierConfig", "FactorClassifier", "train_factor_classifier", "factor_accuracy",
+    "ControllabilityResult", "controllability", "frechet_distance", "classifier_frechet_distance",
+]
+
+
+@dataclass(frozen=True)
+class FactorClassifierConfig(ConfigBase):
+    """A small conv classifier with one softmax head per factor.
+
+    Attributes
+    ----------
+    input_shape : ``(C, H, W)``.
+    factor_sizes : classes per factor.
+    channels : stride-2 conv widths (:class:`~hvae_lib.nn.ConvEncoderBody`).
+    hidden : width of the penultimate (feature) layer.
+    train : optimiser settings (cross-entropy summed over factors).
+
+    Used in: book/04_semafovae.ipynb
+    """
+
+    input_shape: tuple[int, int, int] = (1, 32, 32)
+    factor_sizes: tuple[int, ...] = (3, 4, 8, 8, 8)
+    channels: tuple[int, ...] = (16, 32, 32)
+    hidden: int = 128
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=64, lr=1e-3, log_every=50))
+
+    _nested = {"train": TrainConfig}
+
+    def __post_init__(self) -> None:
+        if len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape):
+            raise ValueError(f"input_shape must be (C, H, W), got {self.input_shape}")
+        if len(self.factor_sizes) == 0 or any(int(k) <= 0 for k in self.factor_sizes):
+            raise ValueError(f"factor_sizes must be positive integers, got {self.factor_sizes}")
+        if int(self.hidden) <= 0:
+            raise ValueError(f"hidden must be positive, got {self.hidden}")
+
+
+class FactorClassifier(nn.Module):
+    """``x [B, C, H, W] -> logits [B, sum K_f]`` (concatenated per-factor blocks).
+
+    Used in: book/04_semafovae.ipynb
+    """
+
+    def __init__(self, config: FactorClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, h, w = (int(s) for s in config.input_shape)
+        self.factor_sizes = tuple(int(k) for k in config.factor_sizes)
+        body = ConvEncoderBody(c, h, config.channels)
+        self.body = nn.Sequential(body, nn.Linear(body.out_features, int(config.hidden)), nn.ReLU())
+        self.head = nn.Linear(int(config.hidden), sum(self.factor_sizes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``[B, hidden]`` (used by the Fréchet distance)."""
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenated logits ``[B, sum K_f]``."""
+        return self.head(self.features(x))
+
+    def split(self, logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-factor logit blocks."""
+        return torch.split(logits, list(self.factor_sizes), dim=-1)
+
+    @torch.no_grad()
+    def predict(self, x: Any, batch_size: int = 512) -> np.ndarray:
+        """Predicted factor indices ``int64 [N, K]`` of images ``[N, C, H, W]`` (values in [0, 1])."""
+        self.eval()
+        dev = next(self.parameters()).device
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        out = []
+        for s in range(0, len(x), batch_size):
+            logits = self(x[s:s + batch_size].to(dev).float())
+            out.append(torch.stack([b.argmax(-1) for b in self.split(logits)], dim=-1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.factor_sizes)), dtype=np.int64)
+
+
+def _classifier_loss(model: FactorClassifier, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    c, h, w = model.config.input_shape
+    n_pix = c * h * w
+    x = batch[:, :n_pix].reshape(-1, c, h, w)
+    y = batch[:, n_pix:].long()
+    logits = model.split(model(x))
+    losses = [F.cross_entropy(lb, y[:, k]) for k, lb in enumerate(logits)]
+    loss = torch.stack(losses).sum()
+    acc = torch.stack([(lb.argmax(-1) == y[:, k]).float().mean() for k, lb in enumerate(logits)]).mean()
+    return loss, {"loss": loss.detach(), "accuracy": acc.detach()}
+
+
+def train_factor_classifier(images: Any, factors: Any, config: FactorClassifierConfig, *,
+                            device: str | torch.device = "cpu", progress: bool = True
+                            ) -> tuple[FactorClassifier, TrainResult]:
+    r"""Train a :class:`FactorClassifier` with :func:`hvae_lib.train.train` (Adam, seeded).
+
+    Loss :math:`\sum_f\mathrm{CE}(c_f(x),y_f)`. Images and factors are packed into one float
+    tensor ``[N, C·H·W + K]`` so that :func:`~hvae_lib.train.train` draws them together.
+
+    Parameters
+    ----------
+    images : ``[N, C, H, W]`` in [0, 1]; factors : ``[N, K]`` integer indices.
+
+    Used in: book/04_semafovae.ipynb
+    """
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images).float()
+    f = torch.as_tensor(np.asarray(factors) if not torch.is_tensor(factors) else factors)
+    if x.ndim != 4 or f.ndim != 2 or len(x) != len(f) or f.shape[1] != len(config.factor_sizes):
+        raise ValueError(f"need images [N, C, H, W] and factors [N, {len(config.factor_sizes)}]; got "
+                         f"{tuple(x.shape)}, {tuple(f.shape)}")
+    torch.manual_seed(config.train.seed)
+    model = FactorClassifier(config)
+    data = torch.cat([x.reshape(len(x), -1), f.float()], dim=1)
+    result = train(model, data, config.train, _classifier_loss, device=device, progress=progress,
+                   desc="factor classifier")
+    return model, result
+
+
+def factor_accuracy(classifier: FactorClassifier, images: Any, factors: Any) -> np.ndarray:
+    """Per-factor accuracy ``float64 [K]`` of the classifier on (real) images with known factors.
+
+    Used in: book/04_semafovae.ipynb
+    """
+    pred = classifier.predict(images)
+    f = np.asarray(factors)
+    if pred.shape != f.shape:
+        raise ValueError(f"factors must have shape {pred.shape}, got {f.shape}")
+    return (pred == f).mean(axis=0).astype(np.float64)
+
+
+@dataclass
+class ControllabilityResult:
+    """Per-factor accuracy of generated samples w.r.t. the requested factors.
+
+    Attributes
+    ----------
+    per_factor : ``[K]`` accuracies; chance : ``[K]`` chance levels ``1/K_f``;
+    names : factor names; n : number of samples.
+
+    Used in: book/04_semafovae.ipynb
+    """
+
+    per_factor: np.ndarray
+    chance: np.ndarray
+    names: tuple[str, ...]
+    n: int
+
+    @property
+    def mean(self) -> float:
+        """Mean accuracy over factors."""
+        return float(np.mean(self.per_factor))
+
+    def as_dict(self) -> dict[str, float]:
+        """``{name: accuracy}`` plus ``"mean"``."""
+        return {**{n: float(a) for n, a in zip(self.names, self.per_factor)}, "mean": self.mean}
+
+
+def controllability(classifier: FactorClassifier, generated: Any, requested: Any,
+                    names: Sequence[str] | None = None) -> ControllabilityResult:
+    r"""Score generated images ``[N, C, H, W]`` against the requested factors ``[N, K]`` (:math:`\mathrm{acc}_f`).
+
+    Used in: book/04_semafovae.ipynb
+    """
+    acc = factor_accuracy(classifier, generated, requested)
+    sizes = classifier.factor_sizes
+    nm = tuple(names) if names is not None else tuple(f"factor{k}" for k in range(len(sizes)))
+    if len(nm) != len(sizes):
+        raise ValueError(f"need {len(sizes)} names, got {len(nm)}")
+    return ControllabilityResult(per_factor=acc, chance=1.0 / np.asarray(sizes, dtype=np.float64), names=nm,
+                                 n=int(len(np.asarray(requested))))
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((a + a.T) / 2.0)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
+    r"""Fréchet (2-Wasserstein) distance between :math:`\mathcal N(\mu_1,\Sigma_1)` and :math:`\mathcal N(\mu_2,\Sigma_2)`.
+
+    .. math:: \|\mu_1-\mu_2\|^2+\mathrm{tr}\,\Sigma_1+\mathrm{tr}\,\Sigma_2-2\,\mathrm{tr}(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2})^{1/2}
+
+    computed with symmetric eigendecompositions (no SciPy); clipped at 0.
+
+    Used in: book/04_semafovae.ipynb
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != (mu1.size, mu1.size):
+        raise ValueError("frechet_distance needs matching means [D] and covariances [D, D]")
+    s1 = _sqrtm_psd(cov1)
+    cross = _sqrtm_psd(s1 @ cov2 @ s1)
+    d = float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(cross))
+    return max(d, 0.0)
+
+
+@torch.no_grad()
+def classifier_frechet_distance(classifier: FactorClassifier, real: Any, generated: Any,
+                                batch_size: int = 512) -> float:
+    """FD-cls: Fréchet distance between the classifier-feature Gaussians of real and generated images.
+
+    Not FID (no Inception network); comparable only between models scored by the same classifier
+    and sample sizes.
+
+    Used in: book/04_semafovae.ipynb
+    """
+    classifier.eval()
+    dev = next(classifier.parameters()).device
+
+    def feats(x: Any) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).float()
+        if len(x) < 2:
+            raise ValueError("need at least two images per set")
+        return torch.cat([classifier.features(x[s:s + batch_size].to(dev)).cpu()
+                          for s in range(0, len(x), batch_size)]).double().numpy()
+
+    a, b = feats(real), feats(generated)
+    return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+

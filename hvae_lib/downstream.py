@@ -1,0 +1,776 @@
+r"""Downstream evaluation of hierarchical VAEs and the rate-splitting bounds.
+
+Three tasks use different parts of a VAE (Xiao & Bamler 2023, slides p.4):
+
+* **reconstruction** — :func:`evaluate_rates`, :func:`psnr`, :func:`reconstruction_psnr`;
+* **representation learning** from the top layer :math:`z_2` — :func:`top_layer_codes`,
+  :func:`probe_accuracy` (logistic regression, k-NN, RBF-SVM from scikit-learn on the
+  posterior mean :math:`\mu_2` and on a sampled :math:`z_2`), :func:`label_information`
+  (Monte-Carlo :math:`\hat I(\text{label}; z_2)`, plug-in and leave-one-out);
+* **generation** — :func:`inception_style_score`, :func:`sample_quality` with a classifier
+  trained on the dataset (:func:`fit_image_classifier`).
+
+The bounds, as checkable functions (attribution as in the rate-splitting digest):
+
+* distortion bound — **the paper's** (§4.1 of the digest, slides p.5):
+  :math:`\mathbb E[D] \ge H[p_{\rm data}] - \mathbb E[\sum_l R_l]`; the proof via
+  :math:`D + R = -\mathrm{ELBO} \ge -\log p_\theta(x)` and the Gaussian form
+  (:func:`gaussian_sse_lower_bound`) are **our derivation**. See :func:`check_distortion_bound`.
+* Fano-type classification bound — **the paper's** (§4.2 of the digest, slides p.6):
+  :math:`\text{accuracy} \le f^{-1}(I(\text{label}; z_2)) \le f^{-1}(\mathbb E R(z_2))` with
+  :math:`f(\alpha)=H[p(\text{label})]+\alpha\log\alpha+(1-\alpha)\log\frac{1-\alpha}{M-1}`.
+  The proof, the monotone branch :math:`[1/M, 1]` on which :func:`fano_inverse` inverts
+  :math:`f` exactly (Brent's method instead of the authors' unbounded Nelder–Mead), the
+  empirical label distribution in :math:`H`, and the scope remark (the bound covers
+  classifiers of a **sampled** :math:`z_2`, not of :math:`\mu_2`) are **our derivation**.
+  See :func:`check_fano_bound`.
+
+Differences from the authors' evaluation code, on purpose: images are clamped to the data
+range before every image metric; PSNR uses ``data_range = 1`` (not inferred from the
+targets); test-set averages are sums divided by N (not means of batch means); the MI
+estimator has a leave-one-out variant besides the authors' plug-in one.
+
+Used in: book/03_rate_splitting.ipynb
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+from scipy.special import xlogy
+
+from .models.hierarchical import HierarchicalVAE
+
+__all__ = [
+    "PROBES", "RateEvaluation", "evaluate_rates", "psnr", "reconstruction_psnr", "TopLayerCodes",
+    "top_layer_codes", "probe_accuracy", "faithful_probe_accuracy", "LabelInformation", "label_information",
+    "label_distribution", "SampleScore", "inception_style_score", "fit_image_classifier", "sample_quality",
+    "fano_f", "fano_inverse", "distortion_lower_bound", "gaussian_sse_lower_bound", "BoundCheck",
+    "check_distortion_bound", "FanoCheck", "check_fano_bound", "evaluate_model", "evaluate_grid",
+]
+
+PROBES: tuple[str, ...] = ("logistic", "knn", "rbf_svm")
+"""Classifier probes of :func:`probe_accuracy`."""
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t if t.is_floating_point() else t.float()
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next(model.parameters())
+    return p.device, p.dtype
+
+
+def _check_images(model: HierarchicalVAE, data: torch.Tensor) -> None:
+    shape = tuple(int(s) for s in model.config.input_shape)
+    if data.dim() != 4 or tuple(data.shape[1:]) != shape or data.shape[0] == 0:
+        raise ValueError(f"expected images [N, {', '.join(map(str, shape))}] with N >= 1, got {tuple(data.shape)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# reconstruction
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class RateEvaluation:
+    r"""Per-example terms of a hierarchical VAE on ``N`` examples (``L`` layers), in nats.
+
+    Attributes
+    ----------
+    distortion : ``[N]`` :math:`-\log p(x\mid z_1)` at one posterior sample.
+    rates : ``[N, L]``; column ``l-1`` is the one-sample estimate of :math:`R(z_l\mid z_{>l})`,
+        the last column :math:`R(z_L)`.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    distortion: np.ndarray
+    rates: np.ndarray
+
+    @property
+    def mean_rates(self) -> np.ndarray:
+        """``[L]`` dataset averages (sum / N) of the per-layer rates."""
+        return self.rates.mean(0)
+
+    @property
+    def total_rate(self) -> float:
+        """:math:`\\mathbb E_x \\sum_l R_l`."""
+        return float(self.rates.sum(1).mean())
+
+    @property
+    def mean_distortion(self) -> float:
+        """:math:`\\mathbb E_x D`."""
+        return float(self.distortion.mean())
+
+    @property
+    def elbo(self) -> float:
+        """:math:`-\\mathbb E_x(D + \\sum_l R_l)`."""
+        return -(self.mean_distortion + self.total_rate)
+
+
+@torch.no_grad()
+def evaluate_rates(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512,
+                   seed: int = 0) -> RateEvaluation:
+    """Per-example distortion and per-layer rates on a test set.
+
+    ``data`` ``[N, C, H, W]``; one posterior sample per example from a ``torch.Generator``
+    seeded with ``seed`` on the model's device. Averages are sums over all N divided by N
+    (the authors average per-batch means, over-weighting the last batch).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    data = _as_tensor(data)
+    _check_images(model, data)
+    model.eval()
+    device, dtype = _model_device(model)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    dist, rates = [], []
+    for start in range(0, data.shape[0], int(batch_size)):
+        x = data[start:start + int(batch_size)].to(device, dtype)
+        out = model(x, generator=gen)
+        dist.append(out.distortion.cpu().numpy())
+        rates.append(out.rates.cpu().numpy())
+    return RateEvaluation(np.concatenate(dist).astype(np.float64), np.concatenate(rates).astype(np.float64))
+
+
+def psnr(target: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.ndarray, *,
+         data_range: float = 1.0, clamp: bool = True, reduction: str = "dataset") -> float | np.ndarray:
+    r"""Peak signal-to-noise ratio in dB.
+
+    .. math:: \mathrm{PSNR} = 10\log_{10}\frac{\text{data\_range}^2}{\mathrm{MSE}}
+
+    Parameters
+    ----------
+    target, reconstruction : ``[N, ...]`` images of equal shape.
+    data_range : the range of the data (1 for images in ``[0, 1]``); fixed, never inferred
+        from the targets.
+    clamp : clamp ``reconstruction`` to ``[0, data_range]`` first.
+    reduction : ``"dataset"`` — one PSNR of the MSE over all pixels of all images (what
+        ``torchmetrics.PeakSignalNoiseRatio()`` accumulates); ``"mean"`` — the mean of
+        per-image PSNRs; ``"none"`` — ``[N]`` per-image PSNRs.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    t = _as_numpy(target).astype(np.float64)
+    r = _as_numpy(reconstruction).astype(np.float64)
+    if t.shape != r.shape or t.ndim < 1 or t.shape[0] == 0:
+        raise ValueError(f"target {t.shape} and reconstruction {r.shape} must have the same shape [N, ...]")
+    if not data_range > 0:
+        raise ValueError(f"data_range must be positive, got {data_range}")
+    if clamp:
+        r = np.clip(r, 0.0, data_range)
+    err = (t - r) ** 2
+    with np.errstate(divide="ignore"):
+        if reduction == "dataset":
+            return float(10.0 * np.log10(data_range ** 2 / err.mean()))
+        per_image = 10.0 * np.log10(data_range ** 2 / err.reshape(err.shape[0], -1).mean(1))
+    if reduction == "mean":
+        return float(per_image.mean())
+    if reduction == "none":
+        return per_image
+    raise ValueError(f"unknown reduction {reduction!r}; valid: dataset, mean, none")
+
+
+@torch.no_grad()
+def reconstruction_psnr(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512,
+                        data_range: float = 1.0, reduction: str = "dataset") -> float | np.ndarray:
+    r"""PSNR of posterior-mean reconstructions :math:`\mathbb E[x\mid\bar z_1]`, clamped to the range.
+
+    :math:`\bar z_2=\mu_2(x)`, :math:`\bar z_1` the mean of :math:`q(z_1\mid\bar z_2, x)` (the
+    authors' protocol, :meth:`HierarchicalVAE.reconstruct`), then :func:`psnr`.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    data = _as_tensor(data)
+    _check_images(model, data)
+    model.eval()
+    device, dtype = _model_device(model)
+    recs = [model.reconstruct(data[s:s + int(batch_size)].to(device, dtype)).cpu()
+            for s in range(0, data.shape[0], int(batch_size))]
+    return psnr(data, torch.cat(recs), data_range=data_range, clamp=True, reduction=reduction)
+
+
+# ----------------------------------------------------------------------------------------------
+# representation learning
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class TopLayerCodes:
+    r"""Top-layer codes of ``N`` examples (``d = dim z_L``).
+
+    Attributes
+    ----------
+    mean : ``[N, d]`` posterior mean :math:`\mu_L(x)` (deterministic in x).
+    std : ``[N, d]`` posterior standard deviation.
+    sample : ``[N, d]`` one sample :math:`z_L\sim q(z_L\mid x)` per example.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    sample: np.ndarray
+
+
+@torch.no_grad()
+def top_layer_codes(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512,
+                    seed: int = 0) -> TopLayerCodes:
+    """Posterior mean, std and one sample of the top layer :math:`q(z_L\\mid x)` for ``data``
+    ``[N, C, H, W]``; the sample uses a ``torch.Generator`` seeded with ``seed``.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    data = _as_tensor(data)
+    _check_images(model, data)
+    model.eval()
+    device, dtype = _model_device(model)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    mus, stds, zs = [], [], []
+    for s in range(0, data.shape[0], int(batch_size)):
+        mu, std = model.top_posterior(data[s:s + int(batch_size)].to(device, dtype))
+        eps = torch.randn(mu.shape, generator=gen, device=device, dtype=dtype)
+        mus.append(mu.cpu())
+        stds.append(std.cpu())
+        zs.append((mu + std * eps).cpu())
+    return TopLayerCodes(torch.cat(mus).double().numpy(), torch.cat(stds).double().numpy(),
+                         torch.cat(zs).double().numpy())
+
+
+def _make_probe(name: str, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    if name == "logistic":
+        return LogisticRegression(max_iter=2000, random_state=seed)
+    if name == "knn":
+        return KNeighborsClassifier(n_neighbors=5)
+    if name == "rbf_svm":
+        return SVC(kernel="rbf", random_state=seed)
+    raise ValueError(f"unknown probe {name!r}; valid: {', '.join(PROBES)}")
+
+
+def probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
+                   test_labels: np.ndarray, *, probes: Sequence[str] = PROBES, seed: int = 0) -> dict[str, float]:
+    """Test accuracy of scikit-learn classifiers fitted on ``train_features``.
+
+    Probes (scikit-learn defaults otherwise, features not rescaled, as the authors):
+    ``"logistic"`` — ``LogisticRegression`` (lbfgs, multinomial, ``max_iter=2000``; the authors
+    use saga averaged over 5 seeds); ``"knn"`` — ``KNeighborsClassifier(5)``; ``"rbf_svm"`` —
+    ``SVC(kernel="rbf")``.
+
+    Parameters
+    ----------
+    train_features, test_features : ``[N, d]``.
+    train_labels, test_labels : ``[N]`` integer labels.
+
+    Returns ``{probe: accuracy}``.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    xtr, xte = np.asarray(train_features, dtype=np.float64), np.asarray(test_features, dtype=np.float64)
+    ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
+    if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"features must be [N, d] with equal d, got {xtr.shape} and {xte.shape}")
+    if len(ytr) != len(xtr) or len(yte) != len(xte):
+        raise ValueError("features and labels differ in length")
+    if len(np.unique(ytr)) < 2:
+        raise ValueError("the training labels contain a single class")
+    out: dict[str, float] = {}
+    for name in probes:
+        clf = _make_probe(name, seed)
+        clf.fit(xtr, ytr)
+        out[name] = float((clf.predict(xte) == yte).mean())
+    return out
+
+
+def faithful_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, probes: Sequence[str] = PROBES,
+                            test_fraction: float = 0.2, seed: int = 42) -> dict[str, float]:
+    """The authors' protocol: one seeded permutation of the **test-set** codes, fit on 80 %,
+    score on the remaining 20 % (noisy on small test sets; :func:`probe_accuracy` with train
+    and test codes is our default).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    x, y = np.asarray(features), np.asarray(labels)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_test = max(1, int(round(test_fraction * len(x))))
+    te, tr = perm[:n_test], perm[n_test:]
+    return probe_accuracy(x[tr], y[tr], x[te], y[te], probes=probes, seed=seed)
+
+
+def label_distribution(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Empirical class probabilities ``[M]`` of integer ``labels`` in ``0..M-1``.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size == 0 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ValueError("labels must be a non-empty 1-D array of non-negative integers")
+    m = int(y.max()) + 1 if num_classes is None else int(num_classes)
+    if m <= y.max():
+        raise ValueError(f"num_classes={num_classes} but labels go up to {y.max()}")
+    return np.bincount(y, minlength=m).astype(np.float64) / y.size
+
+
+@dataclass
+class LabelInformation:
+    r"""Monte-Carlo estimates of :math:`I_q(\text{label}; z)` in nats.
+
+    Attributes
+    ----------
+    plug_in : the authors' estimator (each point's own mixture component included; biased
+        upward; at most the empirical label entropy).
+    leave_one_out : the same with each point's own component removed from both mixtures
+        (points whose class has a single member are left out of the average).
+    label_entropy : the empirical label entropy :math:`H` (nats), the plug-in's ceiling.
+    num_points : N.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    plug_in: float
+    leave_one_out: float
+    label_entropy: float
+    num_points: int
+
+
+def label_information(mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor, labels: np.ndarray, *,
+                      samples: np.ndarray | torch.Tensor | None = None, seed: int = 0,
+                      max_chunk_elements: int = 4_000_000) -> LabelInformation:
+    r"""Monte-Carlo estimate of :math:`I_q(\text{label}; z)` with mixture marginals.
+
+    With one sample :math:`z_j\sim q(z\mid x_j)` per point and diagonal Gaussians
+    :math:`q(z\mid x_i)=\mathcal N(\mu_i,\sigma_i^2)`,
+
+    .. math::
+        \hat I = \frac1N\sum_j\Big[\log\frac{1}{N_{l_j}}\sum_{i: l_i=l_j} q(z_j\mid x_i)
+                 - \log\frac1N\sum_i q(z_j\mid x_i)\Big]
+
+    (plug-in; the authors' ``MI_given_dist_q_by_mc``). The leave-one-out variant drops
+    :math:`i=j` from both sums (and uses :math:`N_{l_j}-1`, :math:`N-1`), removing the self-term
+    bias that makes the plug-in saturate at :math:`H(\text{labels})`. Cost :math:`O(N^2 d)` in
+    float64, in chunks of at most ``max_chunk_elements`` (cap N around 2,000 on a CPU).
+
+    Which one to use (our derivation). For :math:`x` uniform on the N evaluation points the
+    two mixtures are *exact*, so the plug-in is an unbiased one-sample estimate of the
+    information :math:`I_{\rm emp}(\text{label}; z)` of that empirical distribution, which
+    obeys :math:`I_{\rm emp}\le\mathbb E_{\rm emp}R(z)` and the Fano bound for accuracies
+    measured on the same points; it overestimates the population value (narrow posteriors
+    memorise the points). The leave-one-out variant targets the population value but is
+    biased **downward** when posteriors are narrow compared with the spacing of the points
+    (it can even be negative), so it can make the Fano bound look violated. Feed the plug-in
+    to :func:`check_fano_bound`; report the leave-one-out value as a less optimistic
+    estimate. Neither ordering between them is guaranteed.
+
+    Parameters
+    ----------
+    mean, std : ``[N, d]`` posterior parameters of each point.
+    labels : ``[N]`` integer labels.
+    samples : ``[N, d]`` one sample per point; drawn with a ``torch.Generator`` seeded by
+        ``seed`` when ``None``.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    mu = torch.as_tensor(_as_numpy(mean), dtype=torch.float64)
+    sd = torch.as_tensor(_as_numpy(std), dtype=torch.float64)
+    y = np.asarray(labels)
+    if mu.dim() != 2 or mu.shape != sd.shape or len(y) != mu.shape[0] or mu.shape[0] < 2:
+        raise ValueError(f"need mean and std [N, d] (N >= 2) and labels [N], got {tuple(mu.shape)}, "
+                         f"{tuple(sd.shape)}, {y.shape}")
+    if not bool((sd > 0).all()):
+        raise ValueError("std must be positive")
+    n, d = mu.shape
+    if samples is None:
+        gen = torch.Generator().manual_seed(int(seed))
+        z = mu + sd * torch.randn(mu.shape, generator=gen, dtype=torch.float64)
+    else:
+        z = torch.as_tensor(_as_numpy(samples), dtype=torch.float64)
+        if z.shape != mu.shape:
+            raise ValueError(f"samples must be [N, d] = {tuple(mu.shape)}, got {tuple(z.shape)}")
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    lab = torch.as_tensor(inverse)
+    inv_sd = 1.0 / sd
+    const = -torch.log(sd).sum(1) - 0.5 * d * math.log(2 * math.pi)  # [N] over components i
+    chunk = max(1, int(max_chunk_elements) // max(1, n * d))
+    plug, loo = np.empty(n), np.full(n, np.nan)
+    cnt = torch.as_tensor(counts, dtype=torch.float64)
+    for s in range(0, n, chunk):
+        zj = z[s:s + chunk]  # [c, d]
+        u = (zj[:, None, :] - mu[None, :, :]) * inv_sd[None, :, :]
+        logq = -0.5 * (u ** 2).sum(-1) + const[None, :]  # [c, N] log q(z_j | x_i)
+        rows = torch.arange(zj.shape[0])
+        same = lab[s:s + chunk, None] == lab[None, :]
+        nl = cnt[lab[s:s + chunk]]
+        cond = torch.logsumexp(torch.where(same, logq, torch.full_like(logq, -math.inf)), 1) - torch.log(nl)
+        marg = torch.logsumexp(logq, 1) - math.log(n)
+        plug[s:s + chunk] = (cond - marg).numpy()
+        logq[rows, rows + s] = -math.inf
+        ok = nl > 1
+        cond_l = torch.logsumexp(torch.where(same, logq, torch.full_like(logq, -math.inf)), 1) - torch.log(
+            (nl - 1).clamp(min=1))
+        marg_l = torch.logsumexp(logq, 1) - math.log(n - 1)
+        loo[s:s + chunk] = torch.where(ok, cond_l - marg_l, torch.full_like(marg_l, math.nan)).numpy()
+    p = counts / n
+    h = float(-(p * np.log(p)).sum())
+    loo_mean = float(np.nanmean(loo)) if np.isfinite(loo).any() else float("nan")
+    return LabelInformation(plug_in=float(plug.mean()), leave_one_out=loo_mean, label_entropy=h, num_points=int(n))
+
+
+# ----------------------------------------------------------------------------------------------
+# generation
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class SampleScore:
+    r"""Inception-Score-style sample metric; ``score = diversity × sharpness`` per split.
+
+    Attributes
+    ----------
+    score : mean over splits of :math:`\exp\{\mathbb E_x \mathrm{KL}[p(y|x)\|p(y)]\}`.
+    diversity : mean over splits of :math:`e^{H[p(y)]}` (at most M).
+    sharpness : mean over splits of :math:`e^{-\mathbb E_x H[p(y|x)]}` (at most 1).
+    score_std : standard deviation of ``score`` over splits (0 for one split).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    score: float
+    diversity: float
+    sharpness: float
+    score_std: float = 0.0
+
+
+def inception_style_score(probs: np.ndarray, *, splits: int = 1) -> SampleScore:
+    r"""IS from classifier probabilities ``probs`` ``[N, M]`` of generated samples.
+
+    .. math::
+        \mathrm{IS} = \exp\Big\{\mathbb E_x \mathrm{KL}[p(y|x)\|p(y)]\Big\}
+        = \underbrace{e^{H[p(y)]}}_{\text{diversity}}\times
+          \underbrace{e^{-\mathbb E_x H[p(y|x)]}}_{\text{sharpness}},\qquad
+        p(y)=\mathbb E_x\,p(y|x)
+
+    (Salimans et al. 2016; the factorisation as in the authors' slides p.7). ``splits`` equal
+    parts are scored separately and averaged (the authors use 5 splits of 2,000).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[0] < int(splits) or int(splits) < 1:
+        raise ValueError(f"probs must be [N, M] with N >= splits >= 1, got {p.shape}, splits={splits}")
+    if (p < -1e-9).any() or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+        raise ValueError("each row of probs must be a probability vector")
+    scores, divs, sharps = [], [], []
+    for part in np.array_split(p, int(splits)):
+        marginal = part.mean(0)
+        h_marg = float(-xlogy(marginal, marginal).sum())
+        h_cond = float(-xlogy(part, part).sum(1).mean())
+        divs.append(math.exp(h_marg))
+        sharps.append(math.exp(-h_cond))
+        scores.append(divs[-1] * sharps[-1])
+    return SampleScore(score=float(np.mean(scores)), diversity=float(np.mean(divs)),
+                       sharpness=float(np.mean(sharps)), score_std=float(np.std(scores)))
+
+
+def fit_image_classifier(images: np.ndarray | torch.Tensor, labels: np.ndarray, *, C: float = 1.0,
+                         max_iter: int = 2000, seed: int = 0) -> Any:
+    """A dataset-specific classifier for :func:`sample_quality`: multinomial logistic regression
+    on raw pixels (scikit-learn; about 97 % test accuracy on 8×8 digits). Any object with
+    ``predict_proba`` on ``[N, C·H·W]`` pixel rows can replace it (e.g. a CNN wrapper for the
+    paper profile).
+
+    ``images`` ``[N, C, H, W]`` (or ``[N, F]``), ``labels`` ``[N]``. Returns the fitted estimator.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = _as_numpy(images).reshape(len(images), -1).astype(np.float64)
+    y = np.asarray(labels)
+    if len(y) != len(x) or len(np.unique(y)) < 2:
+        raise ValueError("need as many labels as images and at least two classes")
+    return LogisticRegression(C=C, max_iter=int(max_iter), random_state=int(seed)).fit(x, y)
+
+
+@torch.no_grad()
+def sample_quality(model: HierarchicalVAE, classifier: Any, *, num_samples: int = 2000, splits: int = 1,
+                   seed: int = 0, data_range: float = 1.0) -> SampleScore:
+    r"""IS-style score of ancestral samples.
+
+    :math:`z_L\sim\mathcal N(0,I)`, :math:`z_l\sim p(z_l|z_{>l})` sampled, image = decoder mean
+    **clamped** to ``[0, data_range]`` (the authors do not clamp), classified by
+    ``classifier.predict_proba`` on flattened pixels, then :func:`inception_style_score`.
+    Noise from a ``torch.Generator`` seeded with ``seed``.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    if int(num_samples) < int(splits):
+        raise ValueError(f"num_samples must be >= splits, got {num_samples}, {splits}")
+    model.eval()
+    device, _ = _model_device(model)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    x = model.sample(int(num_samples), generator=gen).clamp(0.0, float(data_range))
+    probs = classifier.predict_proba(x.reshape(x.shape[0], -1).cpu().double().numpy())
+    return inception_style_score(probs, splits=splits)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fano-type bound
+# ----------------------------------------------------------------------------------------------
+def _check_label_probs(label_probs: Sequence[float] | np.ndarray) -> tuple[np.ndarray, float, int]:
+    p = np.asarray(label_probs, dtype=np.float64)
+    if p.ndim != 1 or p.size < 2:
+        raise ValueError(f"label_probs must list M >= 2 class probabilities, got shape {p.shape}")
+    if (p < 0).any() or not math.isclose(float(p.sum()), 1.0, abs_tol=1e-6):
+        raise ValueError(f"label_probs must be non-negative and sum to 1, got sum {p.sum():.6g}")
+    return p, float(-xlogy(p, p).sum()), int(p.size)
+
+
+def fano_f(alpha: float | np.ndarray, label_probs: Sequence[float] | np.ndarray) -> float | np.ndarray:
+    r""":math:`f(\alpha)=H[p(\text{label})]+\alpha\log\alpha+(1-\alpha)\log\frac{1-\alpha}{M-1}` (nats).
+
+    Fano: a classifier with accuracy :math:`\alpha` has :math:`I(\text{label};\hat y)\ge f(\alpha)`.
+    :math:`f` decreases on :math:`[0, 1/M]` and increases on :math:`[1/M, 1]` from
+    :math:`H-\log M\le 0` to :math:`H` (our derivation). ``M`` is ``len(label_probs)``.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    _, h, m = _check_label_probs(label_probs)
+    a = np.asarray(alpha, dtype=np.float64)
+    if ((a < 0) | (a > 1)).any():
+        raise ValueError("alpha must lie in [0, 1]")
+    val = h + xlogy(a, a) + xlogy(1 - a, (1 - a) / (m - 1))
+    return float(val) if val.ndim == 0 else val
+
+
+def fano_inverse(information: float | np.ndarray, label_probs: Sequence[float] | np.ndarray,
+                 *, xtol: float = 1e-12) -> float | np.ndarray:
+    r"""Largest accuracy compatible with :math:`I` nats of label information: :math:`f^{-1}(I)`.
+
+    Inverts :func:`fano_f` on its increasing branch :math:`[1/M, 1]` by Brent's method
+    (``scipy.optimize.brentq``; the root is bracketed because :math:`f(1/M)\le 0\le I`), and
+    returns 1 for :math:`I\ge H`. Exact to ``xtol`` and monotone non-decreasing in :math:`I`.
+    Negative :math:`I` (possible for Monte-Carlo estimates) is treated as 0. Use the
+    empirical label distribution of the evaluation set (:func:`label_distribution`); with
+    non-uniform labels :math:`f^{-1}(0) > 1/M`.
+
+    ``information`` may be a scalar or an array (element-wise).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    p, h, m = _check_label_probs(label_probs)
+    vals = np.asarray(information, dtype=np.float64)
+    if np.isnan(vals).any():
+        raise ValueError("information contains NaN")
+    lo = 1.0 / m
+
+    def one(i: float) -> float:
+        i = max(float(i), 0.0)
+        if i >= h:
+            return 1.0
+        g = lambda a: float(fano_f(a, p)) - i  # noqa: E731
+        if g(lo) >= 0:  # only when H = log M and I = 0
+            return lo
+        return float(brentq(g, lo, 1.0, xtol=xtol, rtol=4 * np.finfo(float).eps))
+
+    out = np.vectorize(one, otypes=[np.float64])(vals)
+    return float(out) if out.ndim == 0 else out
+
+
+# ----------------------------------------------------------------------------------------------
+# the bounds as checks
+# ----------------------------------------------------------------------------------------------
+def distortion_lower_bound(data_entropy: float, total_rate: float) -> float:
+    r"""The paper's reconstruction bound :math:`\mathbb E[D]\ge H[p_{\rm data}]-\mathbb E[\sum_l R_l]` (nats).
+
+    Only the **total** rate enters, not its split. ``data_entropy`` is :math:`H[p_{\rm data}]`
+    in nats (differential entropy for continuous data — usually unknown, so in practice the
+    bound is qualitative: iso-rate lines are iso-bound lines).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    return float(data_entropy) - float(total_rate)
+
+
+def gaussian_sse_lower_bound(data_entropy: float, total_rate: float, sigma: float, num_pixels: int) -> float:
+    r"""Our Gaussian form of the distortion bound (fixed-σ decoder over ``n`` pixels):
+
+    .. math::
+        \mathbb E\|x-f_\theta(z_1)\|^2 \ge 2\sigma^2\Big(H[p_{\rm data}]-\mathbb E R
+        - n\log(\sigma\sqrt{2\pi})\Big).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    if not sigma > 0 or int(num_pixels) <= 0:
+        raise ValueError(f"need sigma > 0 and num_pixels > 0, got {sigma}, {num_pixels}")
+    return 2 * sigma ** 2 * (float(data_entropy) - float(total_rate)
+                             - int(num_pixels) * math.log(sigma * math.sqrt(2 * math.pi)))
+
+
+@dataclass
+class BoundCheck:
+    """Outcome of a bound check ``value >= bound - tolerance`` (or ``<=`` for upper bounds).
+
+    Attributes
+    ----------
+    name : what was checked.
+    value : the measured quantity.
+    bound : the bound.
+    tolerance : slack allowed for estimation noise.
+    holds : whether the inequality holds within the tolerance.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    name: str
+    value: float
+    bound: float
+    tolerance: float
+    holds: bool
+
+    @property
+    def margin(self) -> float:
+        """Distance to the bound on the valid side (negative when violated, ignoring tolerance)."""
+        return self.value - self.bound if self.name.endswith(">=") else self.bound - self.value
+
+
+def check_distortion_bound(mean_distortion: float, total_rate: float, data_entropy: float, *,
+                           tolerance: float = 0.0) -> BoundCheck:
+    r"""Check the paper's :math:`\mathbb E[D] \ge H[p_{\rm data}] - \mathbb E[R]` (nats, test averages).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    bound = distortion_lower_bound(data_entropy, total_rate)
+    return BoundCheck("E[D] >=", float(mean_distortion), bound, float(tolerance),
+                      bool(mean_distortion >= bound - tolerance))
+
+
+@dataclass
+class FanoCheck:
+    r"""Outcome of :func:`check_fano_bound`.
+
+    Attributes
+    ----------
+    accuracy : measured test accuracy of a classifier of sampled :math:`z_2`.
+    information_bound : :math:`f^{-1}(I)`.
+    rate_bound : :math:`f^{-1}(\mathbb E R(z_2))` (``nan`` if no rate was given).
+    tolerance : allowed excess for the finite test set.
+    holds : ``accuracy <= information_bound + tolerance``.
+    chain_holds : ``information_bound <= rate_bound`` (i.e. the estimate of :math:`I` does not
+        exceed the rate; ``True`` when no rate was given).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    accuracy: float
+    information_bound: float
+    rate_bound: float
+    tolerance: float
+    holds: bool
+    chain_holds: bool
+
+
+def check_fano_bound(accuracy: float, information: float, label_probs: Sequence[float] | np.ndarray, *,
+                     top_rate: float | None = None, num_test: int | None = None,
+                     tolerance: float | None = None) -> FanoCheck:
+    r"""Check :math:`\text{accuracy}\le f^{-1}(I(\text{label};z_2))\le f^{-1}(\mathbb E R(z_2))`.
+
+    The paper's bound; it covers classifiers of a **sampled** :math:`z_2` (a classifier of
+    :math:`\mu_2(x)` may exceed it — our derivation, digest §4.2). ``tolerance`` defaults to
+    :math:`2\sqrt{\alpha(1-\alpha)/N_{\rm test}}` (two binomial standard errors) when
+    ``num_test`` is given, else 0.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    acc = float(accuracy)
+    if not 0 <= acc <= 1:
+        raise ValueError(f"accuracy must lie in [0, 1], got {accuracy}")
+    if tolerance is None:
+        tolerance = 2 * math.sqrt(acc * (1 - acc) / int(num_test)) if num_test else 0.0
+    b_info = float(fano_inverse(information, label_probs))
+    b_rate = float(fano_inverse(top_rate, label_probs)) if top_rate is not None else float("nan")
+    chain = True if top_rate is None else bool(b_info <= b_rate + 1e-12)
+    return FanoCheck(accuracy=acc, information_bound=b_info, rate_bound=b_rate, tolerance=float(tolerance),
+                     holds=bool(acc <= b_info + tolerance), chain_holds=chain)
+
+
+# ----------------------------------------------------------------------------------------------
+# everything for one model
+# ----------------------------------------------------------------------------------------------
+def evaluate_model(model: HierarchicalVAE, train_images: torch.Tensor | np.ndarray, train_labels: np.ndarray,
+                   test_images: torch.Tensor | np.ndarray, test_labels: np.ndarray, *,
+                   classifier: Any = None, probes: Sequence[str] = PROBES, mi_points: int = 2000,
+                   num_samples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    r"""All downstream numbers of one model as a flat ``dict`` (one row of a grid table).
+
+    Keys: ``rate_1 ... rate_L``, ``total_rate``, ``distortion``, ``psnr`` (test set);
+    ``acc_mu_<probe>`` (probes on :math:`\mu_L`) and ``acc_z_<probe>`` (on one sampled
+    :math:`z_L`), both fit on train codes and scored on test codes; ``mi_plug_in``,
+    ``mi_loo``, ``label_entropy`` (:func:`label_information` on the first ``mi_points`` test
+    points); ``fano_info``, ``fano_rate`` (:math:`f^{-1}` of the plug-in estimate — see
+    :func:`label_information` for why the plug-in is the right input to the bound — and of
+    :math:`R(z_L)`, empirical test-label distribution); and with a ``classifier``
+    ``is_score``, ``is_diversity``, ``is_sharpness`` (:func:`sample_quality`).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
+    row: dict[str, Any] = {}
+    rates = evaluate_rates(model, test_images, seed=seed)
+    for l, r in enumerate(rates.mean_rates):
+        row[f"rate_{l + 1}"] = float(r)
+    row["total_rate"] = rates.total_rate
+    row["distortion"] = rates.mean_distortion
+    row["psnr"] = float(reconstruction_psnr(model, test_images))
+    tr = top_layer_codes(model, train_images, seed=seed)
+    te = top_layer_codes(model, test_images, seed=seed + 1)
+    for name, acc in probe_accuracy(tr.mean, ytr, te.mean, yte, probes=probes, seed=seed).items():
+        row[f"acc_mu_{name}"] = acc
+    for name, acc in probe_accuracy(tr.sample, ytr, te.sample, yte, probes=probes, seed=seed).items():
+        row[f"acc_z_{name}"] = acc
+    k = min(int(mi_points), len(yte))
+    info = label_information(te.mean[:k], te.std[:k], yte[:k], samples=te.sample[:k])
+    row["mi_plug_in"], row["mi_loo"], row["label_entropy"] = info.plug_in, info.leave_one_out, info.label_entropy
+    probs = label_distribution(yte, num_classes=int(max(ytr.max(), yte.max())) + 1)
+    row["fano_info"] = float(fano_inverse(info.plug_in, probs))
+    row["fano_rate"] = float(fano_inverse(row[f"rate_{model.num_layers}"], probs))
+    if classifier is not None:
+        s = sample_quality(model, classifier, num_samples=num_samples, seed=seed)
+        row["is_score"], row["is_diversity"], row["is_sharpness"] = s.score, s.diversity, s.sharpness
+    return row
+
+
+def evaluate_grid(models: Sequence[HierarchicalVAE], betas: Sequence[Sequence[float]],
+                  train_images: torch.Tensor | np.ndarray, train_labels: np.ndarray,
+                  test_images: torch.Tensor | np.ndarray, test_labels: np.ndarray, *, classifier: Any = None,
+                  probes: Sequence[str] = PROBES, mi_points: int = 2000, num_samples: int = 2000, seed: int = 0,
+                  progress: bool = True) -> dict[str, np.ndarray]:
+    """:func:`evaluate_model` for every member of a grid, as columns ``{name: [G] array}``.
+
+    ``models`` and ``betas`` have one entry per member (e.g. ``grid.models()`` and
+    ``grid.betas`` of a :class:`hvae_lib.ensemble.GridResult`); the columns ``beta_1 ...
+    beta_L`` hold the rate weights. Every member is evaluated with the same ``seed``
+    (common random numbers across the grid).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    from tqdm.auto import tqdm
+
+    if len(models) != len(betas) or len(models) == 0:
+        raise ValueError(f"need one beta tuple per model, got {len(models)} models and {len(betas)} betas")
+    rows = []
+    for m, b in tqdm(list(zip(models, betas)), desc="evaluate grid", disable=not progress, leave=False):
+        row = {f"beta_{l + 1}": float(v) for l, v in enumerate(b)}
+        row.update(evaluate_model(m, train_images, train_labels, test_images, test_labels, classifier=classifier,
+                                  probes=probes, mi_points=mi_points, num_samples=num_samples, seed=seed))
+        rows.append(row)
+    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
