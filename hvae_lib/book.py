@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 from . import __version__
 from .config import PROFILES, check_profile, resolve_device
+from .train import cache_enabled_by_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS")
@@ -107,8 +108,7 @@ def kernel_env(params: dict[str, Any], cache: bool = True) -> dict[str, str]:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    if not cache:
-        env["HVAE_CACHE"] = "0"
+    env["HVAE_CACHE"] = "1" if cache else "0"
     return env
 
 
@@ -214,10 +214,103 @@ def _copy_sources(root: Path, staging: Path) -> None:
     shutil.copytree(root / "book", staging / "book",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "_build"))
 
+# ---------------------------------------------------------------------------- offline assets
+#: The npm project (``web/package.json`` + committed ``package-lock.json``) that pins them.
+WEB_DIR = REPO_ROOT / "web"
+#: Where the assets are served from, relative to the HTML root. Deliberately not ``_static``:
+#: jupyter-book 1 injects every JavaScript file under a static path into every page.
+ASSETS_URL_DIR = "_assets"
+#: (source under ``web/node_modules``, destination under ``_build/html/_assets``)
+OFFLINE_ASSETS: tuple[tuple[str, str], ...] = (
+    ("mathjax/es5", "mathjax"),                               # MathJax 3.2.2, all components
+    ("@jupyter-widgets/html-manager/dist", "jupyter-widgets/html-manager/dist"),  # ipywidgets 8.1
+    ("requirejs/require.js", "require.js"),                   # RequireJS 2.3.8
+)
+MATHJAX_ENTRY = "mathjax/tex-mml-chtml.js"   # the component Sphinx loads from the CDN by default
+WIDGETS_ENTRY = "jupyter-widgets/html-manager/dist/embed-amd.js"
+REQUIRE_ENTRY = "require.js"
+
+
+def install_offline_assets(web_dir: Path = WEB_DIR) -> Path:
+    """Install the pinned JavaScript with ``npm ci`` (from the lockfile) unless it is there.
+
+    Returns ``web_dir / "node_modules"``.
+
+    Raises
+    ------
+    RuntimeError
+        If npm is missing or ``npm ci`` fails (the message says how to fix it).
+    FileNotFoundError
+        If ``web/package-lock.json`` is missing.
+    """
+    lock = web_dir / "package-lock.json"
+    if not lock.is_file():
+        raise FileNotFoundError(f"no lockfile at {lock}; the offline assets are pinned there")
+    modules = web_dir / "node_modules"
+    stamp = modules / ".hvae-installed"
+    if stamp.is_file() and stamp.read_text() == lock.read_text():
+        return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("--offline-assets needs npm (Node.js) to install the pinned MathJax, "
+                           "widget manager and RequireJS from the npm registry; install Node.js "
+                           "(e.g. `apt-get install npm`) or build without --offline-assets")
+    print(f"installing the offline assets: npm ci in {web_dir}", flush=True)
+    code = subprocess.call([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=str(web_dir))
+    if code != 0:
+        raise RuntimeError(f"`npm ci` failed in {web_dir} (exit {code}); see npm's message above")
+    stamp.write_text(lock.read_text())
+    return modules
+
+
+def offline_sphinx_config() -> dict[str, Any]:
+    """Sphinx settings that load MathJax and the widget manager from ``_assets/``.
+
+    Sphinx prefixes a relative script path with ``_static/``, hence the ``../``; the
+    resulting relative URL resolves to ``<html root>/_assets/...`` from every page.
+    """
+    up = f"../{ASSETS_URL_DIR}"
+    return {
+        "mathjax_path": f"{up}/{MATHJAX_ENTRY}",
+        "nb_ipywidgets_js": {
+            f"{up}/{REQUIRE_ENTRY}": {},
+            f"{up}/{WIDGETS_ENTRY}": {},
+        },
+        # module URIs (and so the widget fonts) resolve under _assets/ (hvae_lib.sphinx_ext)
+        "hvae_requirejs_paths": {"@jupyter-widgets": f"../{ASSETS_URL_DIR}/jupyter-widgets"},
+    }
+
+
+def _use_offline_assets(staging: Path) -> None:
+    """Add :func:`offline_sphinx_config` to the staged ``_config.yml``."""
+    import yaml
+
+    path = staging / "_config.yml"
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("sphinx", {}).setdefault("config", {}).update(offline_sphinx_config())
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+def copy_offline_assets(modules: Path, html_dir: Path) -> Path:
+    """Copy :data:`OFFLINE_ASSETS` from ``node_modules`` into ``html_dir/_assets``."""
+    dest_root = html_dir / ASSETS_URL_DIR
+    for src_rel, dst_rel in OFFLINE_ASSETS:
+        src, dst = modules / src_rel, dest_root / dst_rel
+        if not src.exists():
+            raise FileNotFoundError(f"offline asset {src} is missing; delete {modules} and rebuild")
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    return dest_root
+
+
 
 def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: int = 1, *,
           root: Path = REPO_ROOT, output: Path | None = None, only: Iterable[str] | None = None,
-          cache: bool = True, html: bool = True, progress: bool = True) -> int:
+          cache: bool = True, html: bool = True, progress: bool = True,
+          offline_assets: bool = False) -> int:
     """Execute the book's notebooks and build the HTML; return a process exit code.
 
     Parameters
@@ -225,20 +318,35 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
     profile, device, seed, threads : the notebooks' parameters (``threads=0``: all cores).
     root : the repository (holding ``_config.yml``, ``_toc.yml``, ``book/``).
     output : where ``_build/`` goes (default ``root``); the HTML lands in ``output/_build/html``.
-    only : execute only notebooks whose file name contains one of these strings (the others
-        are staged unexecuted: use for quick iterations, not for a publishable build).
+    only : execute only notebooks whose file name contains one of these strings; the others
+        are staged as executed by the last build into the same ``output`` (kept in
+        ``_build/executed``), or unexecuted if there is none (their glue references then warn).
+        For quick iterations, not for a publishable build.
     cache : allow the notebooks to use the result cache.
     html : run jupyter-book after executing.
+    offline_assets : serve MathJax 3, the jupyter-widgets HTML manager and RequireJS from the
+        book (``_build/html/_assets``, installed by npm from ``web/package-lock.json``) instead
+        of their CDNs, so the book typesets math and shows widgets without a network.
     """
     params = parameters_for(profile, device, seed, threads)
     output = Path(output) if output is not None else root
     staging = output / "_build" / "staging"
     files = toc_files(root)
+    modules = install_offline_assets(root / "web") if offline_assets and html else None
     _copy_sources(root, staging)
+    if modules is not None:
+        _use_offline_assets(staging)
     runs: list[NotebookRun] = []
     env = kernel_env(params, cache=cache)
+    env["HVAE_CLAIMS_DIR"] = str((staging / "claims").resolve())  # read by book/ledger.ipynb
     notebooks = [f for f in files if f.suffix == ".ipynb"]
     selected = [f for f in notebooks if only is None or any(s in f.name for s in only)]
+    executed = output / "_build" / "executed"
+    for nb in notebooks:
+        previous = executed / nb.relative_to(root)
+        if nb not in selected and previous.is_file():
+            shutil.copy2(previous, staging / nb.relative_to(root))
+            print(f"reusing the executed copy of {nb.relative_to(root)} from the last build", flush=True)
     for i, nb in enumerate(selected, 1):
         dst = staging / nb.relative_to(root)
         print(f"[{i}/{len(selected)}] executing {nb.relative_to(root)} "
@@ -247,6 +355,9 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
         print(f"    {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
               + ("" if run.ok else f"\n    {run.error.splitlines()[0] if run.error else ''}"), flush=True)
         runs.append(run)
+        if run.ok:
+            (executed / nb.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dst, executed / nb.relative_to(root))
     status_path = staging / "book" / "status.md"
     status_path.write_text(status_markdown(runs, params, root))
     (output / "_build").mkdir(parents=True, exist_ok=True)
@@ -261,6 +372,8 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
         print("building HTML:", " ".join(cmd), flush=True)
         code = subprocess.call(cmd, cwd=str(staging))
         index = output / "_build" / "html" / "index.html"
+        if modules is not None:
+            print(f"offline assets copied to {copy_offline_assets(modules, index.parent)}", flush=True)
         if code == 0:
             print(f"book written to {index}")
         else:
@@ -354,13 +467,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="torch/BLAS threads per notebook (default 1; 0 = all cores). One thread is "
                             "the robust choice on a small or shared machine: measured on 2 busy cores, "
                             "chapter 1 took 291 s with 2 threads and 90-134 s with 1")
-        p.add_argument("--no-cache", action="store_true", help="retrain everything (ignore the result cache)")
+        p.add_argument("--no-cache", action="store_true",
+                       help="retrain everything (ignore the result cache; also when $HVAE_CACHE is 0)")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     b = sub.add_parser("build", help="execute the notebooks in _toc.yml and build the HTML book")
     common(b)
     b.add_argument("--only", nargs="+", metavar="NAME", help="execute only notebooks whose name contains NAME")
     b.add_argument("--no-html", action="store_true", help="execute the notebooks but skip jupyter-book")
+    b.add_argument("--offline-assets", action="store_true",
+                   help="serve MathJax, the widget manager and RequireJS from the book (pinned in "
+                        "web/package-lock.json, installed with npm) instead of CDNs")
+    b.add_argument("--output", type=Path, default=None,
+                   help="folder that receives _build/ (default: the repository)")
     r = sub.add_parser("run", help="execute one notebook with papermill")
     r.add_argument("notebook", type=Path)
     common(r)
@@ -377,13 +496,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = parameters_for(args.profile, args.device, args.seed, args.threads)
         if args.command == "build":
             return build(**{k: params[k.upper()] for k in ("profile", "device", "seed", "threads")},
-                         only=args.only, cache=not args.no_cache, html=not args.no_html,
-                         progress=not args.no_progress)
+                         only=args.only, cache=not args.no_cache and cache_enabled_by_env(), html=not args.no_html,
+                         progress=not args.no_progress, output=args.output,
+                         offline_assets=args.offline_assets)
         for name, value in args.parameter:
             params[name] = _parse_value(value)
         params.update(parameters_for(str(params["PROFILE"]), str(params["DEVICE"]),  # re-validate
                                      int(params["SEED"]), int(params["THREADS"])))
-        return run_one(args.notebook, params, args.output, cache=not args.no_cache,
+        return run_one(args.notebook, params, args.output, cache=not args.no_cache and cache_enabled_by_env(),
                        progress=not args.no_progress)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

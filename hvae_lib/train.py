@@ -7,7 +7,9 @@
   resumes to exactly the result of an uninterrupted one.
 * :class:`ResultCache` stores trained weights and histories under a key derived from the
   configuration, the data and the ``hvae_lib`` version, so a second book build does not
-  retrain. ``HVAE_CACHE=0`` turns it off (the tests do).
+  retrain. ``HVAE_CACHE=0`` turns it off; ``HVAE_CACHE=write`` never reads but stores every
+  result (the test run: nbval trains everything, and the browser tests then build the book
+  from what it stored).
 
 Used in: book/01_rate_distortion.ipynb and every chapter that trains a model.
 """
@@ -323,6 +325,11 @@ def cache_enabled_by_env() -> bool:
     return os.environ.get("HVAE_CACHE", "1").strip().lower() not in {"0", "false", "off", "no"}
 
 
+def cache_write_only_by_env() -> bool:
+    """True when ``HVAE_CACHE`` is ``write``: store results but never load them."""
+    return os.environ.get("HVAE_CACHE", "1").strip().lower() == "write"
+
+
 class ResultCache:
     """Trained weights and training histories keyed by (configuration, data, version).
 
@@ -334,11 +341,17 @@ class ResultCache:
     ----------
     root : directory (default :func:`default_cache_dir`).
     enabled : ``None`` reads ``HVAE_CACHE`` (on unless set to ``0``).
+    write_only : store but never load (retrain everything, refresh the entries); ``None``
+        reads ``HVAE_CACHE=write`` when ``enabled`` is ``None`` too, else ``False``.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, enabled: bool | None = None) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, enabled: bool | None = None,
+                 write_only: bool | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = cache_enabled_by_env() if enabled is None else bool(enabled)
+        if write_only is None:  # the environment decides only when ``enabled`` was not given
+            write_only = cache_write_only_by_env() if enabled is None else False
+        self.write_only = bool(write_only)
 
     def key(self, *key: Any) -> str:
         """The hex key for these objects and the library version."""
@@ -349,7 +362,7 @@ class ResultCache:
 
     def load(self, key: str, model: nn.Module) -> TrainResult | None:
         """Load weights into ``model`` and return the stored result, or ``None`` on a miss."""
-        if not self.enabled:
+        if not self.enabled or self.write_only:
             return None
         d = self.path(key)
         try:

@@ -91,6 +91,7 @@ def test_tiny_book_builds_with_status_page(tmp_path):
     (root / "book").mkdir(parents=True)
     shutil.copy2(REPO_ROOT / "_config.yml", root / "_config.yml")
     shutil.copy2(REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    shutil.copy2(REPO_ROOT / "book" / "favicon.svg", root / "book" / "favicon.svg")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
                                    "  - file: book/tiny\n  - file: book/status\n")
     (root / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`status` and {cite}`kingma2014autoencoding`.\n\n"
@@ -111,3 +112,61 @@ def test_tiny_book_builds_with_status_page(tmp_path):
     # a broken cross-reference makes the build fail (-W -n)
     (root / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`no-such-label`.\n")
     assert book.build("quick", "cpu", 0, 1, root=root, progress=False) != 0
+
+
+def test_offline_assets_config_and_copy(tmp_path):
+    """--offline-assets: the staged config points at _assets/, and the files land there."""
+    import yaml
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    shutil.copy2(REPO_ROOT / "_config.yml", staging / "_config.yml")
+    book._use_offline_assets(staging)
+    cfg = yaml.safe_load((staging / "_config.yml").read_text())["sphinx"]["config"]
+    assert cfg["mathjax_path"] == "../_assets/mathjax/tex-mml-chtml.js"
+    assert list(cfg["nb_ipywidgets_js"]) == ["../_assets/require.js",
+                                            "../_assets/jupyter-widgets/html-manager/dist/embed-amd.js"]
+    assert cfg["bibtex_reference_style"] == "author_year"  # the rest of the config is kept
+    modules = tmp_path / "node_modules"
+    for src, _ in book.OFFLINE_ASSETS:
+        p = modules / src
+        if p.suffix == ".js":
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("// js")
+        else:
+            p.mkdir(parents=True)
+            (p / "x.js").write_text("// js")
+    out = book.copy_offline_assets(modules, tmp_path / "html")
+    assert (out / "require.js").is_file()
+    assert (out / "mathjax" / "x.js").is_file()
+    assert (out / "jupyter-widgets" / "html-manager" / "dist" / "x.js").is_file()
+    assert "_static" not in str(out)
+    shutil.rmtree(modules / "mathjax")
+    with pytest.raises(FileNotFoundError, match="offline asset"):
+        book.copy_offline_assets(modules, tmp_path / "html2")
+
+
+def test_offline_assets_need_lockfile_and_npm(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no lockfile"):
+        book.install_offline_assets(tmp_path)
+    (tmp_path / "package-lock.json").write_text("{}")
+    monkeypatch.setattr(book.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="needs npm"):
+        book.install_offline_assets(tmp_path)
+    # an installed tree with a matching stamp is reused without npm
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / ".hvae-installed").write_text("{}")
+    assert book.install_offline_assets(tmp_path) == tmp_path / "node_modules"
+
+
+def test_sphinx_ext_removes_duplicate_scripts():
+    from sphinx.builders.html._assets import _JavaScript
+
+    from hvae_lib.sphinx_ext import dedupe_scripts
+
+    scripts = [_JavaScript(None, body="const A = 1"), _JavaScript("a.js"),
+               _JavaScript("", body="const A = 1"), _JavaScript("a.js", defer="defer"), _JavaScript("a.js")]
+    ctx = {"script_files": scripts}
+    dedupe_scripts(None, "p", "page.html", ctx, None)
+    assert ctx["script_files"] is scripts and len(scripts) == 3
+    assert [s.filename for s in scripts] == [None, "a.js", "a.js"]

@@ -152,3 +152,17 @@ def test_fingerprint_is_content_based():
     a = torch.arange(6.0)
     assert fingerprint(a) == fingerprint(a.clone()) != fingerprint(a + 1)
     assert fingerprint(a) != fingerprint(a.to(torch.float64))
+
+
+def test_cache_write_only_by_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HVAE_CACHE", "write")
+    cache = ResultCache(tmp_path)
+    assert cache.enabled and cache.write_only
+    data, cfg = tiny_data(), TrainConfig(steps=2, batch_size=8, log_every=1)
+    _, r1 = fit(build, data, cfg, vae_loss(1.0), key="k", cache=cache, progress=False)
+    assert not r1.from_cache and any(tmp_path.rglob("weights.pt"))
+    _, r2 = fit(build, data, cfg, vae_loss(1.0), key="k", cache=cache, progress=False)
+    assert not r2.from_cache  # never read
+    monkeypatch.setenv("HVAE_CACHE", "1")
+    _, r3 = fit(build, data, cfg, vae_loss(1.0), key="k", cache=ResultCache(tmp_path), progress=False)
+    assert r3.from_cache and r3.history == r2.history
