@@ -107,3 +107,48 @@ def png_bytes(fig: matplotlib.figure.Figure, dpi: int = 80) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+def rate_plane(ax: matplotlib.axes.Axes, rate_top: Sequence[float], rate_bottom: Sequence[float],
+               values: Sequence[float], betas: Sequence[Sequence[float]], *, label: str,
+               best: Sequence[bool] | None = None, cmap: str = "viridis", iso_rates: Sequence[float] | None = None,
+               vmin: float | None = None, vmax: float | None = None) -> matplotlib.collections.PathCollection:
+    r"""Scatter of a β grid in the rate plane, in the authors' conventions (Xiao & Bamler 2023).
+
+    x = :math:`R(z_2)`, y = :math:`R(z_1\mid z_2)` (nats), colour = ``values`` (a downstream
+    metric, colour bar labelled ``label``); dashed slope −1 lines of constant total rate
+    (``iso_rates``, default 5 evenly spaced totals); red rings: :math:`\beta_1=\beta_2\ne1`
+    (the β-VAE path); black ring: :math:`\beta_1=\beta_2=1` (the ELBO); purple rings: the
+    points in ``best`` (e.g. :func:`hvae_lib.rate_splitting.best_per_budget`).
+
+    ``rate_top``, ``rate_bottom``, ``values``: ``[G]``; ``betas``: ``G`` pairs ``(beta1, beta2)``.
+    Returns the scatter (for a shared colour bar).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    x, y = np.asarray(rate_top, float), np.asarray(rate_bottom, float)
+    v = np.asarray(values, float)
+    b = np.asarray(betas, float)
+    if not (x.shape == y.shape == v.shape == (len(b),)) or b.ndim != 2 or b.shape[1] != 2:
+        raise ValueError("rate_top, rate_bottom, values need shape [G] and betas shape [G, 2]")
+    top = float(max((x + y).max(), 1e-9))
+    for k, t in enumerate(iso_rates if iso_rates is not None else np.linspace(top / 5, top, 5)):
+        ax.plot([0, t], [t, 0], ls="--", lw=0.7, color="0.6", zorder=0,
+                label="constant total rate" if k == 0 else None)
+    sc = ax.scatter(x, y, c=v, cmap=cmap, s=42, vmin=vmin, vmax=vmax, edgecolor="0.3", linewidth=0.4, zorder=2)
+    diag = np.isclose(b[:, 0], b[:, 1])
+    elbo = diag & np.isclose(b[:, 0], 1.0)
+    ring = dict(s=150, facecolor="none", zorder=3)
+    if best is not None:
+        m = np.asarray(best, bool)
+        ax.scatter(x[m], y[m], edgecolor="#7b3294", linewidth=1.4, label="best for its total rate", **ring)
+    ax.scatter(x[diag & ~elbo], y[diag & ~elbo], edgecolor="#d7191c", linewidth=1.6, label="β1 = β2 ≠ 1 (β-VAE)",
+               **ring)
+    ax.scatter(x[elbo], y[elbo], edgecolor="k", linewidth=2.0, label="β1 = β2 = 1 (ELBO)", **ring)
+    ax.set_xlim(-0.03 * top, 1.05 * top)
+    ax.set_ylim(-0.03 * top, 1.05 * top)
+    ax.set_aspect("equal")
+    ax.set_xlabel("R(z2)  [nats]")
+    ax.set_ylabel("R(z1|z2)  [nats]")
+    ax.figure.colorbar(sc, ax=ax, label=label, shrink=0.85)
+    return sc

@@ -1,0 +1,300 @@
+r"""Chapter 3 (rate splitting): settings per profile, data, and helpers for the bound checks.
+
+* :class:`RateSplittingSettings` / :func:`rate_splitting_settings` — the scale of the chapter
+  in the ``quick`` profile (7×7 grid of the CPU prototype on scikit-learn digits) and the
+  ``paper`` profile (the authors' 21×21 grid, their SVHN architecture, σ = 0.71, Adam 3e-4,
+  batch 256, 500 epochs).
+* :func:`load_grid_data` — the labelled train/test split of the grid experiment.
+* :func:`bound_images` — a finite set of **distinct** binary dSprites images, on which the
+  data entropy is known exactly, :math:`H[p_{\rm data}] = \ln N`, so the paper's distortion
+  bound :math:`\mathbb E[D]\ge H[p_{\rm data}]-\mathbb E[\sum_l R_l]` can be checked exactly.
+* :func:`binomial_lower_limit` — a one-sided Clopper–Pearson confidence limit, the tolerance of
+  the Fano check on a finite test set.
+* :func:`best_per_budget` — the models with the best metric for their total-rate budget.
+
+Used in: book/03_rate_splitting.ipynb
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import ConfigBase, check_profile
+from .downstream import PROBES
+from .ensemble import log_spaced_betas
+from .models.hierarchical import HierarchicalVAEConfig, paper_preset, paper_train_config, prototype_preset
+from .train import TrainConfig
+
+__all__ = ["RateSplittingSettings", "rate_splitting_settings", "GridData", "load_grid_data", "BoundImages",
+           "bound_images", "binomial_lower_limit", "best_per_budget", "SVHN_DIR_ENV"]
+
+SVHN_DIR_ENV = "HVAE_SVHN_DIR"
+"""Environment variable naming the folder with ``train_32x32.mat`` and ``test_32x32.mat``
+(paper profile)."""
+
+
+def _bound_model() -> HierarchicalVAEConfig:
+    return HierarchicalVAEConfig(input_shape=(1, 16, 16), latent_dims=(16, 8), architecture="mlp",
+                                 inference="separate", hidden=64, prior_hidden=32, likelihood="bernoulli")
+
+
+@dataclass(frozen=True)
+class RateSplittingSettings(ConfigBase):
+    """Everything chapter 3 needs for one profile.
+
+    Attributes
+    ----------
+    dataset : ``"digits"`` (quick: scikit-learn's 1,797 8×8 digits) or ``"svhn"`` (paper).
+    data_dir : folder of the SVHN ``.mat`` files (paper; empty: ``$HVAE_SVHN_DIR``).
+    n_test : held-out digits (quick; SVHN has its own test split).
+    probe_train : training codes the classifier probes are fitted on (0: all).
+    grid_side : K, the grid has K×K members; β values ``log_spaced_betas(K, beta_low, beta_high)``
+        for both :math:`\\beta_1` and :math:`\\beta_2`.
+    beta_low, beta_high : ends of the β range (the authors': 0.1 and 10).
+    model : the architecture of every grid member.
+    train : optimiser settings shared by the grid (one batched ensemble).
+    chunk_size : train at most this many members at once (0: the whole grid).
+    probes : classifier probes on :math:`z_2` (scikit-learn).
+    mi_points : test points of the Monte-Carlo estimate of :math:`I(\\text{label}; z_2)`.
+    num_samples : generated images per model for the sample metric.
+    confidence : family-wise confidence of the Fano check (Bonferroni over all checks).
+    bound_resolution : image side of the binary dSprites set of the distortion-bound check.
+    bound_side : the distortion-bound grid has ``bound_side``² members.
+    bound_model, bound_train : architecture (Bernoulli decoder) and optimiser of that grid.
+    bound_samples : posterior samples per image when measuring :math:`D + R` on it.
+    explorer_images : test images shown per view of the explorer.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    dataset: str = "digits"
+    data_dir: str = ""
+    n_test: int = 397
+    probe_train: int = 0
+    grid_side: int = 7
+    beta_low: float = 0.1
+    beta_high: float = 10.0
+    model: HierarchicalVAEConfig = field(default_factory=prototype_preset)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    chunk_size: int = 0
+    probes: tuple[str, ...] = PROBES
+    mi_points: int = 397
+    num_samples: int = 2000
+    confidence: float = 0.95
+    bound_resolution: int = 16
+    bound_side: int = 5
+    bound_model: HierarchicalVAEConfig = field(default_factory=_bound_model)
+    bound_train: TrainConfig = field(default_factory=TrainConfig)
+    bound_samples: int = 8
+    explorer_images: int = 8
+
+    _nested = {"model": HierarchicalVAEConfig, "train": TrainConfig, "bound_model": HierarchicalVAEConfig,
+               "bound_train": TrainConfig}
+
+    @property
+    def beta_values(self) -> np.ndarray:
+        """``[K]`` the β values of each axis of the grid."""
+        return log_spaced_betas(self.grid_side, self.beta_low, self.beta_high)
+
+    @property
+    def bound_beta_values(self) -> np.ndarray:
+        """``[bound_side]`` the β values of each axis of the distortion-bound grid."""
+        return log_spaced_betas(self.bound_side, self.beta_low, self.beta_high)
+
+
+def rate_splitting_settings(profile: str) -> RateSplittingSettings:
+    """Settings of chapter 3 for ``profile`` (``"quick"`` or ``"paper"``).
+
+    quick: the CPU prototype of the rate-splitting digest (§8.2: MLP, ``dim z_2 = 8``,
+    ``dim z_1 = 16``, 35,184 parameters, Gaussian σ = 0.1) on 1,400 / 397 digits; a 7×7 grid
+    of β in [0.1, 10] trained as one ensemble, 1,500 Adam steps (lr 1e-3, batch 64); the
+    distortion bound on a 5×5 grid of Bernoulli models of distinct 16×16 dSprites, 400 steps.
+    paper: the authors' setting as far as the digest knows it — SVHN, their ``HVAE_Fixed_z``
+    architecture (475,811 parameters, σ = 0.71), the 21×21 grid in [0.1, 10], Adam 3e-4,
+    batch 256, 500 epochs (the README example; 200 is their argparse default — unverified
+    which one the paper used), seed 2; probes fitted on 10,000 training codes, the MI on
+    2,000 test points, 10,000 samples per model. The distortion-bound grid at 32×32 is our
+    choice (the paper does not run it).
+
+    Raises
+    ------
+    ValueError
+        For an unknown profile.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    check_profile(profile)
+    if profile == "quick":
+        return RateSplittingSettings(
+            train=TrainConfig(steps=1500, batch_size=64, lr=1e-3, max_grad_norm=None, seed=0, log_every=100),
+            bound_train=TrainConfig(steps=400, batch_size=64, lr=2e-3, max_grad_norm=None, seed=0, log_every=100))
+    n_svhn_train = 73_257
+    return RateSplittingSettings(
+        dataset="svhn", n_test=0, probe_train=10_000, grid_side=21, model=paper_preset("svhn"),
+        train=paper_train_config(n_svhn_train, epochs=500, seed=2), chunk_size=21, mi_points=2000,
+        num_samples=10_000, bound_resolution=32, bound_side=7,
+        bound_model=_bound_model().replace(input_shape=(1, 32, 32), hidden=256),
+        bound_train=TrainConfig(steps=20_000, batch_size=64, lr=1e-3, max_grad_norm=None, seed=0, log_every=500),
+        explorer_images=8)
+
+
+@dataclass
+class GridData:
+    """The labelled data of the grid experiment.
+
+    Attributes
+    ----------
+    x_train, x_test : float32 tensors ``[N, C, H, W]`` in ``[0, 1]``.
+    y_train, y_test : int64 arrays ``[N]``.
+    name : a short description for the prose.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    x_train: torch.Tensor
+    y_train: np.ndarray
+    x_test: torch.Tensor
+    y_test: np.ndarray
+    name: str
+
+
+def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
+    """Load the train/test split of the grid experiment.
+
+    ``"digits"``: a seeded permutation of scikit-learn's 1,797 digits, the first
+    ``settings.n_test`` held out. ``"svhn"``: the files ``train_32x32.mat`` and
+    ``test_32x32.mat`` in ``settings.data_dir`` (or ``$HVAE_SVHN_DIR``).
+
+    Raises
+    ------
+    ValueError
+        Unknown dataset, or ``"svhn"`` without a folder.
+    FileNotFoundError
+        The SVHN files are missing (the message gives the path looked at).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    if settings.dataset == "digits":
+        from .data import load_digits_dataset
+
+        d = load_digits_dataset()
+        n_test = int(settings.n_test)
+        if not 0 < n_test < len(d.labels):
+            raise ValueError(f"n_test must be in (0, {len(d.labels)}), got {n_test}")
+        perm = np.random.default_rng(int(seed)).permutation(len(d.labels))
+        te, tr = perm[:n_test], perm[n_test:]
+        x = torch.from_numpy(d.images)
+        return GridData(x[tr], d.labels[tr], x[te], d.labels[te],
+                        f"scikit-learn digits, 8×8, {len(tr)} train / {len(te)} test")
+    if settings.dataset == "svhn":
+        from .data import load_svhn
+
+        folder = settings.data_dir or os.environ.get(SVHN_DIR_ENV, "")
+        if not folder:
+            raise ValueError(f"the svhn dataset needs a folder with train_32x32.mat and test_32x32.mat: set "
+                             f"settings.data_dir or ${SVHN_DIR_ENV}")
+        tr, te = load_svhn(folder, "train"), load_svhn(folder, "test")
+        return GridData(torch.from_numpy(tr.images), tr.labels, torch.from_numpy(te.images), te.labels,
+                        f"SVHN, 32×32×3, {len(tr.labels)} train / {len(te.labels)} test")
+    raise ValueError(f"unknown dataset {settings.dataset!r}; valid: digits, svhn")
+
+
+@dataclass
+class BoundImages:
+    r"""A finite set of distinct binary images and its exact entropy.
+
+    Attributes
+    ----------
+    images : uint8 ``[N, 1, R, R]`` in {0, 1}, all distinct.
+    rendered : how many images the dSprites subgrid rendered before removing duplicates.
+    entropy : :math:`H[p_{\rm data}] = \ln N` (nats) of the uniform distribution on them.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+
+    images: np.ndarray
+    rendered: int
+    entropy: float
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def bound_images(resolution: int = 16, levels: dict[str, Any] | None = None) -> BoundImages:
+    r"""Distinct binary images of a procedural dSprites subgrid.
+
+    The default subgrid keeps all 3 shapes, scales 3 and 6 of 6, orientations 1 and 6 of 40,
+    and every 4th x and y position (8 × 8): 768 renderings. Symmetric shapes make some of them
+    coincide at low resolution; the duplicates are removed, so the uniform distribution on
+    the :math:`N` remaining images has :math:`H[p_{\rm data}] = \ln N` exactly.
+
+    Parameters
+    ----------
+    resolution : image side (8 to 256).
+    levels : factor indices to keep, as in :meth:`hvae_lib.data.DSprites.select`.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    from .data import DSprites
+
+    if levels is None:
+        levels = {"scale": [2, 5], "orientation": [0, 5], "posX": list(range(0, 32, 4)),
+                  "posY": list(range(0, 32, 4))}
+    ds = DSprites(resolution=int(resolution)).select(levels)
+    imgs = ds.render_all()
+    flat = imgs.reshape(len(imgs), -1)
+    _, first = np.unique(flat, axis=0, return_index=True)
+    distinct = imgs[np.sort(first)]
+    return BoundImages(images=np.ascontiguousarray(distinct), rendered=int(len(imgs)),
+                       entropy=float(np.log(len(distinct))))
+
+
+def binomial_lower_limit(successes: int | np.ndarray, trials: int, confidence: float) -> float | np.ndarray:
+    r"""One-sided Clopper–Pearson lower confidence limit of a binomial proportion.
+
+    With :math:`k` successes in :math:`n` trials, the limit :math:`p_L` solves
+    :math:`P(\mathrm{Bin}(n, p_L)\ge k) = 1-\text{confidence}`, i.e.
+    :math:`p_L = \mathrm{Beta}^{-1}(1-\text{confidence};\,k,\,n-k+1)` (and 0 for
+    :math:`k = 0`). The true accuracy exceeds :math:`p_L` with probability at least
+    ``confidence``. A measured accuracy therefore *violates* an upper bound :math:`b` at that
+    confidence only if :math:`p_L > b`.
+
+    ``successes`` may be an integer array (element-wise).
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    from scipy.stats import beta
+
+    n = int(trials)
+    k = np.asarray(successes)
+    if n <= 0 or (k < 0).any() or (k > n).any():
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}, {trials}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    k = k.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        out = np.where(k > 0, beta.ppf(1.0 - confidence, np.maximum(k, 1e-300), n - k + 1), 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def best_per_budget(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    r"""Boolean mask of the models that are best for their budget.
+
+    Model :math:`i` is kept if no model :math:`j` has :math:`\text{cost}_j\le\text{cost}_i`
+    and :math:`\text{value}_j>\text{value}_i`: it is on the upper-left Pareto frontier of
+    (total rate, metric). The authors draw the upper convex hull of the same points, a subset
+    of this frontier.
+
+    ``cost``, ``value``: ``[G]``. Returns ``[G]`` bool.
+
+    Used in: book/03_rate_splitting.ipynb
+    """
+    c, v = np.asarray(cost, dtype=np.float64), np.asarray(value, dtype=np.float64)
+    if c.shape != v.shape or c.ndim != 1 or c.size == 0:
+        raise ValueError(f"cost and value must be non-empty [G] arrays of equal shape, got {c.shape}, {v.shape}")
+    dominated = (c[None, :] <= c[:, None]) & (v[None, :] > v[:, None])
+    return ~dominated.any(axis=1)
