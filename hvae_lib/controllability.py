@@ -36,6 +36,7 @@ from .train import TrainConfig, TrainResult, train
 __all__ = [
     "FactorClassifierConfig", "FactorClassifier", "train_factor_classifier", "factor_accuracy",
     "ControllabilityResult", "controllability", "frechet_distance", "classifier_frechet_distance",
+    "factor_consistency",
 ]
 
 
@@ -251,3 +252,27 @@ def classifier_frechet_distance(classifier: FactorClassifier, real: Any, generat
     a, b = feats(real), feats(generated)
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
+
+
+def factor_consistency(classifier: FactorClassifier, traversals: Any) -> tuple[float, float]:
+    r"""How much traversals keep the classifier's factor readings, and how much they change pixels.
+
+    ``traversals`` ``[R, P, C, H, W]``: ``R`` traversals of ``P`` images each. For each traversal
+    the reference is its centre image (index ``P // 2``). Returns
+
+    * the fraction of (image, factor) pairs whose predicted factor equals the reference's, and
+    * the mean absolute pixel difference to the reference,
+
+    used in chapter 4 to compare interventions on :math:`z_0` and on :math:`z_1` [ours].
+
+    Used in: book/04_semafovae.ipynb
+    """
+    x = torch.as_tensor(np.asarray(traversals) if not torch.is_tensor(traversals) else traversals).float()
+    if x.ndim != 5 or x.shape[1] < 2:
+        raise ValueError(f"traversals must be [R, P >= 2, C, H, W], got shape {tuple(x.shape)}")
+    r, p = int(x.shape[0]), int(x.shape[1])
+    pred = classifier.predict(x.flatten(0, 1)).reshape(r, p, -1)
+    centre = p // 2
+    kept = float((pred == pred[:, centre:centre + 1]).mean())
+    change = float((x - x[:, centre:centre + 1]).abs().mean())
+    return kept, change

@@ -488,6 +488,26 @@ def z1_kl_per_dim(model: nn.Module, images: Any, factors: Any, *, batch_size: in
     return (total / len(x_all)).cpu()
 
 
+def traversal_smoothness(images: torch.Tensor) -> float:
+    r"""Largest step over the mean step of one traversal ``[n_points, C, H, W]``.
+
+    With :math:`s_i=\operatorname{mean}|x_{i+1}-x_i|` (mean absolute pixel change between
+    neighbouring images), returns :math:`\max_i s_i/\operatorname{mean}_i s_i`: 1 when every step
+    changes the image equally, ``n_points - 1`` when the whole change happens in one step (a
+    jump). Chapter 4 calls a traversal smooth when this is at most 3 [ours].
+
+    Used in: book/04_semafovae.ipynb
+    """
+    x = torch.as_tensor(images).float()
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"need a traversal of at least 2 images [n_points, ...], got shape {tuple(x.shape)}")
+    steps = (x[1:] - x[:-1]).abs().flatten(1).mean(1)
+    mean = float(steps.mean())
+    if mean <= 0.0:
+        raise ValueError("the traversal does not change the image: smoothness is undefined")
+    return float(steps.max()) / mean
+
+
 @torch.no_grad()
 def posterior_traversal(model: nn.Module, x: torch.Tensor, *, n_dims: int | None = None, k: float = 2.5,
                         n_points: int = 11, z1: str = "posterior") -> dict[str, Any]:

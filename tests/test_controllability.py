@@ -7,7 +7,7 @@ import torch
 
 from hvae_lib.controllability import (
     ControllabilityResult, FactorClassifier, FactorClassifierConfig, classifier_frechet_distance, controllability,
-    factor_accuracy, frechet_distance, train_factor_classifier,
+    factor_accuracy, factor_consistency, frechet_distance, train_factor_classifier,
 )
 from hvae_lib.data import dsprites_lite
 from hvae_lib.train import TrainConfig
@@ -113,3 +113,19 @@ def test_tiny_trained_semafo_generates_requested_shapes(classifier: FactorClassi
     per_shape = np.array([(pred[req[:, 0] == s] == s).mean() for s in range(3)])
     print("per-shape accuracy of conditional samples:", per_shape)
     assert per_shape.mean() >= 0.55 and per_shape.min() >= 0.4, per_shape
+
+
+def test_factor_consistency(big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier) -> None:
+    imgs, f = big_sprites
+    x = torch.as_tensor(imgs[:6]).float()
+    # traversals that never change the image keep every reading and change no pixel
+    still = x[:, None].expand(6, 5, *x.shape[1:])
+    assert factor_consistency(classifier, still) == (1.0, 0.0)
+    # a traversal through six different real images: readings change where the factors do
+    moving = x[None]
+    kept, change = factor_consistency(classifier, moving)
+    pred = classifier.predict(x)
+    assert kept == pytest.approx(float((pred == pred[3]).mean()))
+    assert change == pytest.approx(float((x - x[3]).abs().mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="traversals"):
+        factor_consistency(classifier, x)

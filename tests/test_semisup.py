@@ -308,3 +308,19 @@ def test_z1_kl_per_dim_and_chosen_dims() -> None:
         intervene_z1(model, f[0], dims=[32])
     with pytest.raises(ValueError, match="hierarchical"):
         z1_kl_per_dim(build_semafo(cfg.replace(variant="flat")), x, f)
+
+
+def test_traversal_smoothness_closed_forms() -> None:
+    from hvae_lib.semisup import traversal_smoothness
+
+    ramp = torch.linspace(0, 1, 11).view(11, 1, 1, 1).expand(11, 1, 4, 4)
+    assert traversal_smoothness(ramp) == pytest.approx(1.0)  # equal steps
+    jump = torch.zeros(11, 1, 4, 4)
+    jump[6:] = 1.0
+    assert traversal_smoothness(jump) == pytest.approx(10.0)  # all of the change in one of 10 steps
+    two = torch.tensor([0.0, 1.0, 1.0, 3.0]).view(4, 1, 1, 1)
+    assert traversal_smoothness(two) == pytest.approx(2.0 / 1.0)  # steps 1, 0, 2: max 2, mean 1
+    with pytest.raises(ValueError, match="does not change"):
+        traversal_smoothness(torch.zeros(5, 1, 2, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        traversal_smoothness(torch.zeros(1, 1, 2, 2))

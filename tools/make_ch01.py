@@ -7,14 +7,12 @@ outputs of the checked cells.
 import sys
 from pathlib import Path
 
-import nbformat
 from nbformat.v4 import new_code_cell as code
 from nbformat.v4 import new_markdown_cell as md
-from nbformat.v4 import new_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbtools import add_alt_text  # noqa: E402
+from nbtools import add_alt_text, write_notebook  # noqa: E402
 OUT = ROOT / "book" / "01_rate_distortion.ipynb"
 
 cells = []
@@ -341,9 +339,4 @@ add_alt_text(cells, {
     "ch01_sweep_static": "Static overview of the sweep: held-out images in the top row, then one row of "
                          "reconstructions per beta.",
 })
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-nbformat.validate(nb)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT.relative_to(ROOT)} ({len(cells)} cells)")
+write_notebook(cells, OUT)

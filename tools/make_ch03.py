@@ -9,25 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbtools import add_alt_text  # noqa: E402
+from nbtools import add_alt_text, notebook_builder, write_notebook  # noqa: E402
 OUT = ROOT / "book" / "03_rate_splitting.ipynb"
 
-cells: list = []
-
-
-def md(text: str) -> None:
-    cells.append(nbformat.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str, tags: list[str] | None = None) -> None:
-    cell = nbformat.v4.new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    cells.append(cell)
+cells, md, code = notebook_builder()
 
 
 # =============================================================================== opening
@@ -1175,10 +1162,4 @@ add_alt_text(cells, {
                             "with a collapsed top layer.",
 })
 
-nb = nbformat.v4.new_notebook()
-nb.cells = cells
-nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-nb.metadata["language_info"] = {"name": "python"}
-nbformat.validate(nb)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT.relative_to(ROOT)} ({len(cells)} cells)")
+write_notebook(cells, OUT)

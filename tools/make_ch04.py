@@ -9,25 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nbtools import add_alt_text  # noqa: E402
+from nbtools import add_alt_text, notebook_builder, write_notebook  # noqa: E402
 OUT = ROOT / "book" / "04_semafovae.ipynb"
 
-cells: list = []
-
-
-def md(text: str) -> None:
-    cells.append(nbformat.v4.new_markdown_cell(text.strip("\n")))
-
-
-def code(text: str, tags: list[str] | None = None) -> None:
-    cell = nbformat.v4.new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = tags
-    cells.append(cell)
+cells, md, code = notebook_builder()
 
 
 # =============================================================================== opening
@@ -85,7 +72,7 @@ from scipy.stats import spearmanr
 from hvae_lib.analysis import active_units, evaluate_vae
 from hvae_lib.config import setup_notebook
 from hvae_lib.controllability import (FactorClassifierConfig, classifier_frechet_distance, controllability,
-                                      factor_accuracy, train_factor_classifier)
+                                      factor_accuracy, factor_consistency, train_factor_classifier)
 from hvae_lib.ledger import Claim, load_claims, record_claims, verdict_from
 from hvae_lib.metrics import dci, mig, representation, sap
 from hvae_lib.models import BetaVAE, VAEConfig, build_semafo, semafo_settings, vae_loss
@@ -93,7 +80,8 @@ from hvae_lib.models.m2 import M2Config, M2LossConfig, M2VAE
 from hvae_lib.plots import image_grid, png_bytes, save_figure, use_book_style
 from hvae_lib.semisup import (batch_composition, conditional_samples, evaluate_semisupervised,
                               fit_semisupervised, intervene_z1, labelled_subset, load_class_digits,
-                              load_semafo_data, prior_traversal, train_label_vae, z1_kl_per_dim)
+                              load_semafo_data, prior_traversal, train_label_vae, traversal_smoothness,
+                              z1_kl_per_dim)
 from hvae_lib.train import TrainConfig, fit
 from hvae_lib.widgets import precomputed_grid_sliders
 
@@ -598,15 +586,7 @@ fig = image_grid(list(trav["images"]), row_labels=[f"z0[{d}] (σ={s:.2f})" for d
 save_figure(fig, "ch04_prior_traversal")
 plt.show()
 
-
-def smoothness(images):
-    """Largest step over the mean step of a traversal (1 = even steps; 10 = one jump over 11 points)."""
-    steps = (images[1:] - images[:-1]).abs().flatten(1).mean(1)
-    return float(steps.max() / steps.mean().clamp_min(1e-12))
-
-
-smooth_ratio = np.array([smoothness(row) for row in trav["images"]])
-change = np.array([float((row[-1] - row[0]).abs().mean()) for row in trav["images"]])
+smooth_ratio = np.array([traversal_smoothness(row) for row in trav["images"]])
 smooth_frac = float(np.mean(smooth_ratio <= 3.0))
 glue("smooth_frac", smooth_frac, display=False)
 glue("smooth_median", float(np.median(smooth_ratio)), display=False)
@@ -645,18 +625,9 @@ fig = image_grid(rows_fig, row_labels=labels_fig, col_labels=[f"{o:+.1f}σ" for 
 save_figure(fig, "ch04_intervention")
 plt.show()
 
-
-def keeps_factors(images):
-    """Fraction of (image, factor) readings equal to the reading of the traversal's centre image."""
-    flat = images.flatten(0, 1)
-    pred = classifier.predict(flat).reshape(images.shape[0], images.shape[1], -1)
-    centre = pred[:, images.shape[1] // 2: images.shape[1] // 2 + 1]
-    return float((pred == centre).mean()), float((images - images[:, images.shape[1] // 2:][:, :1]).abs().mean())
-
-
-keep_z0, delta_z0 = keeps_factors(trav_h["images"])
-keep_z1, delta_z1 = keeps_factors(inter["images"])
-_, delta_z1_std = keeps_factors(inter_std["images"])
+keep_z0, delta_z0 = factor_consistency(classifier, trav_h["images"])
+keep_z1, delta_z1 = factor_consistency(classifier, inter["images"])
+_, delta_z1_std = factor_consistency(classifier, inter_std["images"])
 glue("n_z1_dims", int(kl_z1_dims.numel()), display=False)
 glue("n_z1_active", int((kl_z1_dims > 0.01).sum()), display=False)
 glue("kl_z1_top", float(kl_z1_dims[top_z1].sum()), display=False)
@@ -1178,12 +1149,4 @@ add_alt_text(cells, {
                             "generated images with posX increasing to the right and posY downwards.",
 })
 
-nb = nbformat.v4.new_notebook()
-nb.cells = cells
-for i, cell in enumerate(nb.cells):  # stable ids: regenerating the notebook gives readable diffs
-    cell.id = f"ch04-{i:03d}"
-nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-nb.metadata["language_info"] = {"name": "python"}
-nbformat.validate(nb)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT.relative_to(ROOT)} ({len(cells)} cells)")
+write_notebook(cells, OUT, id_prefix="ch04")

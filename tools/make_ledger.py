@@ -6,12 +6,14 @@ numbers is typed by hand.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nbtools import write_notebook  # noqa: E402
 OUT = ROOT / "book" / "ledger.ipynb"
 
 cells = [
@@ -75,9 +77,4 @@ for key, title in PAPERS.items():
 for cell in cells[2:]:
     if cell.cell_type == "code":
         cell.metadata["tags"] = ["remove-input"]  # the page shows the table, not the code
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-nb.metadata["language_info"] = {"name": "python"}
-nbformat.validate(nb)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT.relative_to(ROOT)} ({len(cells)} cells)")
+write_notebook(cells, OUT)
