@@ -349,10 +349,13 @@ plt.show()
 ''')
 
 md(r"""
-With $\gamma_y=1$ the label code carries {glue:text}`lv_kl_g1:.1f` nats and $p(y\mid u)$
-reads back {glue:text}`lv_acc_g1:.2f` of the factors; with $\gamma_y=10$ the code carries
-{glue:text}`lv_kl_g10:.1f` nats, close to $H(Y)=\sum_f\ln K_f=$ {glue:text}`h_y:.1f` nats, and
-the accuracy is {glue:text}`lv_acc_g10:.2f`.
+With $\gamma_y=1$ the label VAE collapses: its rate is {glue:text}`lv_kl_g1:.2f` nats and
+$p(y\mid u)$ reads back {glue:text}`lv_acc_g1:.2f` of the factors, the level of guessing. With
+$\gamma_y=10$ the accuracy is {glue:text}`lv_acc_g10:.2f` and the rate
+{glue:text}`lv_kl_g10:.1f` nats, more than $H(Y)=\sum_f\ln K_f=$ {glue:text}`h_y:.1f` nats, the
+most information $u$ can hold about $y$. As in {ref}`ch-rate-distortion`, the rate is
+$I(Y;U)+\mathrm{KL}(q(u)\,\|\,p(u))$; with ten times the weight on the likelihood, the model
+accepts an aggregate posterior $q(u)$ that does not match $\mathcal N(0,I)$.
 """)
 
 # ============================================================================ 5. step 2: supervised
