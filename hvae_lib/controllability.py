@@ -253,7 +253,6 @@ def classifier_frechet_distance(classifier: FactorClassifier, real: Any, generat
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-
 def factor_consistency(classifier: FactorClassifier, traversals: Any) -> tuple[float, float]:
     r"""How much traversals keep the classifier's factor readings, and how much they change pixels.
 

