@@ -231,7 +231,6 @@ print(data.description)
 print(f"factors: {dict(zip(names, sizes))}; labelled: {len(lab_idx)} of {len(data.f_train)} "
       f"({len(lab_idx) / len(data.f_train):.1%}); per batch: {n_l} labelled + {n_u} unlabelled")
 print("labelled images per shape:", np.bincount(data.f_train[lab_idx, 0], minlength=sizes[0]).tolist())
-glue("data_description", data.description, display=False)
 glue("n_train", len(data.f_train), display=False)
 glue("n_test", len(data.f_test), display=False)
 glue("n_labelled", len(lab_idx), display=False)
@@ -244,7 +243,6 @@ glue("label_pct", 100 * settings.label_fraction, display=False)
 ''')
 
 code(r'''
-rng = ctx.rng(1)
 show = [np.flatnonzero(data.f_test[:, 0] == s)[:8] for s in range(sizes[0])]
 shape_names = ["square", "ellipse", "heart"][: sizes[0]]
 fig = image_grid([data.x_test[i].float() for i in show], row_labels=shape_names,
@@ -318,12 +316,11 @@ code(r'''
 label_runs = {}
 for gy in (1.0, 10.0):
     torch.manual_seed(ctx.seed)
-    lv_model = build_semafo(settings.flat).to(ctx.device)
-    label_runs[gy] = (lv_model, train_label_vae(lv_model, data.f_train[lab_idx], gamma_y=gy,
-                                                steps=settings.label_vae_steps,
-                                                batch_size=64, lr=1e-3, seed=ctx.seed, log_every=25))
-acc_g1, acc_g10 = label_runs[1.0][1]["acc_py"][-1], label_runs[10.0][1]["acc_py"][-1]
-kl_g1, kl_g10 = label_runs[1.0][1]["kl_u"][-1], label_runs[10.0][1]["kl_u"][-1]
+    label_runs[gy] = train_label_vae(build_semafo(settings.flat).to(ctx.device), data.f_train[lab_idx],
+                                     gamma_y=gy, steps=settings.label_vae_steps, batch_size=64, lr=1e-3,
+                                     seed=ctx.seed, log_every=25)
+acc_g1, acc_g10 = label_runs[1.0]["acc_py"][-1], label_runs[10.0]["acc_py"][-1]
+kl_g1, kl_g10 = label_runs[1.0]["kl_u"][-1], label_runs[10.0]["kl_u"][-1]
 h_y = float(np.sum(np.log(sizes)))
 glue("lv_acc_g1", acc_g1, display=False)
 glue("lv_acc_g10", acc_g10, display=False)
@@ -336,7 +333,7 @@ print(f"gamma_y = 10 auto-encodes the labels better than gamma_y = 1: {acc_g10 >
 code(r'''
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 pal = sns.color_palette("colorblind", 2)
-for c, (gy, (_, h)) in zip(pal, label_runs.items()):
+for c, (gy, h) in zip(pal, label_runs.items()):
     axes[0].plot(h["step"], h["acc_py"], color=c, label=f"γ_y = {gy:g}")
     axes[1].plot(h["step"], h["kl_u"], color=c, label=f"γ_y = {gy:g}")
 axes[0].axhline(float(np.mean(chance)), color="grey", ls=":", label="chance (mean over factors)")
@@ -713,7 +710,6 @@ profile; the metrics appendix measures the difference to the faithful default).
 
 code(r'''
 train_cfg = settings.train.replace(seed=ctx.seed, lr=settings.baseline_lr)
-vae_rows = {}
 for name, beta in (("VAE", 1.0), ("β-VAE", settings.beta_vae_beta)):
     model, res = fit(lambda: BetaVAE(settings.flat.vae), data.x_train, train_cfg, vae_loss(beta),
                      key={"model": settings.flat.vae, "beta": beta, "data": data.description}, device=ctx.device,
@@ -728,7 +724,6 @@ for name, beta in (("VAE", 1.0), ("β-VAE", settings.beta_vae_beta)):
                       mig=mig(z_tr, f_tr), dci_d=d["disentanglement"], dci_c=d["completeness"],
                       dci_i=d["informativeness_test"], sap=sap(z_tr, f_tr, z_te, data.f_test),
                       active=int(active_units(ev.mu).sum()), train_s=res.seconds)
-    vae_rows[name] = model
 m2_cfg = M2Config(vae=settings.flat.vae, factor_sizes=sizes, temperature=settings.flat.temperature)
 m2_loss_cfg = M2LossConfig(warmup_steps=settings.loss.warmup_steps)
 m2_model, m2_res = fit_semisupervised(lambda: M2VAE(m2_cfg), data.x_train, data.f_train, semi, m2_loss_cfg,
