@@ -1,7 +1,12 @@
 """The book's execution pipeline: papermill executes, jupyter-book renders.
 
-``python -m hvae_lib build`` reads ``_toc.yml``, executes every notebook it lists with
-papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS`` injected into the cell
+Each chapter is written once, as a MyST Markdown notebook ``book/NAME.md`` paired by
+jupytext with ``book/NAME.ipynb``, which is derived from it and keeps only the reference
+outputs of the ``# NBVAL_CHECK_OUTPUT`` cells (nbval runs the ``.ipynb``; a test checks that
+the inputs of each pair are equal).
+
+``python -m hvae_lib build`` reads ``_toc.yml``, executes every notebook it lists (inputs from
+its ``.md``) with papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS`` injected into the cell
 tagged ``parameters``) into a staging copy of the book under ``_build/staging``, writes a
 status page (run time, profile, device, hardware and library versions of every notebook) and
 builds the HTML with jupyter-book (``execute_notebooks: off``, ``-W -n --keep-going``) into
@@ -9,11 +14,13 @@ builds the HTML with jupyter-book (``execute_notebooks: off``, ``-W -n --keep-go
 
 ``python -m hvae_lib run NOTEBOOK -p NAME VALUE ...`` executes one notebook the same way.
 
-``python -m hvae_lib refresh NOTEBOOK`` re-executes a source notebook in the test setting
-(quick profile, CPU, one thread, cache off) and stores back only the outputs of cells marked
-``# NBVAL_CHECK_OUTPUT``: these are the reference values that nbval compares against.
+``python -m hvae_lib refresh NOTEBOOK`` re-executes a chapter in the test setting (quick
+profile, CPU, one thread, cache off) and stores in its ``.ipynb`` only the outputs of cells
+marked ``# NBVAL_CHECK_OUTPUT``: these are the reference values that nbval compares against.
+``python -m hvae_lib sync NOTEBOOK`` carries an edit of the ``.md`` into the ``.ipynb``
+without executing anything (unchanged cells keep their stored outputs).
 
-Used in: README (command 1), tests/test_book.py.
+Used in: README (both commands), tests/test_book.py.
 """
 from __future__ import annotations
 
@@ -205,14 +212,79 @@ def status_markdown(runs: Sequence[NotebookRun], params: dict[str, Any], root: P
     return "\n".join(lines)
 
 
-def _copy_sources(root: Path, staging: Path) -> None:
+PAIRED_FORMATS = "ipynb,md:myst"
+
+
+def paired_source(notebook: Path) -> Path | None:
+    """The MyST Markdown source ``NAME.md`` paired with ``NAME.ipynb`` by jupytext, if any.
+
+    A chapter is written once, as ``book/NAME.md`` (front matter ``jupytext: formats:
+    ipynb,md:myst``); ``book/NAME.ipynb`` is derived from it and keeps only the reference
+    outputs of the ``# NBVAL_CHECK_OUTPUT`` cells. Returns ``None`` for a notebook without a
+    paired ``.md``.
+    """
+    notebook = Path(notebook)
+    md = notebook.with_suffix(".md")
+    if notebook.suffix != ".ipynb" or not md.is_file():
+        return None
+    head = md.read_text(encoding="utf-8")[:2000]
+    return md if "formats: ipynb,md:myst" in head else None
+
+
+def read_inputs(notebook: Path) -> Any:
+    """The notebook to execute: the inputs of the paired ``.md`` (the source people edit) when
+    there is one, else the ``.ipynb`` itself (nbformat v4)."""
+    import jupytext
+    import nbformat
+
+    md = paired_source(notebook)
+    if md is None:
+        return nbformat.read(notebook, as_version=4)
+    nb = jupytext.read(md)
+    nb.metadata.get("jupytext", {}).pop("text_representation", None)
+    return nb
+
+
+def _copy_sources(root: Path, staging: Path, notebooks: Iterable[Path] = ()) -> None:
+    """Stage ``_config.yml``, ``_toc.yml`` and ``book/`` for jupyter-book.
+
+    Of each jupytext pair only the ``.ipynb`` is staged (written from the ``.md``), so that
+    jupyter-book sees one file per document.
+    """
+    import nbformat
+
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, staging / name)
-    shutil.copytree(root / "book", staging / "book",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "_build"))
+    paired = {md.resolve() for nb in (root / "book").glob("*.ipynb") if (md := paired_source(nb))}
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n in {".ipynb_checkpoints", "__pycache__", "_build"}}
+        return skip | {n for n in names if (Path(folder) / n).resolve() in paired}
+
+    shutil.copytree(root / "book", staging / "book", ignore=ignore)
+    for nb in notebooks:
+        if paired_source(nb) is not None:
+            nbformat.write(read_inputs(nb), staging / nb.relative_to(root))
+
+
+def hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's ``injected-parameters`` cell ``remove-cell`` in an executed notebook, so
+    the rendered page does not show it (the parameters cell itself is collapsed by its own
+    ``hide-input`` tag)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+            changed = True
+    if changed:
+        nbformat.write(nb, path)
 
 # ---------------------------------------------------------------------------- offline assets
 #: The npm project (``web/package.json`` + committed ``package-lock.json``) that pins them.
@@ -333,13 +405,13 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
     staging = output / "_build" / "staging"
     files = toc_files(root)
     modules = install_offline_assets(root / "web") if offline_assets and html else None
-    _copy_sources(root, staging)
+    notebooks = [f for f in files if f.suffix == ".ipynb"]
+    _copy_sources(root, staging, notebooks)
     if modules is not None:
         _use_offline_assets(staging)
     runs: list[NotebookRun] = []
     env = kernel_env(params, cache=cache)
     env["HVAE_CLAIMS_DIR"] = str((staging / "claims").resolve())  # read by book/ledger.ipynb
-    notebooks = [f for f in files if f.suffix == ".ipynb"]
     selected = [f for f in notebooks if only is None or any(s in f.name for s in only)]
     executed = output / "_build" / "executed"
     for nb in notebooks:
@@ -351,7 +423,9 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
         dst = staging / nb.relative_to(root)
         print(f"[{i}/{len(selected)}] executing {nb.relative_to(root)} "
               f"(profile={profile}, device={device}, threads={params['THREADS']})", flush=True)
-        run = execute_notebook(nb, dst, params, cwd=dst.parent, env=env, progress=progress)
+        run = execute_notebook(dst, dst, params, cwd=dst.parent, env=env, progress=progress)
+        if dst.is_file():
+            hide_injected_parameters(dst)
         print(f"    {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
               + ("" if run.ok else f"\n    {run.error.splitlines()[0] if run.error else ''}"), flush=True)
         runs.append(run)
@@ -383,16 +457,47 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
     return 1 if failed else (1 if code else 0)
 
 
+def resolve_notebook(path: Path) -> Path:
+    """The ``.ipynb`` of a chapter given either file of its jupytext pair.
+
+    Raises
+    ------
+    FileNotFoundError
+        If neither the file nor its paired ``.ipynb`` exists (the message names the path).
+    ValueError
+        If a ``.md`` is given that is not a paired notebook source (no ``formats:
+        ipynb,md:myst`` in its front matter).
+    """
+    path = Path(path)
+    if path.suffix == ".md":
+        nb = path.with_suffix(".ipynb")
+        if not path.is_file():
+            raise FileNotFoundError(f"no notebook source at {path.resolve()}")
+        if paired_source(nb) is None and not nb.is_file():
+            raise ValueError(f"{path} is not a notebook: its front matter has no "
+                             f"`jupytext: formats: {PAIRED_FORMATS}`")
+        return nb
+    if not path.is_file():
+        raise FileNotFoundError(f"no notebook at {path.resolve()}")
+    return path
+
+
 def run_one(notebook: Path, params: dict[str, Any], output: Path | None = None, cache: bool = True,
             progress: bool = True) -> int:
-    """Execute one notebook (``python -m hvae_lib run``); return an exit code."""
-    notebook = Path(notebook)
-    if not notebook.is_file():
-        print(f"error: no notebook at {notebook.resolve()}", file=sys.stderr)
+    """Execute one notebook (``python -m hvae_lib run``; the ``.md`` or the ``.ipynb`` of a
+    pair, whose inputs come from the ``.md``); return an exit code."""
+    import nbformat
+
+    try:
+        notebook = resolve_notebook(Path(notebook)).resolve()
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    dst = Path(output) if output is not None else REPO_ROOT / "_build" / "executed" / notebook.name
-    run = execute_notebook(notebook.resolve(), dst.resolve(), params, cwd=notebook.resolve().parent,
-                           env=kernel_env(params, cache=cache), progress=progress)
+    dst = (Path(output) if output is not None else REPO_ROOT / "_build" / "executed" / notebook.name).resolve()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(read_inputs(notebook), dst)
+    run = execute_notebook(dst, dst, params, cwd=notebook.parent, env=kernel_env(params, cache=cache),
+                           progress=progress)
     if run.ok:
         print(f"executed {notebook} -> {dst} in {run.seconds:.1f} s")
         return 0
@@ -419,26 +524,136 @@ def strip_unchecked_outputs(nb: Any) -> Any:
     return nb
 
 
-def refresh(notebook: Path) -> int:
-    """Re-execute a source notebook in the test setting and store its checked outputs."""
+def sync_inputs(notebook: Path) -> Any:
+    """The stored ``.ipynb`` with the inputs of its paired ``.md`` and the outputs it had.
+
+    This is ``jupytext --sync`` with the ``.md`` always taken as the source of the inputs (no
+    reliance on file times): cells whose source is unchanged keep their stored outputs, so a
+    prose edit needs no re-execution. Returns the combined notebook (not written).
+    """
+    import nbformat
+    from jupytext.combine import combine_inputs_with_outputs
+
+    notebook = Path(notebook)
+    inputs = read_inputs(notebook)
+    if paired_source(notebook) is None:
+        return inputs
+    if not notebook.is_file():
+        return inputs
+    return combine_inputs_with_outputs(inputs, nbformat.read(notebook, as_version=4))
+
+
+_SAVE_FIGURE = "save_figure("
+#: cell metadata that belongs to the inputs of a cell (compared across a pair)
+_INPUT_METADATA = ("tags", "mystnb")
+
+
+def pair_differences(notebook: Path) -> list[str]:
+    """How the inputs of a pair's ``.ipynb`` differ from its ``.md`` (empty when they agree).
+
+    Compared per cell: the cell type, the source and the input metadata (``tags`` and the
+    ``mystnb`` options such as an image's alt text). A notebook without a paired ``.md`` is
+    itself a difference.
+    """
     import nbformat
 
-    notebook = Path(notebook).resolve()
+    notebook = Path(notebook)
+    if paired_source(notebook) is None:
+        return [f"{notebook.name}: no paired {notebook.with_suffix('.md').name}"]
+    md_cells = read_inputs(notebook).cells
+    nb_cells = nbformat.read(notebook, as_version=4).cells
+    out = []
+    if len(md_cells) != len(nb_cells):
+        out.append(f"{notebook.name}: {len(nb_cells)} cells, its .md has {len(md_cells)}")
+    for i, (a, b) in enumerate(zip(md_cells, nb_cells)):
+        meta_a = {k: a.metadata.get(k) for k in _INPUT_METADATA if k in a.metadata}
+        meta_b = {k: b.metadata.get(k) for k in _INPUT_METADATA if k in b.metadata}
+        if a.cell_type != b.cell_type or a.source != b.source or meta_a != meta_b:
+            first = (a.source.splitlines() or [""])[0][:60]
+            out.append(f"{notebook.name}: cell {i} differs from its .md ({first!r})")
+    return out
+
+
+def checked_cell_problems(nb: Any) -> list[str]:
+    """Cells that break the stored-outputs convention of a derived ``.ipynb``.
+
+    A cell marked ``# NBVAL_CHECK_OUTPUT`` needs stored outputs and an execution count (nbval
+    skips a cell without one); every other cell must store none.
+    """
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if CHECK_MARK in cell.source:
+            if not cell.outputs:
+                out.append(f"cell {i}: checked but no stored outputs")
+            if cell.execution_count is None:
+                out.append(f"cell {i}: checked but no execution count")
+        elif cell.outputs:
+            out.append(f"cell {i}: not checked but stores {len(cell.outputs)} outputs")
+    return out
+
+
+def figures_without_alt(nb: Any) -> list[int]:
+    """Indices of code cells that save a figure (``save_figure(``) without alt text in their
+    ``mystnb.image.alt`` option."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and _SAVE_FIGURE in cell.source:
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+            if not str(alt).strip():
+                out.append(i)
+    return out
+
+
+def write_paired(nb: Any, notebook: Path) -> None:
+    """Write the derived ``.ipynb`` of a pair: checked outputs only, no papermill metadata."""
+    import nbformat
+
+    nb = strip_unchecked_outputs(nb)
+    nb.metadata.setdefault("jupytext", {})["formats"] = PAIRED_FORMATS
+    nb.metadata["jupytext"].pop("text_representation", None)
+    nbformat.validate(nb)
+    nbformat.write(nb, notebook)
+
+
+def sync(notebook: Path) -> int:
+    """``python -m hvae_lib sync``: rewrite a pair's ``.ipynb`` from its ``.md`` (no execution)."""
+    notebook = resolve_notebook(Path(notebook)).resolve()
+    write_paired(sync_inputs(notebook), notebook)
+    print(f"synced {notebook.name} from {notebook.with_suffix('.md').name}")
+    return 0
+
+
+def refresh(notebook: Path) -> int:
+    """Re-execute a notebook in the test setting and store its checked outputs.
+
+    The inputs come from the paired ``.md``; the run uses the quick profile on the CPU with one
+    thread and no cache (as ``make test`` does), and only the outputs of cells marked
+    ``# NBVAL_CHECK_OUTPUT`` are written to the ``.ipynb``: these are the reference values
+    that nbval compares against.
+    """
+    import nbformat
+
+    notebook = resolve_notebook(Path(notebook)).resolve()
     params = parameters_for("quick", "cpu", 0, 1)
     tmp = REPO_ROOT / "_build" / "refresh" / notebook.name
-    run = execute_notebook(notebook, tmp, params, cwd=notebook.parent, env=kernel_env(params, cache=False))
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    source = sync_inputs(notebook)
+    nbformat.write(source, tmp)
+    run = execute_notebook(tmp, tmp, params, cwd=notebook.parent, env=kernel_env(params, cache=False))
     if not run.ok:
         print(f"FAILED: {run.error}", file=sys.stderr)
         return 1
     executed = nbformat.read(tmp, as_version=4)
-    source = nbformat.read(notebook, as_version=4)
-    if len(source.cells) != len(executed.cells):  # papermill may add an injected-parameters cell
-        executed.cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    executed.cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if len(source.cells) != len(executed.cells):
+        raise RuntimeError(f"{notebook.name}: {len(executed.cells)} executed cells for {len(source.cells)} inputs")
     for src_cell, ex_cell in zip(source.cells, executed.cells):
         if src_cell.cell_type == "code":
             src_cell.outputs = ex_cell.outputs
             src_cell.execution_count = ex_cell.execution_count  # nbval skips checked cells without one
-    nbformat.write(strip_unchecked_outputs(source), notebook)
+    write_paired(source, notebook)
     print(f"refreshed {notebook} in {run.seconds:.1f} s")
     return 0
 
@@ -486,13 +701,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a parameter (repeatable); VALUE is parsed as YAML (numbers, true/false)")
     r.add_argument("-o", "--output", type=Path, help="executed copy (default _build/executed/NAME)")
-    f = sub.add_parser("refresh", help="re-execute a source notebook and store its NBVAL_CHECK_OUTPUT outputs")
+    f = sub.add_parser("refresh", help="re-execute a chapter (its .md or .ipynb) and store the outputs "
+                                       "of its NBVAL_CHECK_OUTPUT cells in the .ipynb")
     f.add_argument("notebook", type=Path, nargs="+")
+    y = sub.add_parser("sync", help="rewrite a chapter's .ipynb from its .md (inputs), keeping the stored "
+                                    "outputs of unchanged cells; no execution")
+    y.add_argument("notebook", type=Path, nargs="+")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "refresh":
             return max(refresh(nb) for nb in args.notebook)
+        if args.command == "sync":
+            return max(sync(nb) for nb in args.notebook)
         params = parameters_for(args.profile, args.device, args.seed, args.threads)
         if args.command == "build":
             return build(**{k: params[k.upper()] for k in ("profile", "device", "seed", "threads")},
