@@ -10,10 +10,13 @@ THREADS ?= 1
 
 .PHONY: setup book test clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	@# `jupyter lab book/` from this venv also starts for root (containers, CI machines)
+	mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
+	printf '{"ServerApp": {"allow_root": true}}\n' > $(VENV)/etc/jupyter/jupyter_server_config.d/hvae-book.json
 	touch $@
 
 setup: $(VENV)/.installed

@@ -127,6 +127,38 @@ const views = document.querySelectorAll('script[type="application/vnd.jupyter.wi
 return Array.from(views).every(s => s.parentElement.querySelector('.jupyter-widgets'));
 """
 IMAGES_DONE = "return Array.from(document.images).every(i => i.complete);"
+#: display equations wider than their column (cut off, or scrolled sideways)
+WIDE_EQUATIONS = """
+return Array.from(document.querySelectorAll('mjx-container[display="true"]')).filter(c => {
+  const m = c.querySelector('mjx-math');
+  return m && m.getBoundingClientRect().width > c.getBoundingClientRect().width + 1;
+}).map(c => (c.textContent || '').slice(0, 60));
+"""
+#: what a reader must not see: papermill's injected cell, the parameters code, bookkeeping
+HIDDEN_BOOKKEEPING = """
+const out = [];
+if (document.querySelector('.tag_injected-parameters')) out.push('injected-parameters cell');
+const text = document.body.innerText;
+if (text.includes('os.environ.get("HVAE_PROFILE"')) out.push('parameters code visible');
+if (/^\\s*glue\\(/m.test(text)) out.push('glue() calls visible');
+return out;
+"""
+#: build-machine paths and pointers to material outside the book (our notes, digests)
+FORBIDDEN_TEXT = ("/work/", "/tmp/", "/root/", "/home/", str(REPO_ROOT), "the digest", "our digest",
+                  "digest §", "DESIGN.md",
+                  "semafovae.md", "rate_splitting.md", "shared/papers")
+
+
+def forbidden_text(text: str) -> list[str]:
+    """The entries of :data:`FORBIDDEN_TEXT` that occur in a page's text."""
+    return [s for s in FORBIDDEN_TEXT if s in text]
+
+
+def test_forbidden_text_is_found() -> None:
+    """Negative control of the page-text check."""
+    assert str(REPO_ROOT) in forbidden_text(f"claims read from {REPO_ROOT}/_build/claims")
+    assert forbidden_text("as our digest records it (semafovae.md §1)") == ["our digest", "semafovae.md"]
+    assert forbidden_text("The VAE as a rate–distortion machine") == []
 
 
 def _open(d: Any, url: str) -> list[dict[str, Any]]:
@@ -169,6 +201,9 @@ def test_page_renders_offline(page: str, server: str, driver: Any) -> None:
         "return Array.from(document.images).filter(i => !i.closest('.jupyter-widgets'))"
         ".filter(i => !i.alt || /\\.(png|jpe?g|svg|gif)$/i.test(i.alt)).map(i => i.src)")
     severe = [e["message"] for e in log if e["level"] == "SEVERE"]
+    wide = d.execute_script(WIDE_EQUATIONS)
+    bookkeeping = d.execute_script(HIDDEN_BOOKKEEPING)
+    leaks = forbidden_text(d.execute_script("return document.body.innerText"))
     shot = _screenshot(d, Path(page).stem)
     print(f"{page}: {n_math} math elements, {len(d.find_elements('tag name', 'img'))} images, "
           f"{views} widget views, screenshot {shot}")
@@ -179,6 +214,26 @@ def test_page_renders_offline(page: str, server: str, driver: Any) -> None:
     assert rendered, f"{page}: {views} widget views, not all rendered"
     assert not remote, f"{page}: requests left the machine: {remote}"
     assert not severe, f"{page}: console errors: {severe}"
+    assert not wide, f"{page}: display equations wider than the text column at 1280 px: {wide}"
+    assert not bookkeeping, f"{page}: a reader sees {bookkeeping}"
+    assert not leaks, f"{page}: the page mentions {leaks}"
+
+
+def test_wide_equation_is_detected(server: str, driver: Any) -> None:
+    """Negative control of the equation-width check: an over-long equation typeset on a page."""
+    d = driver
+    _open(d, f"{server}/{EXPLORER_PAGE}")
+    assert d.execute_script(WIDE_EQUATIONS) == []
+    long_tex = "+".join(f"x_{{{i}}}^{{2}}" for i in range(120))
+    d.execute_script("""
+        const div = document.createElement('div');
+        div.textContent = '\\[' + arguments[0] + '\\]';
+        document.querySelector('article') .appendChild(div);
+        MathJax.typesetPromise([div]);
+    """, long_tex)
+    wide = _wait(d, WIDE_EQUATIONS.replace("return Array", "const r = Array", 1)
+                 + "return r.length ? r : null;", timeout=20)
+    assert wide, "an equation wider than the column was not reported"
 
 
 def _visible_image(d: Any) -> str:
@@ -209,3 +264,52 @@ def test_explorer_slider_changes_the_figure(server: str, driver: Any) -> None:
     after = _visible_image(d)
     _screenshot(d, Path(EXPLORER_PAGE).stem + "_slider_moved")
     assert changed and after and after != before, "moving the slider did not change the displayed figure"
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(browser_available: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab (README: ``.venv/bin/jupyter lab book/``) on loopback, over a copy of chapter 1.
+
+    The copy keeps the test from saving executed outputs into the checkout (JupyterLab
+    autosaves both files of a jupytext pair). ``expose_app_in_browser`` lets the test drive
+    JupyterLab's commands.
+    """
+    from jupyter_util import jupyter_server
+
+    root = tmp_path_factory.mktemp("lab")
+    (root / "book").mkdir()
+    for name in ("01_rate_distortion.md", "01_rate_distortion.ipynb"):
+        shutil.copy2(REPO_ROOT / "book" / name, root / "book" / name)
+    shutil.copy2(REPO_ROOT / "jupytext.toml", root / "jupytext.toml")
+    env = {"HVAE_PROFILE": "quick", "HVAE_DEVICE": "cpu", "HVAE_THREADS": "1"}
+    with jupyter_server(root, root / ".jupyter", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+                        lab=True, env=env) as base:
+        yield base
+
+
+def test_chapter_runs_in_jupyterlab(jupyterlab: str, driver: Any) -> None:
+    """Chapter 1's MyST source opens in JupyterLab as a notebook; running its cells renders the
+    explorer's slider (a live widget, with a kernel)."""
+    from jupyter_util import TOKEN
+
+    d = driver
+    d.get(f"{jupyterlab}/lab?token={TOKEN}")
+    assert _wait(d, "return !!(window.jupyterapp && window.jupyterapp.commands)", timeout=90), \
+        "JupyterLab did not load"
+    _wait(d, "return document.querySelector('.jp-DirListing') !== null", timeout=60)
+    d.execute_script("window.jupyterapp.commands.execute('docmanager:open', "
+                     "{path: 'book/01_rate_distortion.md', factory: 'Jupytext Notebook'})")
+    assert _wait(d, "return document.querySelectorAll('.jp-Notebook .jp-Cell').length > 10", timeout=60), \
+        "the chapter's .md did not open as a notebook"
+    assert _wait(d, "return window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status "
+                    "=== 'idle'", timeout=120), "the kernel did not start"
+    d.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    slider = _wait(d, "return document.querySelector('.jp-OutputArea .widget-slider, "
+                      ".jp-OutputArea .jupyter-widgets input[type=range], .jp-OutputArea .noUi-target') !== null",
+                   timeout=600)
+    errors = d.execute_script("return Array.from(document.querySelectorAll("
+                              "'.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"] pre'))"
+                              ".map(e => e.textContent).filter(t => /Error|Traceback/.test(t)).slice(0, 3)")
+    _screenshot(d, "jupyterlab_01_rate_distortion")
+    assert not errors, f"a cell failed in JupyterLab: {errors}"
+    assert slider, "the explorer's slider did not render in JupyterLab"
