@@ -13,7 +13,7 @@ import tempfile
 
 os.environ["HVAE_CACHE"] = "write"
 os.environ["HVAE_CACHE_DIR"] = tempfile.mkdtemp(prefix="hvae-cache-")
-# chapters record their claims here (hvae_lib.ledger), not in the checkout's _build/claims
+# chapters record their claims here (hvae_lib.book.ledger), not in the checkout's _build/claims
 os.environ["HVAE_CLAIMS_DIR"] = tempfile.mkdtemp(prefix="hvae-claims-")
 os.environ["HVAE_PROFILE"] = "quick"
 os.environ["HVAE_DEVICE"] = "cpu"

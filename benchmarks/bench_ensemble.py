@@ -2,10 +2,10 @@
 
 Trains the CPU prototype (digest §8.2: MLP hierarchical VAE, 35,184 parameters, σ = 0.1,
 Adam 1e-3, batch 128) on scikit-learn digits (1,400 train / 397 test), first as one model
-with :func:`hvae_lib.train.train`, then as a K×K grid with :func:`hvae_lib.ensemble.train_grid`,
+with :func:`hvae_lib.train.train`, then as a K×K grid with :func:`hvae_lib.train.train_grid`,
 and prints the time per step, per model-step and the speed-up; the training throughput of the
 authors' SVHN/CIFAR preset (475,811 parameters) at batch 256; then times the evaluation of
-the whole grid (:func:`hvae_lib.downstream.evaluate_model`: test rates, PSNR, RBF-SVM and
+the whole grid (:func:`hvae_lib.analysis.evaluate_model`: test rates, PSNR, RBF-SVM and
 logistic probes on μ2 and a sampled z2, MI, Fano bounds, IS with a pixel classifier).
 Wall and CPU time are both reported: on a shared machine wall time exceeds CPU time / threads.
 
@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from hvae_lib.data import load_digits_dataset  # noqa: E402
-from hvae_lib.downstream import evaluate_model, fit_image_classifier  # noqa: E402
-from hvae_lib.ensemble import beta_grid, log_spaced_betas, train_grid  # noqa: E402
-from hvae_lib.models import HierarchicalVAE, hierarchical_loss, paper_preset, prototype_preset  # noqa: E402
-from hvae_lib.train import TrainConfig, train  # noqa: E402
+from hvae_lib.analysis import evaluate_model, fit_image_classifier  # noqa: E402
+from hvae_lib.models import HierarchicalVAE, paper_preset, prototype_preset  # noqa: E402
+from hvae_lib.objectives import hierarchical_loss  # noqa: E402
+from hvae_lib.train import TrainConfig, beta_grid, log_spaced_betas, train, train_grid  # noqa: E402
 
 
 def _clock() -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """Figures of the book: labelled, colour-blind-friendly (seaborn ``colorblind``), saved as PNG.
 
-Used in: book/01_rate_distortion.ipynb and later chapters.
+Used in: book/01_rate_distortion.md and later chapters.
 """
 from __future__ import annotations
 
@@ -119,12 +119,12 @@ def rate_plane(ax: matplotlib.axes.Axes, rate_top: Sequence[float], rate_bottom:
     metric, colour bar labelled ``label``); dashed slope −1 lines of constant total rate
     (``iso_rates``, default 5 evenly spaced totals); red rings: :math:`\beta_1=\beta_2\ne1`
     (the β-VAE path); black ring: :math:`\beta_1=\beta_2=1` (the ELBO); purple rings: the
-    points in ``best`` (e.g. :func:`hvae_lib.rate_splitting.best_per_budget`).
+    points in ``best`` (e.g. :func:`hvae_lib.experiments.ch03_rate_splitting.best_per_budget`).
 
     ``rate_top``, ``rate_bottom``, ``values``: ``[G]``; ``betas``: ``G`` pairs ``(beta1, beta2)``.
     Returns the scatter (for a shared colour bar).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     x, y = np.asarray(rate_top, float), np.asarray(rate_bottom, float)
     v = np.asarray(values, float)

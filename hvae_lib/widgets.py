@@ -5,7 +5,7 @@ page shown by an ``ipywidgets.Stack`` of precomputed PNG images, so moving the s
 without a running kernel once the widget state is saved with the notebook. Chapters always
 show a static figure beside an explorer.
 
-Used in: book/01_rate_distortion.ipynb, book/02_transitive_information.ipynb.
+Used in: book/01_rate_distortion.md, book/02_transitive_information.md.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def precomputed_grid_sliders(row_labels: Sequence[str], col_labels: Sequence[str
 
     Returns ``VBox(row slider, column slider, outer stack)``.
 
-    Used in: book/02_transitive_information.ipynb.
+    Used in: book/02_transitive_information.md.
     """
     n_rows, n_cols = len(row_labels), len(col_labels)
     if n_rows == 0 or n_cols == 0:

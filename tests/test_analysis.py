@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.analysis import (BetaSweepConfig, RateDistortionSettings, active_units, beta_sweep,
-                               check_rate_distortion_monotone, empirical_entropy, evaluate_vae, monte_carlo_rate,
-                               rate_distortion_settings, train_test_split)
+from hvae_lib.analysis import (BetaSweepConfig, active_units, beta_sweep, check_rate_distortion_monotone,
+                               empirical_entropy, evaluate_vae, monte_carlo_rate)
+from hvae_lib.data import train_test_split
+from hvae_lib.experiments.ch01_rate_distortion import RateDistortionSettings, rate_distortion_settings
 from hvae_lib.models import BetaVAE, VAEConfig
 from hvae_lib.plots import image_grid, png_bytes, rate_distortion_plot, save_figure
 from hvae_lib.train import ResultCache, TrainConfig

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from hvae_lib import book
+from hvae_lib.book import pipeline
 from hvae_lib.book import REPO_ROOT, execute_notebook, kernel_env, parameters_for, strip_unchecked_outputs, toc_files
 
 
@@ -121,7 +122,7 @@ def test_offline_assets_config_and_copy(tmp_path):
     staging = tmp_path / "staging"
     staging.mkdir()
     shutil.copy2(REPO_ROOT / "_config.yml", staging / "_config.yml")
-    book._use_offline_assets(staging)
+    book.use_offline_assets(staging)
     cfg = yaml.safe_load((staging / "_config.yml").read_text())["sphinx"]["config"]
     assert cfg["mathjax_path"] == "../_assets/mathjax/tex-mml-chtml.js"
     assert list(cfg["nb_ipywidgets_js"]) == ["../_assets/require.js",
@@ -150,7 +151,7 @@ def test_offline_assets_need_lockfile_and_npm(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no lockfile"):
         book.install_offline_assets(tmp_path)
     (tmp_path / "package-lock.json").write_text("{}")
-    monkeypatch.setattr(book.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pipeline.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="needs npm"):
         book.install_offline_assets(tmp_path)
     # an installed tree with a matching stamp is reused without npm
@@ -162,7 +163,7 @@ def test_offline_assets_need_lockfile_and_npm(tmp_path, monkeypatch):
 def test_sphinx_ext_removes_duplicate_scripts():
     from sphinx.builders.html._assets import _JavaScript
 
-    from hvae_lib.sphinx_ext import dedupe_scripts
+    from hvae_lib.book.sphinx_ext import dedupe_scripts
 
     scripts = [_JavaScript(None, body="const A = 1"), _JavaScript("a.js"),
                _JavaScript("", body="const A = 1"), _JavaScript("a.js", defer="defer"), _JavaScript("a.js")]

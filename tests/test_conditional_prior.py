@@ -10,12 +10,14 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal
 
-from hvae_lib.analysis import (TransitiveSettings, binary_symmetric_chain, coarse_labels, compare_priors,
-                               gaussian_pair_log_ratio, optimal_critic_values, transitive_settings)
+from hvae_lib.analysis import binary_symmetric_chain, gaussian_pair_log_ratio, optimal_critic_values
+from hvae_lib.data import coarse_labels
+from hvae_lib.experiments.ch02_transitive import TransitiveSettings, compare_priors, transitive_settings
 from hvae_lib.info import gaussian_pair_sampler, mutual_information, transitive_bounds
 from hvae_lib.info.aggregate import aggregate_information, diag_gaussian_log_density_matrix, mixture_log_density
-from hvae_lib.models import (BetaVAE, ConditionalPriorVAE, ConditionalPriorVAEConfig, VAEConfig,
-                             conditional_prior_loss, pack_images_labels, unpack_images_labels)
+from hvae_lib.models import (BetaVAE, ConditionalPriorVAE, ConditionalPriorVAEConfig, VAEConfig, pack_images_labels,
+                             unpack_images_labels)
+from hvae_lib.objectives import conditional_prior_loss
 from hvae_lib.train import ResultCache, TrainConfig, fit
 from hvae_lib.widgets import precomputed_grid_sliders
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.controllability import (
+from hvae_lib.analysis import (
     ControllabilityResult, FactorClassifier, FactorClassifierConfig, classifier_frechet_distance, controllability,
     factor_accuracy, factor_consistency, frechet_distance, train_factor_classifier,
 )
@@ -93,8 +93,10 @@ def test_tiny_trained_semafo_generates_requested_shapes(classifier: FactorClassi
     every example labelled (label fraction 1: the labelled objective and the generation path).
     Chance is 1/3; the trained model reaches about 0.7 per shape on this machine.
     """
-    from hvae_lib.models import SemafoConfig, SemafoLossConfig, VAEConfig, build_semafo
-    from hvae_lib.semisup import SemiSupervisedConfig, conditional_samples, train_semisupervised
+    from hvae_lib.analysis import conditional_samples
+    from hvae_lib.models import SemafoConfig, VAEConfig, build_semafo
+    from hvae_lib.objectives import SemafoLossConfig
+    from hvae_lib.train import SemiSupervisedConfig, train_semisupervised
 
     ds = dsprites_lite().select({"scale": [3], "orientation": [0], "posX": [2, 3, 4, 5], "posY": [2, 3, 4, 5]})
     imgs, f = ds.render_all(), ds.all_factors()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hvae_lib.data import load_cifar10, load_dataset, load_svhn
-from hvae_lib.downstream import (
+from hvae_lib.analysis import (
     check_distortion_bound,
     check_fano_bound,
     distortion_lower_bound,
@@ -30,7 +30,8 @@ from hvae_lib.downstream import (
     sample_quality,
     top_layer_codes,
 )
-from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig, hierarchical_loss
+from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig
+from hvae_lib.objectives import hierarchical_loss
 from hvae_lib.train import TrainConfig, train
 
 torch.set_num_threads(1)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.ensemble import beta_grid, fit_grid, log_spaced_betas, member_key, train_grid
-from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig, hierarchical_loss, prototype_preset
-from hvae_lib.train import ResultCache, TrainConfig, fit, train
+from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig, prototype_preset
+from hvae_lib.objectives import hierarchical_loss
+from hvae_lib.train import (ResultCache, TrainConfig, beta_grid, fit, fit_grid, log_spaced_betas, member_key, train,
+                            train_grid)
 
 torch.set_num_threads(1)
 
@@ -158,7 +159,7 @@ def test_prototype_grid_reproduces_independent_rate_control():
     assert lower_collapsed[1] < 2.0 and grid.last("rate_2")[1] > 5.0
     assert elbo[2] > 1.0
     # the Fano bound holds for classifiers of a sampled z2 on every member (plug-in MI, 2 s.e.)
-    from hvae_lib.downstream import check_fano_bound, evaluate_model, label_distribution
+    from hvae_lib.analysis import check_fano_bound, evaluate_model, label_distribution
 
     perm = np.random.default_rng(0).permutation(len(d.labels))
     te = perm[:397]

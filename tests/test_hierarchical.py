@@ -7,19 +7,17 @@ import math
 import pytest
 import torch
 
+from hvae_lib.distributions import diag_gaussian, gaussian_kl
+from hvae_lib.experiments.ch03_rate_splitting import paper_train_config
 from hvae_lib.models import (
     HierarchicalVAE,
     HierarchicalVAEConfig,
-    betas_from_authors,
-    hierarchical_loss,
-    kl_warmup,
     paper_preset,
-    paper_train_config,
     precision_weighted_merge,
     prototype_preset,
 )
 from hvae_lib.models.hierarchical import conv_resolutions
-from hvae_lib.objectives import diag_gaussian, gaussian_kl
+from hvae_lib.objectives import betas_from_authors, hierarchical_loss, kl_warmup
 from hvae_lib.train import ResultCache, TrainConfig, fit
 
 torch.set_num_threads(1)

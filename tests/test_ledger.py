@@ -1,4 +1,4 @@
-"""The reproduction ledger's claim files (hvae_lib.ledger)."""
+"""The reproduction ledger's claim files (hvae_lib.book.ledger)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hvae_lib.ledger import PAPERS, VERDICTS, Claim, claims_dir, load_claims, record_claims, verdict_from
+from hvae_lib.book.ledger import PAPERS, VERDICTS, Claim, claims_dir, load_claims, record_claims, verdict_from
 
 
 def _claim(i: str = "c1", **kw: str) -> Claim:

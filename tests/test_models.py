@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from hvae_lib.models import BetaVAE, VAEConfig, vae_loss
-from hvae_lib.objectives import distortion, gaussian_kl, rate, reparameterise
+from hvae_lib.distributions import distortion, gaussian_kl, rate, reparameterise
+from hvae_lib.models import BetaVAE, VAEConfig
+from hvae_lib.objectives import vae_loss
 
 
 @pytest.mark.parametrize("arch, hidden, shape", [

@@ -1,4 +1,4 @@
-"""Tests of hvae_lib.rate_splitting (chapter 3 settings, data and bound helpers) and plots.rate_plane."""
+"""Tests of hvae_lib.experiments.ch03_rate_splitting (chapter 3 settings and data), the bound helpers and plots.rate_plane."""
 from __future__ import annotations
 
 import math
@@ -12,8 +12,9 @@ import pytest  # noqa: E402
 
 from hvae_lib.models import HierarchicalVAE  # noqa: E402
 from hvae_lib.plots import rate_plane  # noqa: E402
-from hvae_lib.rate_splitting import (RateSplittingSettings, best_per_budget, binomial_lower_limit,  # noqa: E402
-                                     bound_images, load_grid_data, rate_splitting_settings)
+from hvae_lib.analysis import best_per_budget, binomial_lower_limit  # noqa: E402
+from hvae_lib.experiments.ch03_rate_splitting import (RateSplittingSettings, bound_images, load_grid_data,  # noqa: E402
+                                                      rate_splitting_settings)
 
 
 def test_settings_profiles_and_round_trip():

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.models.m2 import M2Config, M2LossConfig, M2VAE, m2_loss
-from hvae_lib.models.semafo import (
-    SemafoConfig, SemafoHVAE, SemafoLossConfig, SemafoSettings, SemafoVAE, build_semafo, labelled_objective,
-    relaxed_one_hot, semafo_loss, semafo_settings, unlabelled_objective,
-)
+from hvae_lib.distributions import relaxed_one_hot
+from hvae_lib.experiments.ch04_semafovae import SemafoSettings, semafo_settings
+from hvae_lib.models.m2 import M2Config, M2VAE
+from hvae_lib.models.semafo import SemafoConfig, SemafoHVAE, SemafoVAE, build_semafo
+from hvae_lib.objectives import M2LossConfig, SemafoLossConfig, labelled_objective, m2_loss, semafo_loss, unlabelled_objective
 from hvae_lib.models.vae import VAEConfig
 
 torch.set_num_threads(1)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.models.m2 import M2Config, M2LossConfig, M2VAE
-from hvae_lib.models.semafo import SemafoConfig, SemafoLossConfig, build_semafo
+from hvae_lib.analysis import conditional_samples, intervene_z1, posterior_traversal, prior_traversal
+from hvae_lib.models.m2 import M2Config, M2VAE
+from hvae_lib.models.semafo import SemafoConfig, build_semafo
 from hvae_lib.models.vae import VAEConfig
-from hvae_lib.semisup import (
-    SemiSupervisedBatches, SemiSupervisedConfig, batch_composition, conditional_samples, intervene_z1,
-    labelled_subset, posterior_traversal, prior_traversal, train_semisupervised,
-)
+from hvae_lib.objectives import M2LossConfig, SemafoLossConfig
+from hvae_lib.train import (SemiSupervisedBatches, SemiSupervisedConfig, batch_composition, labelled_subset,
+                            train_semisupervised)
 from hvae_lib.train import TrainConfig
 
 torch.set_num_threads(1)
@@ -145,7 +145,7 @@ def test_generation_helpers_shapes() -> None:
 
 
 def test_fit_semisupervised_uses_the_cache(tmp_path) -> None:
-    from hvae_lib.semisup import fit_semisupervised
+    from hvae_lib.train import fit_semisupervised
     from hvae_lib.train import ResultCache
 
     f = _factors(64)
@@ -166,7 +166,7 @@ def test_fit_semisupervised_uses_the_cache(tmp_path) -> None:
 
 
 def test_training_is_deterministic() -> None:
-    from hvae_lib.semisup import fit_semisupervised
+    from hvae_lib.train import fit_semisupervised
     from hvae_lib.train import ResultCache
 
     f = _factors(64)
@@ -183,7 +183,8 @@ def test_training_is_deterministic() -> None:
 
 
 def test_train_label_vae_learns_labels_and_touches_only_the_label_vae() -> None:
-    from hvae_lib.semisup import evaluate_semisupervised, train_label_vae
+    from hvae_lib.analysis import evaluate_semisupervised
+    from hvae_lib.train import train_label_vae
 
     torch.manual_seed(0)
     cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(32,), prior_hidden=(8,))
@@ -210,7 +211,7 @@ def test_train_label_vae_learns_labels_and_touches_only_the_label_vae() -> None:
 
 @pytest.mark.parametrize("kind", ["flat", "hierarchical", "m2"])
 def test_evaluate_semisupervised_terms(kind: str) -> None:
-    from hvae_lib.semisup import evaluate_semisupervised
+    from hvae_lib.analysis import evaluate_semisupervised
 
     torch.manual_seed(0)
     if kind == "m2":
@@ -244,7 +245,7 @@ def test_evaluate_semisupervised_terms(kind: str) -> None:
 
 
 def test_load_semafo_data_split_and_errors(tmp_path, monkeypatch) -> None:
-    from hvae_lib.semisup import DSPRITES_NPZ_ENV, load_semafo_data
+    from hvae_lib.experiments.ch04_semafovae import DSPRITES_NPZ_ENV, load_semafo_data
 
     a = load_semafo_data("dsprites_lite", 0.1, seed=0)
     b = load_semafo_data("dsprites_lite", 0.1, seed=0)
@@ -267,7 +268,7 @@ def test_load_semafo_data_split_and_errors(tmp_path, monkeypatch) -> None:
 
 
 def test_load_class_digits() -> None:
-    from hvae_lib.semisup import load_class_digits
+    from hvae_lib.experiments.ch04_semafovae import load_class_digits
 
     d = load_class_digits(16, n_test=500, seed=0)
     assert d.x_train.shape == (4500, 1, 16, 16) and d.x_test.shape == (500, 1, 16, 16)
@@ -283,7 +284,7 @@ def test_load_class_digits() -> None:
 
 
 def test_z1_kl_per_dim_and_chosen_dims() -> None:
-    from hvae_lib.semisup import z1_kl_per_dim
+    from hvae_lib.analysis import z1_kl_per_dim
 
     torch.manual_seed(0)
     cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant="hierarchical",
@@ -294,7 +295,7 @@ def test_z1_kl_per_dim_and_chosen_dims() -> None:
     kl = z1_kl_per_dim(model, x, f, batch_size=16)
     assert kl.shape == (2 * 4 * 4,) and bool((kl >= 0).all())
     # the per-dimension KLs sum to the analytic KL of the whole level at the same z0 and u
-    from hvae_lib.objectives import gaussian_kl
+    from hvae_lib.distributions import gaussian_kl
     with torch.no_grad():
         z0 = model.encode(x)[0]
         u = model.encode_u(model.as_one_hot(torch.as_tensor(f)))[0]
@@ -311,7 +312,7 @@ def test_z1_kl_per_dim_and_chosen_dims() -> None:
 
 
 def test_traversal_smoothness_closed_forms() -> None:
-    from hvae_lib.semisup import traversal_smoothness
+    from hvae_lib.analysis import traversal_smoothness
 
     ramp = torch.linspace(0, 1, 11).view(11, 1, 1, 1).expand(11, 1, 4, 4)
     assert traversal_smoothness(ramp) == pytest.approx(1.0)  # equal steps

@@ -10,7 +10,7 @@
   from files you provide (rate splitting, paper profile).
 * :func:`load_dataset` — one entry point by name.
 
-Used in: book/01_rate_distortion.ipynb and every later chapter.
+Used in: book/01_rate_distortion.md and every later chapter.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from .dsprites import (
     original_factor_values,
 )
 from .glyphs import GLYPH_NUISANCES, GlyphData, glyphs
+from .labels import coarse_labels, train_test_split
 from .natural import (
     CIFAR10_CLASSES,
     CIFAR10_TEST_FILE,
@@ -46,6 +47,8 @@ from .natural import (
 )
 
 __all__ = [
+    "coarse_labels",
+    "train_test_split",
     "DSprites",
     "dsprites_lite",
     "load_dsprites_npz",
@@ -114,7 +117,7 @@ def load_dataset(name: str, **kw: Any) -> Any:
     ValueError
         For an unknown name (the message lists the valid names).
 
-    Used in: every chapter's data cell (book/01_rate_distortion.ipynb onwards)
+    Used in: every chapter's data cell (book/01_rate_distortion.md onwards)
     """
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")

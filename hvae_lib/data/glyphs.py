@@ -16,7 +16,7 @@ texture to :math:`z_1`.
 Rendering is vectorised (``affine_grid`` / ``grid_sample``) and seeded: the same ``seed``
 gives the same images on every run, and any number of images can be drawn.
 
-Used in: book/03_rate_splitting.ipynb
+Used in: book/03_rate_splitting.md
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class GlyphData:
     labels : int64 ``[N]`` glyph class in 0..9.
     factors : ``{name: float64 [N]}`` for every name in :data:`GLYPH_NUISANCES`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     images: np.ndarray
@@ -88,7 +88,7 @@ def glyphs(n: int, *, resolution: int = 16, seed: int = 0, max_shift: float = 2.
     ValueError
         For ``n < 1``, ``resolution < 8`` or inconsistent ranges.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     import torch
     import torch.nn.functional as F

@@ -16,7 +16,7 @@ labels in 0..9.
   dicts, lists, bytes, strings and integers need no globals. Any other global makes the load
   fail with a ``ValueError`` before anything is constructed.
 
-Used in: book/03_rate_splitting.ipynb (paper profile)
+Used in: book/03_rate_splitting.md (paper profile)
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def load_svhn(path: PathLike, split: str | None = None, *, dtype: str = "float32
         Not a MATLAB v5 file (v7.3/HDF5 files are not supported), missing ``X`` or ``y``, or
         shapes, dtypes or labels that are not SVHN's.
 
-    Used in: book/03_rate_splitting.ipynb (paper profile)
+    Used in: book/03_rate_splitting.md (paper profile)
     """
     from scipy.io import loadmat
 
@@ -206,7 +206,7 @@ def load_cifar10(root: PathLike, split: str = "train", *, dtype: str = "float32"
         Unknown split, a pickle that needs anything but NumPy arrays and plain containers,
         or contents that are not a CIFAR-10 batch.
 
-    Used in: book/03_rate_splitting.ipynb (paper profile)
+    Used in: book/03_rate_splitting.md (paper profile)
     """
     if split not in ("train", "test"):
         raise ValueError(f"unknown CIFAR-10 split {split!r}; valid: train, test")

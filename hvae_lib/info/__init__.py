@@ -24,7 +24,7 @@ gaussian
 estimators
     Barber–Agakov, InfoNCE, NWJ and MINE estimators trained with torch.
 
-Used in: book/02_transitive_information.ipynb
+Used in: book/02_transitive_information.md
 """
 from __future__ import annotations
 

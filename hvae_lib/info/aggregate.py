@@ -31,7 +31,7 @@ log-sum-exp over the mixture: scoring all :math:`N^2` pairs of 6,144 images take
 second per sample of :math:`z` on one CPU thread. The ceilings hold up to the rounding of this
 expansion (about ``1e-9`` nats even for :math:`\sigma^2 = e^{-10}`).
 
-Used in: book/02_transitive_information.ipynb
+Used in: book/02_transitive_information.md
 """
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def diag_gaussian_log_density_matrix(z: Tensor, mu: Tensor, logvar: Tensor) -> T
     Tensor, shape ``[B, M]``
         ``out[b, m] = log N(z_b; mu_m, diag exp(logvar_m))``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     if z.ndim != 2 or mu.ndim != 2 or mu.shape != logvar.shape or z.shape[1] != mu.shape[1]:
         raise ValueError(f"need z [B, D], mu and logvar [M, D]; got {tuple(z.shape)}, "
@@ -137,7 +137,7 @@ def mixture_log_density(z: Tensor, mu: Tensor, logvar: Tensor, *, chunk_size: in
     Tensor, shape ``[B]``
         :math:`\log q(z_b)` with :math:`q=\frac1M\sum_m q_m`, in the dtype of ``z``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     if z.ndim != 2 or mu.ndim != 2 or mu.shape != logvar.shape or z.shape[1] != mu.shape[1]:
         raise ValueError(f"need z [B, D], mu and logvar [M, D]; got {tuple(z.shape)}, "
@@ -296,7 +296,7 @@ def aggregate_information(mu: Tensor | np.ndarray, logvar: Tensor | np.ndarray,
         Per-sample log-densities with ``i_xz``, ``i_zu`` (nats), standard errors, ceilings
         and the paired :meth:`~AggregateInformation.t3_slack`.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     mu64, lv64 = _as_float64(mu, "mu"), _as_float64(logvar, "logvar")
     if mu64.shape != lv64.shape:

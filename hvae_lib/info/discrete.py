@@ -89,7 +89,7 @@ def validate_joint(
         Wrong number of axes, NaN/inf or negative entries, or a total differing from 1
         by more than ``SUM_TOL = 1e-9``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = _as_float_array(p, name)
     if ndim is not None and arr.ndim != ndim + batch_ndim:
@@ -126,7 +126,7 @@ def validate_conditional(q: ArrayLike, name: str = "q", ndim: int = 2) -> np.nda
     numpy.ndarray
         ``q`` as float64.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = _as_float_array(q, name)
     if arr.ndim != ndim:
@@ -142,7 +142,8 @@ def validate_conditional(q: ArrayLike, name: str = "q", ndim: int = 2) -> np.nda
     return arr
 
 
-def _log_base(base: float | None) -> float:
+def log_base(base: float | None) -> float:
+    """The divisor that converts nats to ``base`` units: ``ln(base)``, or 1 (nats) for ``None``."""
     if base is None:
         return 1.0
     if not (base > 0 and base != 1 and math.isfinite(base)):
@@ -158,7 +159,7 @@ def _neg_xlogx_sum(p: np.ndarray, axes: int | Sequence[int] | None) -> np.ndarra
     return -terms.sum(axis=tuple(axes) if isinstance(axes, (list, tuple)) else axes)
 
 
-def _entropy_of_axes(p: np.ndarray, keep: Sequence[int], n_table: int) -> np.ndarray:
+def entropy_of_axes(p: np.ndarray, keep: Sequence[int], n_table: int) -> np.ndarray:
     """Entropy of the marginal on table axes ``keep`` (0-based within the table).
 
     ``p`` has shape ``[*batch, n_1, ..., n_{n_table}]``; returns shape ``batch``.
@@ -169,22 +170,22 @@ def _entropy_of_axes(p: np.ndarray, keep: Sequence[int], n_table: int) -> np.nda
     return _neg_xlogx_sum(marg, tuple(range(nb, marg.ndim)))
 
 
-def _mi_2(p_ab: np.ndarray) -> np.ndarray:
+def mi_2(p_ab: np.ndarray) -> np.ndarray:
     """``I(A;B) = H(A) + H(B) - H(A,B)`` for ``[..., A, B]`` (batched, no validation)."""
     return (
-        _entropy_of_axes(p_ab, (0,), 2)
-        + _entropy_of_axes(p_ab, (1,), 2)
-        - _entropy_of_axes(p_ab, (0, 1), 2)
+        entropy_of_axes(p_ab, (0,), 2)
+        + entropy_of_axes(p_ab, (1,), 2)
+        - entropy_of_axes(p_ab, (0, 1), 2)
     )
 
 
 def _cmi_3(p_abc: np.ndarray) -> np.ndarray:
     """``I(A;B|C) = H(A,C) + H(B,C) - H(C) - H(A,B,C)`` for ``[..., A, B, C]``."""
     return (
-        _entropy_of_axes(p_abc, (0, 2), 3)
-        + _entropy_of_axes(p_abc, (1, 2), 3)
-        - _entropy_of_axes(p_abc, (2,), 3)
-        - _entropy_of_axes(p_abc, (0, 1, 2), 3)
+        entropy_of_axes(p_abc, (0, 2), 3)
+        + entropy_of_axes(p_abc, (1, 2), 3)
+        - entropy_of_axes(p_abc, (2,), 3)
+        - entropy_of_axes(p_abc, (0, 1, 2), 3)
     )
 
 
@@ -212,10 +213,10 @@ def entropy(p: ArrayLike, base: float | None = None) -> float:
     ValueError
         Negative entries or a total not within ``1e-9`` of 1.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p, name="p")
-    return float(_neg_xlogx_sum(arr.ravel(), 0)) / _log_base(base)
+    return float(_neg_xlogx_sum(arr.ravel(), 0)) / log_base(base)
 
 
 def conditional_entropy(p_ab: ArrayLike, base: float | None = None) -> float:
@@ -234,11 +235,11 @@ def conditional_entropy(p_ab: ArrayLike, base: float | None = None) -> float:
     -------
     float
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p_ab, ndim=2, name="p_ab")
-    h = _entropy_of_axes(arr, (0, 1), 2) - _entropy_of_axes(arr, (1,), 2)
-    return float(h) / _log_base(base)
+    h = entropy_of_axes(arr, (0, 1), 2) - entropy_of_axes(arr, (1,), 2)
+    return float(h) / log_base(base)
 
 
 def mutual_information(p_ab: ArrayLike, base: float | None = None) -> float:
@@ -267,10 +268,10 @@ def mutual_information(p_ab: ArrayLike, base: float | None = None) -> float:
     >>> mutual_information([[0.45, 0.05], [0.05, 0.45]], base=2)  # doctest: +ELLIPSIS
     0.531...
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p_ab, ndim=2, name="p_ab")
-    return float(_mi_2(arr)) / _log_base(base)
+    return float(mi_2(arr)) / log_base(base)
 
 
 def conditional_mutual_information(p_abc: ArrayLike, base: float | None = None) -> float:
@@ -293,10 +294,10 @@ def conditional_mutual_information(p_abc: ArrayLike, base: float | None = None) 
     float
         Zero (up to rounding) iff :math:`A - C - B` is a Markov chain.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc")
-    return float(_cmi_3(arr)) / _log_base(base)
+    return float(_cmi_3(arr)) / log_base(base)
 
 
 def co_information(p_abc: ArrayLike, base: float | None = None) -> float:
@@ -321,11 +322,11 @@ def co_information(p_abc: ArrayLike, base: float | None = None) -> float:
     -------
     float
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc")
-    i_ab = _mi_2(arr.sum(axis=2))
-    return float(i_ab - _cmi_3(arr)) / _log_base(base)
+    i_ab = mi_2(arr.sum(axis=2))
+    return float(i_ab - _cmi_3(arr)) / log_base(base)
 
 
 def kl_divergence(p: ArrayLike, q: ArrayLike, base: float | None = None) -> float:
@@ -345,16 +346,16 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, base: float | None = None) -> floa
     float
         ``inf`` if ``q_i = 0`` where ``p_i > 0``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     pa = validate_joint(p, name="p")
     qa = validate_joint(q, name="q")
     if pa.shape != qa.shape:
         raise ValueError(f"p and q must have the same shape; got {pa.shape} and {qa.shape}")
-    return float(_kl_sum(pa, qa, tuple(range(pa.ndim)))) / _log_base(base)
+    return float(kl_sum(pa, qa, tuple(range(pa.ndim)))) / log_base(base)
 
 
-def _kl_sum(p: np.ndarray, q: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def kl_sum(p: np.ndarray, q: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """``sum p log(p/q)`` over ``axes`` (0 log 0 = 0; inf where q = 0 < p); no validation."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)) - np.log(np.where(p > 0, q, 1.0)), 0.0)

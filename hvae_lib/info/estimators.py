@@ -216,7 +216,7 @@ def infonce_lower_bound(scores: Tensor) -> Tensor:
     Tensor
         Scalar float64, in nats (differentiable); ``<= log N`` exactly.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     n = _check_scores(scores)
     # each term is <= 0 exactly (the log-sum-exp includes the diagonal term); adding log N
@@ -245,7 +245,7 @@ def nwj_lower_bound(scores: Tensor) -> Tensor:
     Tensor
         Scalar, in nats (differentiable).
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_scores(scores)
     return scores.diagonal().mean() - torch.exp(_offdiag_logmeanexp(scores) - 1.0)
@@ -272,7 +272,7 @@ def dv_lower_bound(scores: Tensor) -> Tensor:
     Tensor
         Scalar, in nats (differentiable).
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_scores(scores)
     return scores.diagonal().mean() - _offdiag_logmeanexp(scores)
@@ -509,7 +509,7 @@ def infonce_estimate(
     MIEstimate
         ``method="infonce"``, ``upper_limit = log(N_eval)``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_counts(n_steps, n_eval_batches)
     dev = _resolve_device(device)
@@ -564,7 +564,7 @@ def nwj_estimate(
     MIEstimate
         ``method="nwj"``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_counts(n_steps, n_eval_batches)
     dev = _resolve_device(device)
@@ -630,7 +630,7 @@ def mine_estimate(
     MIEstimate
         ``method="mine"``; ``eval_values`` are per-batch DV values.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     if not 0.0 < ema_rate <= 1.0:
         raise ValueError(f"ema_rate must be in (0, 1]; got {ema_rate}")
@@ -747,7 +747,7 @@ def barber_agakov_estimate(
     MIEstimate
         ``method="barber_agakov"``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_counts(n_steps, n_eval_batches)
     dev = _resolve_device(device)

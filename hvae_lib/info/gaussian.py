@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .discrete import _log_base
+from .discrete import log_base
 
 __all__ = [
     "gaussian_entropy",
@@ -86,12 +86,12 @@ def gaussian_entropy(cov: ArrayLike, base: float | None = None) -> float:
         E.g. ``0.5 * log(2*pi*e) = 1.4189`` nats for a standard normal; this is the known
         :math:`H(Y)` that the Barber–Agakov estimator needs.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     c = _check_cov(cov)
     d = c.shape[0]
     h = 0.5 * d * math.log(2 * math.pi * math.e) + 0.5 * _logdet_pd(c, "cov")
-    return h / _log_base(base)
+    return h / log_base(base)
 
 
 def gaussian_mutual_information(
@@ -126,7 +126,7 @@ def gaussian_mutual_information(
     ValueError
         Non-square / asymmetric ``cov``, bad or overlapping indices, or a singular block.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     c = _check_cov(cov)
     a = _check_idx(idx_a, c.shape[0], "idx_a")
@@ -139,7 +139,7 @@ def gaussian_mutual_information(
         + _logdet_pd(c[np.ix_(b, b)], "cov[B, B]")
         - _logdet_pd(c[np.ix_(ab, ab)], "cov[A+B, A+B]")
     )
-    return mi / _log_base(base)
+    return mi / log_base(base)
 
 
 def mi_from_correlation(rho: float | ArrayLike) -> float | np.ndarray:
@@ -154,7 +154,7 @@ def mi_from_correlation(rho: float | ArrayLike) -> float | np.ndarray:
     -------
     float or numpy.ndarray
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     r = np.asarray(rho, dtype=np.float64)
     if np.any(np.abs(r) >= 1):
@@ -175,7 +175,7 @@ def correlation_from_mi(mi: float | ArrayLike) -> float | np.ndarray:
     -------
     float or numpy.ndarray
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     m = np.asarray(mi, dtype=np.float64)
     if np.any(m < 0) or not np.all(np.isfinite(m)):
@@ -257,7 +257,7 @@ def gaussian_markov_chain(
     GaussianChain
         With ``cov``, indices, closed-form ``i_ab``, ``i_bc``, ``i_ac`` and ``sample``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     dim = int(dim)
     if dim < 1:
@@ -299,7 +299,7 @@ def gaussian_pair_sampler(mi: float, dim: int = 1) -> PairSampler:
         ``sampler(n, generator) -> (x, y)``: float32 CPU tensors of shape ``[n, dim]``
         drawn with the given ``torch.Generator``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     dim = int(dim)
     if dim < 1:

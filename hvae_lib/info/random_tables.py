@@ -86,7 +86,7 @@ def random_joint(rng: np.random.Generator, shape: Sequence[int], alpha: float = 
     numpy.ndarray, shape ``shape``
         Non-negative, sums to 1 (to about ``1e-16``).
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_rng(rng)
     shp = _check_shape(shape)
@@ -127,7 +127,7 @@ def random_joints(
     -------
     numpy.ndarray, shape ``[M, *shape]``
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_rng(rng)
     shp = _check_shape(shape)
@@ -178,7 +178,7 @@ def random_conditional(
     numpy.ndarray, shape ``[n_condition, n_outcome]`` (or ``[n, n_condition, n_outcome]``)
         Every row sums to 1. Example: ``q_z_given_x = random_conditional(rng, n_x, n_z)``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_rng(rng)
     nc, no = _check_shape((n_condition, n_outcome), "(n_condition, n_outcome)")
@@ -208,7 +208,7 @@ def random_markov_chain(
     -------
     numpy.ndarray, shape ``[A, B, C]``
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     return random_markov_chains(rng, 1, shape, alpha)[0]
 
@@ -232,7 +232,7 @@ def random_markov_chains(
     -------
     numpy.ndarray, shape ``[M, A, B, C]``
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     _check_rng(rng)
     a, b, c = _check_shape(shape) if len(tuple(shape)) == 3 else _bad_chain_shape(shape)

@@ -30,10 +30,10 @@ from numpy.typing import ArrayLike
 
 from .discrete import (
     SUM_TOL,
-    _entropy_of_axes,
-    _kl_sum,
-    _log_base,
-    _mi_2,
+    entropy_of_axes,
+    kl_sum,
+    log_base,
+    mi_2,
     validate_conditional,
     validate_joint,
 )
@@ -143,13 +143,13 @@ class TransitiveBounds:
 
 def _transitive_core(p: np.ndarray, markov_tol: float, scale: float) -> TransitiveBounds:
     """Batched T1/T2 quantities for ``p`` of shape ``[..., A, B, C]`` (already validated)."""
-    h_a = _entropy_of_axes(p, (0,), 3)
-    h_b = _entropy_of_axes(p, (1,), 3)
-    h_c = _entropy_of_axes(p, (2,), 3)
-    h_ab = _entropy_of_axes(p, (0, 1), 3)
-    h_bc = _entropy_of_axes(p, (1, 2), 3)
-    h_ac = _entropy_of_axes(p, (0, 2), 3)
-    h_abc = _entropy_of_axes(p, (0, 1, 2), 3)
+    h_a = entropy_of_axes(p, (0,), 3)
+    h_b = entropy_of_axes(p, (1,), 3)
+    h_c = entropy_of_axes(p, (2,), 3)
+    h_ab = entropy_of_axes(p, (0, 1), 3)
+    h_bc = entropy_of_axes(p, (1, 2), 3)
+    h_ac = entropy_of_axes(p, (0, 2), 3)
+    h_abc = entropy_of_axes(p, (0, 1, 2), 3)
     i_ab = (h_a + h_b - h_ab) / scale
     i_bc = (h_b + h_c - h_bc) / scale
     i_ac = (h_a + h_c - h_ac) / scale
@@ -203,10 +203,10 @@ def transitive_bounds(
     ValueError
         If ``p_abc`` is not a valid 3-axis probability table.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc")
-    out = _transitive_core(arr[None], float(markov_tol), _log_base(base))
+    out = _transitive_core(arr[None], float(markov_tol), log_base(base))
     _scalarise(out)
     out.is_markov = bool(out.is_markov)
     return out
@@ -237,10 +237,10 @@ def transitive_bounds_batch(
         Fields are arrays of shape ``[M]``; ``.summary()`` gives the worst cases, e.g.
         ``min_lower_slack`` (T1 holds iff it is ``>= 0`` up to rounding).
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc", batch_ndim=1)
-    return _transitive_core(arr, float(markov_tol), _log_base(base))
+    return _transitive_core(arr, float(markov_tol), log_base(base))
 
 
 # ===================================================================================== T3
@@ -296,7 +296,7 @@ def labelled_joint(p_xu: ArrayLike, q_z_given_x: ArrayLike) -> np.ndarray:
     -------
     numpy.ndarray, shape ``[X, Z, U]``
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     pxu = validate_joint(p_xu, ndim=2, name="p_xu")
     qzx = validate_conditional(q_z_given_x, name="q_z_given_x")
@@ -320,7 +320,7 @@ def chain_joint(p_x: ArrayLike, q_z_given_x: ArrayLike, q_u_given_z: ArrayLike) 
     -------
     numpy.ndarray, shape ``[X, Z, U]``
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     px = validate_joint(p_x, ndim=1, name="p_x")
     qzx = validate_conditional(q_z_given_x, name="q_z_given_x")
@@ -357,8 +357,8 @@ def _rate_identity_core(
             - np.log(np.where(pos, p_uz, 1.0))
         )
         kl_prior = np.where(pos, q_zu * log_ratio, 0.0).sum(axis=(-2, -1))
-    i_xz = _mi_2(q_xz)
-    i_zu = _mi_2(q_zu)
+    i_xz = mi_2(q_xz)
+    i_zu = mi_2(q_zu)
     with np.errstate(invalid="ignore"):  # inf - inf = nan when the prior misses the support
         residual = rate - (i_xz - i_zu + kl_prior)
     return RateIdentity(
@@ -448,10 +448,10 @@ def conditional_prior_rate_identity(
     >>> abs(t3.residual) < 1e-12
     True
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     q, p_zu, q_zx = _check_t3_inputs(q_xzu, p_z_given_u, q_z_given_x, batch=0)
-    out = _rate_identity_core(q[None], p_zu[None], None if q_zx is None else q_zx[None], _log_base(base))
+    out = _rate_identity_core(q[None], p_zu[None], None if q_zx is None else q_zx[None], log_base(base))
     _scalarise(out)
     return out
 
@@ -477,10 +477,10 @@ def conditional_prior_rate_identity_batch(
         Fields are arrays ``[M]``; T3 says ``residual`` is 0 and ``information_slack``
         is ``>= 0``.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     q, p_zu, q_zx = _check_t3_inputs(q_xzu, p_z_given_u, q_z_given_x, batch=1)
-    return _rate_identity_core(q, p_zu, q_zx, _log_base(base))
+    return _rate_identity_core(q, p_zu, q_zx, log_base(base))
 
 
 # ================================================================ standard-VAE decomposition
@@ -531,7 +531,7 @@ def prior_rate_decomposition(
     -------
     PriorRateDecomposition
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     px = validate_joint(p_x, ndim=1, name="p_x")
     qzx = validate_conditional(q_z_given_x, name="q_z_given_x")
@@ -540,14 +540,14 @@ def prior_rate_decomposition(
         raise ValueError(
             f"q_z_given_x must have shape (|X|, |Z|) = {(px.shape[0], pz.shape[0])}; got {qzx.shape}"
         )
-    scale = _log_base(base)
-    kl_rows = _kl_sum(qzx, np.broadcast_to(pz, qzx.shape), (-1,))   # [X]
+    scale = log_base(base)
+    kl_rows = kl_sum(qzx, np.broadcast_to(pz, qzx.shape), (-1,))   # [X]
     kl_rows = np.where(px > 0, kl_rows, 0.0)
     rate = float((px * kl_rows).sum())
     q_xz = px[:, None] * qzx
-    i_xz = float(_mi_2(q_xz))
+    i_xz = float(mi_2(q_xz))
     q_z = q_xz.sum(axis=0)
-    kl_marg = float(_kl_sum(q_z, pz, (0,)))
+    kl_marg = float(kl_sum(q_z, pz, (0,)))
     return PriorRateDecomposition(
         rate=rate / scale,
         i_xz=i_xz / scale,

@@ -20,7 +20,7 @@ and labels travel together: :func:`pack_images_labels` flattens each image and a
 label code (``uint8`` when both are binary), and the loss of :func:`conditional_prior_loss`
 unpacks them.
 
-Used in: book/02_transitive_information.ipynb
+Used in: book/02_transitive_information.md
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from ..config import ConfigBase
-from ..nn import GaussianHead, mlp
-from ..objectives import distortion, gaussian_kl, reparameterise
+from ..distributions import distortion, gaussian_kl, reparameterise
+from .blocks import GaussianHead, mlp
 from .vae import BetaVAE, VAEConfig, VAEOutput
 
 __all__ = [
@@ -78,7 +78,7 @@ class ConditionalPriorVAE(nn.Module):
     ``[B]`` is :math:`\mathrm{KL}(q(z\mid x)\,\|\,p(z\mid u))` and ``rate_per_dim`` ``[B, D]``
     its per-dimension terms. Device-agnostic like :class:`~hvae_lib.models.BetaVAE`.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
 
     def __init__(self, config: ConditionalPriorVAEConfig) -> None:
@@ -167,7 +167,7 @@ def pack_images_labels(images: torch.Tensor | np.ndarray, u: torch.Tensor | np.n
     one-hot labels; 4× smaller than float), else ``float32``. Unpack with
     :func:`unpack_images_labels`.
 
-    Used in: book/02_transitive_information.ipynb
+    Used in: book/02_transitive_information.md
     """
     x = torch.as_tensor(images)
     lab = torch.as_tensor(u)
@@ -189,25 +189,3 @@ def unpack_images_labels(batch: torch.Tensor, image_shape: tuple[int, int, int])
         raise ValueError(f"a packed batch needs shape [B, {n_pix} + K]; got {tuple(batch.shape)}")
     batch = batch if batch.is_floating_point() else batch.float()
     return batch[:, :n_pix].reshape(-1, *(int(s) for s in image_shape)), batch[:, n_pix:]
-
-
-def conditional_prior_loss(beta: float = 1.0):
-    r"""Loss for :func:`hvae_lib.train.train` on packed batches: :math:`\mathbb E[D + \beta R_u]`.
-
-    ``(model, batch [B, C*H*W + K]) -> (loss, logs)``; ``logs`` holds the batch means of
-    ``loss``, ``distortion`` and ``rate`` (nats), like :func:`hvae_lib.models.vae_loss`.
-
-    Used in: book/02_transitive_information.ipynb
-    """
-    if not (beta >= 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a finite non-negative number, got {beta}")
-
-    def loss_fn(model: ConditionalPriorVAE, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x, u = unpack_images_labels(batch, model.config.vae.input_shape)
-        out = model(x, u)
-        loss = out.loss(beta)
-        logs = {"loss": loss.detach(), "distortion": out.distortion.mean().detach(),
-                "rate": out.rate.mean().detach()}
-        return loss, logs
-
-    return loss_fn

@@ -50,7 +50,7 @@ Every standard deviation is ``softplus(.) + std_floor`` (one convention for post
 conditional priors; the authors' code mixes softplus-std without a floor and softplus-variance,
 which made two of their grid points diverge).
 
-Used in: book/03_rate_splitting.ipynb
+Used in: book/03_rate_splitting.md
 """
 from __future__ import annotations
 
@@ -64,9 +64,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigBase
-from ..nn import mlp
-from ..objectives import LIKELIHOODS, diag_gaussian, distortion, gaussian_kl
-from ..train import TrainConfig
+from ..distributions import LIKELIHOODS, diag_gaussian, distortion, gaussian_kl
+from .blocks import mlp
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
 """Valid values of :attr:`HierarchicalVAEConfig.architecture`."""
@@ -107,7 +106,7 @@ class HierarchicalVAEConfig(ConfigBase):
         :math:`(\\sigma, \\beta)` and :math:`(\\sigma', \\beta\\sigma^2/\\sigma'^2)` train the same model.
     std_floor : added to every ``softplus`` standard deviation.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     input_shape: tuple[int, int, int] = (1, 8, 8)
@@ -176,7 +175,7 @@ def conv_resolutions(resolution: int) -> list[int]:
     ValueError
         For any other size.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     r = int(resolution)
     if r == 28:
@@ -219,7 +218,7 @@ class SoftplusGaussianHead(nn.Module):
     ``h`` ``[B, F]`` (or ``[B, C, H, W]`` for a conv layer) -> ``(mu, std)`` each of shape
     ``[B, *shape]``, with :math:`\\sigma = \\mathrm{softplus}(s) + \\text{floor}`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     def __init__(self, layer: nn.Module, shape: Sequence[int], floor: float) -> None:
@@ -247,7 +246,7 @@ def precision_weighted_merge(mu_hat: torch.Tensor, std_hat: torch.Tensor, mu_p: 
     (Sønderby et al. 2016; the product of the two Gaussian densities, renormalised). All
     arguments broadcast (typically ``[B, *shape]``). Returns ``(mu, std)``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     v_hat, v_p = std_hat ** 2, std_p ** 2
     total = v_hat + v_p
@@ -357,7 +356,7 @@ class HierarchicalOutput:
     samples : per layer the reparameterised sample :math:`z_l`.
     decoder_out : ``[B, C, H, W]`` logits (Bernoulli) or means (Gaussian) at :math:`z_1`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     distortion: torch.Tensor
@@ -418,7 +417,7 @@ class HierarchicalVAE(nn.Module):
     as the buffer ``sigma``; loading a state dict whose σ differs from the config raises (a
     guard against the authors' bug of evaluating with the wrong σ).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     def __init__(self, config: HierarchicalVAEConfig) -> None:
@@ -712,117 +711,13 @@ class HierarchicalVAE(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# loss, warm-up, conversions, presets
+# presets
 # ----------------------------------------------------------------------------------------------
-def check_betas(betas: Sequence[float], num_layers: int | None = None) -> tuple[float, ...]:
-    """Validate rate weights: positive, finite, and ``num_layers`` of them when given.
-
-    Raises
-    ------
-    ValueError
-        For a non-positive or non-finite β or the wrong count.
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    try:
-        out = tuple(float(b) for b in betas)
-    except TypeError as exc:
-        raise ValueError(f"betas must be a sequence of numbers (beta1, ..., betaL), got {betas!r}") from exc
-    if len(out) < 2:
-        raise ValueError(f"need one beta per layer (L >= 2), got {out}")
-    if num_layers is not None and len(out) != num_layers:
-        raise ValueError(f"need {num_layers} betas (one per layer, bottom-up), got {len(out)}: {out}")
-    for b in out:
-        if not (b > 0 and math.isfinite(b)):
-            raise ValueError(f"every beta must be positive and finite, got {out}")
-    return out
-
-
-def kl_warmup(step: int, warmup_steps: int) -> float:
-    r"""Linear KL warm-up factor multiplying every β at (0-based) optimiser step ``step``.
-
-    .. math:: w(s) = \min\big(1, (s + 1)/S_{\rm warm}\big),\qquad w \equiv 1 \text{ if } S_{\rm warm}=0.
-
-    Starts at :math:`1/S_{\rm warm}` (never at 0: the authors' LVAE schedule trains its first
-    step with weight 0 even when warm-up is switched off). The authors warm up over the
-    first fifth of training (stepped per epoch) for the ladder variant only.
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    if int(warmup_steps) < 0 or int(step) < 0:
-        raise ValueError(f"step and warmup_steps must be non-negative, got {step}, {warmup_steps}")
-    if int(warmup_steps) == 0:
-        return 1.0
-    return min(1.0, (int(step) + 1) / int(warmup_steps))
-
-
-class HierarchicalLoss:
-    r"""Loss for :func:`hvae_lib.train.train` / :func:`~hvae_lib.train.fit`: ``(model, x) -> (loss, logs)``.
-
-    ``loss`` is the scalar batch mean of :math:`D + w(s)\sum_l \beta_l R_l` with the warm-up
-    factor :math:`w(s)` of :func:`kl_warmup` (``s`` counts calls, i.e. training steps; no
-    warm-up by default). ``logs`` holds batch means of ``loss``, ``distortion``, ``rate``
-    (total) and ``rate_1 ... rate_L`` (nats).
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-
-    def __init__(self, betas: Sequence[float], warmup_steps: int = 0) -> None:
-        self.betas = check_betas(betas)
-        if int(warmup_steps) < 0:
-            raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
-        self.warmup_steps = int(warmup_steps)
-        self.calls = 0
-
-    def __call__(self, model: HierarchicalVAE, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        check_betas(self.betas, model.num_layers)
-        w = kl_warmup(self.calls, self.warmup_steps)
-        self.calls += 1
-        out = model(x)
-        b = torch.tensor(self.betas, dtype=out.rates.dtype, device=out.rates.device)
-        if w != 1.0:
-            b = b * w
-        loss = out.loss(b)
-        logs = {"loss": loss.detach(), "distortion": out.distortion.mean().detach(),
-                "rate": out.rate.mean().detach()}
-        for l in range(model.num_layers):
-            logs[f"rate_{l + 1}"] = out.rates[:, l].mean().detach()
-        return loss, logs
-
-
-def hierarchical_loss(betas: Sequence[float], *, warmup_steps: int = 0) -> HierarchicalLoss:
-    """The rate-splitting loss :math:`\\mathbb E[D + \\sum_l \\beta_l R_l]` for ``train``/``fit``.
-
-    ``betas = (beta1, ..., betaL)`` bottom-up: ``beta1`` weights :math:`R(z_1\\mid z_2)`,
-    ``beta2`` weights :math:`R(z_2)` (for L = 2). ``betas = (1, ..., 1)`` is the negative ELBO,
-    equal β's the β-VAE. See :class:`HierarchicalLoss`.
-
-    Raises
-    ------
-    ValueError
-        β ≤ 0 or non-finite; the wrong number of β's is reported at the first call.
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    return HierarchicalLoss(betas, warmup_steps=warmup_steps)
-
-
-def betas_from_authors(beta_y: float, beta_z: float) -> tuple[float, float]:
-    """Convert the authors' flags ``--beta_y``, ``--beta_z`` to ``(beta1, beta2)``.
-
-    Their ``y`` is our :math:`z_1` and their ``z`` our :math:`z_2`, so
-    ``(beta1, beta2) = (beta_y, beta_z)``.
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    return check_betas((beta_y, beta_z), 2)  # type: ignore[return-value]
-
-
 def prototype_preset(input_shape: tuple[int, int, int] = (1, 8, 8), **changes: Any) -> HierarchicalVAEConfig:
     """The CPU prototype (rate_splitting digest §8.2): MLP body, ``dim z_2 = 8``, ``dim z_1 = 16``,
     hidden 64, prior hidden 32, Gaussian σ = 0.1; 35,184 parameters on 8×8 digits.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     cfg = HierarchicalVAEConfig(input_shape=input_shape, latent_dims=(16, 8), architecture="mlp",
                                 inference="separate", hidden=64, prior_hidden=32, likelihood="gaussian",
@@ -845,7 +740,7 @@ def paper_preset(dataset: str = "svhn", **changes: Any) -> HierarchicalVAEConfig
     ValueError
         For an unknown dataset name.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     key = str(dataset).lower().replace("-", "")
     if key in ("svhn", "cifar10"):
@@ -861,23 +756,8 @@ def paper_preset(dataset: str = "svhn", **changes: Any) -> HierarchicalVAEConfig
     return cfg.replace(**changes) if changes else cfg
 
 
-def paper_train_config(n_train: int, *, epochs: int = 500, seed: int = 2) -> TrainConfig:
-    """The authors' optimisation: Adam lr 3e-4, batch 256, no clipping, ``epochs`` epochs.
-
-    ``steps = epochs * (n_train // 256)``. 500 epochs is the README example (the argparse
-    default is 200; which one the paper's grid used is unverified). Seed 2 as in their code.
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    if int(n_train) < 256 or int(epochs) <= 0:
-        raise ValueError(f"need n_train >= 256 and epochs > 0, got {n_train}, {epochs}")
-    return TrainConfig(steps=int(epochs) * (int(n_train) // 256), batch_size=256, lr=3e-4, max_grad_norm=None,
-                       seed=int(seed), log_every=max(1, int(n_train) // 256), checkpoint_every=int(n_train) // 256)
-
-
 __all__ = [
     "ARCHITECTURES", "INFERENCE_VARIANTS", "PAPER_PRESETS", "HierarchicalVAEConfig", "HierarchicalVAE",
-    "HierarchicalOutput", "HierarchicalLoss", "SoftplusGaussianHead", "precision_weighted_merge",
-    "conv_resolutions", "check_betas", "kl_warmup", "hierarchical_loss", "betas_from_authors",
-    "prototype_preset", "paper_preset", "paper_train_config",
+    "HierarchicalOutput", "SoftplusGaussianHead", "precision_weighted_merge", "conv_resolutions",
+    "prototype_preset", "paper_preset",
 ]

@@ -19,26 +19,27 @@ The image encoder/decoder are the convolutional :class:`~hvae_lib.models.BetaVAE
 as SemafoVAE's); :math:`q(y\mid x)` is a linear head on the encoder features, :math:`y` enters
 :math:`q(z\mid x,y)` by concatenation with the features and the decoder by a linear map added to
 its first layer (equivalent to concatenating :math:`[z,y]`). The labelled/unlabelled batch
-composition, warm-up and step budget are SemafoVAE's (:mod:`hvae_lib.semisup`).
+composition, warm-up and step budget are SemafoVAE's (:mod:`hvae_lib.train.semisup`).
 
-Used in: book/04_semafovae.ipynb
+Used in: book/04_semafovae.md
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..config import ConfigBase
-from ..nn import GaussianHead
-from ..objectives import distortion, gaussian_kl, reparameterise
-from .semafo import _accuracy, _categorical_entropy, _soft_log_likelihood, _split, relaxed_one_hot
+from ..distributions import (categorical_entropy, distortion, gaussian_kl, relaxed_one_hot, reparameterise,
+                             soft_log_likelihood, split_blocks)
+from .blocks import GaussianHead
+from .semafo import SemafoVAE
 from .vae import BetaVAE, VAEConfig
 
-__all__ = ["M2Config", "M2LossConfig", "M2Output", "M2VAE", "m2_labelled_objective", "m2_unlabelled_objective",
-           "m2_loss"]
+__all__ = ["M2Config", "M2Output", "M2VAE"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class M2Config(ConfigBase):
     factor_sizes : classes per labelled factor.
     temperature : :math:`\\tau` of the relaxed pseudo-labels [ours].
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
 
     vae: VAEConfig = field(default_factory=lambda: VAEConfig(
@@ -75,35 +76,6 @@ class M2Config(ConfigBase):
         return int(sum(self.factor_sizes))
 
 
-@dataclass(frozen=True)
-class M2LossConfig(ConfigBase):
-    """Coefficients of the M2 objectives.
-
-    Attributes
-    ----------
-    alpha : weight of :math:`\\log q(y|x)` on labelled data (Kingma et al. use :math:`0.1N`; we
-        use 10, SemafoVAE's :math:`\\gamma_y` [ours]).
-    beta : weight of :math:`\\mathrm{KL}(q(z|x,y)\\|p(z))` (1 = the ELBO).
-    warmup_steps : supervised-only steps (as SemafoVAE, for an equal schedule).
-    hard : straight-through one-hot pseudo-labels.
-
-    Used in: book/04_semafovae.ipynb
-    """
-
-    alpha: float = 10.0
-    beta: float = 1.0
-    warmup_steps: int = 800
-    hard: bool = False
-
-    def __post_init__(self) -> None:
-        for name in ("alpha", "beta"):
-            v = getattr(self, name)
-            if not (v >= 0 and math.isfinite(v)):
-                raise ValueError(f"{name} must be finite and >= 0, got {v}")
-        if int(self.warmup_steps) < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-
-
 @dataclass
 class M2Output:
     """Terms of one M2 pass (``[B]``, nats): ``log_px``, ``log_py`` (prior), ``kl_z``,
@@ -111,7 +83,7 @@ class M2Output:
     ``mu``, ``logvar``, ``z`` ``[B, D]``, ``y`` ``[B, d_y]``, ``qy_logits`` ``[B, d_y]``,
     ``decoder_out`` ``[B, C, H, W]``.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
 
     labelled: bool
@@ -138,7 +110,7 @@ class M2VAE(nn.Module):
 
     ``forward(x, y=None, *, pseudo_label=None, generator=None, loss_config=None)`` -> :class:`M2Output`.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
 
     def __init__(self, config: M2Config) -> None:
@@ -163,8 +135,6 @@ class M2VAE(nn.Module):
 
     def as_one_hot(self, y: torch.Tensor) -> torch.Tensor:
         """Factor indices ``[B, K]`` -> one-hot ``[B, d_y]`` (float one-hot passes)."""
-        from .semafo import SemafoVAE
-
         return SemafoVAE.as_one_hot(self, y)  # type: ignore[arg-type]
 
     def _reference(self) -> torch.Tensor:
@@ -177,7 +147,7 @@ class M2VAE(nn.Module):
 
     def label_indices(self, logits: torch.Tensor) -> torch.Tensor:
         """Per-factor argmax ``[B, d_y] -> [B, K]``."""
-        return torch.stack([b.argmax(-1) for b in _split(logits, self.factor_sizes)], dim=-1)
+        return torch.stack([b.argmax(-1) for b in split_blocks(logits, self.factor_sizes)], dim=-1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder features ``[B, C, H, W] -> [B, dense]``."""
@@ -200,9 +170,9 @@ class M2VAE(nn.Module):
         return self.encode_z(feat, y_hat)[0]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, pseudo_label: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, loss_config: M2LossConfig | None = None) -> M2Output:
+                generator: torch.Generator | None = None, loss_config: Any = None) -> M2Output:
         """All terms of :math:`\\mathcal L(x,y)` (``y`` given) or :math:`\\mathcal U(x)`; draws ``[ỹ], z``."""
-        lc = loss_config or M2LossConfig()
+        hard = bool(getattr(loss_config, "hard", False))  # an hvae_lib.objectives.M2LossConfig
         sizes = self.factor_sizes
         feat = self.features(x)
         qy = self.classifier(feat)
@@ -210,11 +180,11 @@ class M2VAE(nn.Module):
         labelled = y is not None
         if labelled:
             y1 = self.as_one_hot(y)
-            log_qy, ent = _soft_log_likelihood(qy, y1, sizes), zeros
+            log_qy, ent = soft_log_likelihood(qy, y1, sizes), zeros
         else:
             y1 = (self.as_one_hot(pseudo_label) if pseudo_label is not None
-                  else relaxed_one_hot(qy, sizes, float(self.config.temperature), generator, hard=lc.hard))
-            log_qy, ent = zeros, _categorical_entropy(qy, sizes)
+                  else relaxed_one_hot(qy, sizes, float(self.config.temperature), generator, hard=hard))
+            log_qy, ent = zeros, categorical_entropy(qy, sizes)
         mu, logvar = self.encode_z(feat, y1)
         z = reparameterise(mu, logvar, generator)
         out = self.decode(z, y1)
@@ -233,50 +203,3 @@ class M2VAE(nn.Module):
         z = (torch.randn((y1.shape[0], self.latent_dim), generator=generator, device=ref.device, dtype=ref.dtype)
              if sample_z else torch.zeros((y1.shape[0], self.latent_dim), device=ref.device, dtype=ref.dtype))
         return {"z": z, "images": torch.sigmoid(self.decode(z, y1))}
-
-
-def m2_labelled_objective(out: M2Output, cfg: M2LossConfig) -> torch.Tensor:
-    r""":math:`\log p(x|y,z)+\log p(y)-\beta\mathrm{KL}_z+\alpha\log q(y|x)`, ``[B]``.
-
-    Used in: book/04_semafovae.ipynb
-    """
-    return out.log_px + out.log_py - cfg.beta * out.kl_z + cfg.alpha * out.log_qy_x
-
-
-def m2_unlabelled_objective(out: M2Output, cfg: M2LossConfig) -> torch.Tensor:
-    r""":math:`\log p(x|\tilde y,z)+\log p(\tilde y)-\beta\mathrm{KL}_z+H[q(y|x)]`, ``[B]``.
-
-    Used in: book/04_semafovae.ipynb
-    """
-    return out.log_px + out.log_py - cfg.beta * out.kl_z + out.entropy_qy
-
-
-def m2_loss(model: M2VAE, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor | None, cfg: M2LossConfig, *,
-            supervised_only: bool = False,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Scalar loss :math:`-\\overline{\\mathcal L}-\\overline{\\mathcal U}` and logged term means
-    (``sup/…``, ``uns/…``, ``sup/acc_qy``), as :func:`~hvae_lib.models.semafo_loss`.
-
-    Used in: book/04_semafovae.ipynb
-    """
-    logs: dict[str, torch.Tensor] = {}
-    loss = x_l.new_zeros(())
-    if x_l.shape[0] > 0:
-        o = model(x_l, y_l, generator=generator, loss_config=cfg)
-        obj = m2_labelled_objective(o, cfg).mean()
-        loss = loss - obj
-        logs["sup/objective"] = obj.detach()
-        for k, v in o.terms().items():
-            if k != "entropy_qy":
-                logs[f"sup/{k}"] = v.mean().detach()
-        logs["sup/acc_qy"] = _accuracy(o.qy_logits.detach(), o.y, model.factor_sizes)
-    if not supervised_only and x_u is not None and x_u.shape[0] > 0:
-        o = model(x_u, generator=generator, loss_config=cfg)
-        obj = m2_unlabelled_objective(o, cfg).mean()
-        loss = loss - obj
-        logs["uns/objective"] = obj.detach()
-        for k, v in o.terms().items():
-            if k != "log_qy_x":
-                logs[f"uns/{k}"] = v.mean().detach()
-    logs["loss"] = loss.detach()
-    return loss, logs

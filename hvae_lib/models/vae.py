@@ -7,7 +7,7 @@ per example, **distortion** :math:`D(x)=\mathbb E_q[-\log p(x|z)]` (one reparame
 and **rate** :math:`R(x)=\mathrm{KL}(q(z|x)\|p(z))` (analytic), as separate tensors, so that
 :math:`\mathrm{ELBO}=-(D+R)` and the β-VAE loss is :math:`\mathbb E[D+\beta R]`.
 
-Used in: book/01_rate_distortion.ipynb.
+Used in: book/01_rate_distortion.md.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ..config import ConfigBase
-from ..nn import ConvDecoderBody, ConvEncoderBody, GaussianHead, mlp
-from ..objectives import LIKELIHOODS, distortion, gaussian_kl, reparameterise
+from ..distributions import LIKELIHOODS, distortion, gaussian_kl, reparameterise
+from .blocks import ConvDecoderBody, ConvEncoderBody, GaussianHead, mlp
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
 
@@ -98,7 +98,7 @@ class BetaVAE(nn.Module):
     ``forward(x)``: ``x`` ``[B, C, H, W]`` -> :class:`VAEOutput`. Device-agnostic: move it with
     ``.to(device)``; every tensor it creates follows its inputs.
 
-    Used in: book/01_rate_distortion.ipynb.
+    Used in: book/01_rate_distortion.md.
     """
 
     def __init__(self, config: VAEConfig) -> None:
@@ -161,22 +161,3 @@ class BetaVAE(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def vae_loss(beta: float = 1.0):
-    """Loss function for :func:`hvae_lib.train.train`: ``(model, x) -> (loss, logs)``.
-
-    ``loss`` is the scalar :math:`\\mathbb E[D + \\beta R]`; ``logs`` holds the batch means of
-    ``loss``, ``distortion``, ``rate`` and ``elbo`` (floats, nats).
-    """
-    if not (beta >= 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a finite non-negative number, got {beta}")
-
-    def loss_fn(model: BetaVAE, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = model(x)
-        loss = out.loss(beta)
-        logs = {"loss": loss.detach(), "distortion": out.distortion.mean().detach(),
-                "rate": out.rate.mean().detach()}
-        return loss, logs
-
-    return loss_fn

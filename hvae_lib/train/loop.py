@@ -11,7 +11,7 @@
   result (the test run: nbval trains everything, and the browser tests then build the book
   from what it stored).
 
-Used in: book/01_rate_distortion.ipynb and every chapter that trains a model.
+Used in: book/01_rate_distortion.md and every chapter that trains a model.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__
-from .config import ConfigBase
+from .. import __version__
+from ..config import ConfigBase
 
 LossFn = Callable[[nn.Module, torch.Tensor], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
 
@@ -106,8 +106,12 @@ class TrainResult:
         return float(self.history[name][-1])
 
 
-class _BatchSampler:
-    """Epoch-wise random permutations of ``range(n)`` from a seeded CPU generator."""
+class BatchSampler:
+    """Epoch-wise random permutations of ``range(n)`` from a seeded CPU generator.
+
+    ``next()`` returns the next minibatch of indices; ``state()`` / ``load()`` checkpoint it.
+    Shared by :func:`train` and :func:`hvae_lib.train.train_grid` (the same minibatch order).
+    """
 
     def __init__(self, n: int, batch_size: int, seed: int) -> None:
         if n <= 0:
@@ -202,7 +206,7 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
         minibatch.
     config : :class:`TrainConfig`.
     loss_fn : ``(model, batch) -> (scalar loss, {name: scalar tensor})``, e.g.
-        :func:`hvae_lib.models.vae_loss`.
+        :func:`hvae_lib.objectives.vae_loss`.
     device : where to train; ``None`` keeps the model's current device.
     progress : show a ``tqdm.auto`` progress bar with the running loss.
     checkpoint_path : where to write checkpoints every ``config.checkpoint_every`` steps and
@@ -222,7 +226,7 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
-    sampler = _BatchSampler(int(data.shape[0]), config.batch_size, config.seed)
+    sampler = BatchSampler(int(data.shape[0]), config.batch_size, config.seed)
     torch.manual_seed(config.seed + 1)  # reparameterisation noise stream
     history: dict[str, list[float]] = {"step": []}
     step, skipped = 0, 0
@@ -314,7 +318,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get("HVAE_CACHE_DIR")
     if env:
         return Path(env).expanduser()
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]  # hvae_lib/train/loop.py -> the checkout
     if (repo / "pyproject.toml").is_file() and (repo / "_toc.yml").is_file():
         return repo / ".hvae_cache"
     return Path.home() / ".cache" / "hvae-book"

@@ -17,7 +17,7 @@ images ("FD-cls"; it is **not** FID and must not be called so):
 .. math::
     \mathrm{FD}=\|\mu_r-\mu_g\|^2+\mathrm{tr}\big(\Sigma_r+\Sigma_g-2(\Sigma_r^{1/2}\Sigma_g\Sigma_r^{1/2})^{1/2}\big).
 
-Used in: book/04_semafovae.ipynb
+Used in: book/04_semafovae.md
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ConfigBase
-from .nn import ConvEncoderBody
-from .train import TrainConfig, TrainResult, train
+from ..config import ConfigBase
+from ..models.blocks import ConvEncoderBody
+from ..train.loop import TrainConfig, TrainResult, train
 
 __all__ = [
     "FactorClassifierConfig", "FactorClassifier", "train_factor_classifier", "factor_accuracy",
@@ -48,11 +48,11 @@ class FactorClassifierConfig(ConfigBase):
     ----------
     input_shape : ``(C, H, W)``.
     factor_sizes : classes per factor.
-    channels : stride-2 conv widths (:class:`~hvae_lib.nn.ConvEncoderBody`).
+    channels : stride-2 conv widths (:class:`~hvae_lib.models.blocks.ConvEncoderBody`).
     hidden : width of the penultimate (feature) layer.
     train : optimiser settings (cross-entropy summed over factors).
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
 
     input_shape: tuple[int, int, int] = (1, 32, 32)
@@ -75,7 +75,7 @@ class FactorClassifierConfig(ConfigBase):
 class FactorClassifier(nn.Module):
     """``x [B, C, H, W] -> logits [B, sum K_f]`` (concatenated per-factor blocks).
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
 
     def __init__(self, config: FactorClassifierConfig) -> None:
@@ -136,7 +136,7 @@ def train_factor_classifier(images: Any, factors: Any, config: FactorClassifierC
     ----------
     images : ``[N, C, H, W]`` in [0, 1]; factors : ``[N, K]`` integer indices.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images).float()
     f = torch.as_tensor(np.asarray(factors) if not torch.is_tensor(factors) else factors)
@@ -154,7 +154,7 @@ def train_factor_classifier(images: Any, factors: Any, config: FactorClassifierC
 def factor_accuracy(classifier: FactorClassifier, images: Any, factors: Any) -> np.ndarray:
     """Per-factor accuracy ``float64 [K]`` of the classifier on (real) images with known factors.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     pred = classifier.predict(images)
     f = np.asarray(factors)
@@ -172,7 +172,7 @@ class ControllabilityResult:
     per_factor : ``[K]`` accuracies; chance : ``[K]`` chance levels ``1/K_f``;
     names : factor names; n : number of samples.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
 
     per_factor: np.ndarray
@@ -194,7 +194,7 @@ def controllability(classifier: FactorClassifier, generated: Any, requested: Any
                     names: Sequence[str] | None = None) -> ControllabilityResult:
     r"""Score generated images ``[N, C, H, W]`` against the requested factors ``[N, K]`` (:math:`\mathrm{acc}_f`).
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     acc = factor_accuracy(classifier, generated, requested)
     sizes = classifier.factor_sizes
@@ -217,7 +217,7 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
     computed with symmetric eigendecompositions (no SciPy); clipped at 0.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
@@ -237,7 +237,7 @@ def classifier_frechet_distance(classifier: FactorClassifier, real: Any, generat
     Not FID (no Inception network); comparable only between models scored by the same classifier
     and sample sizes.
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     classifier.eval()
     dev = next(classifier.parameters()).device
@@ -264,7 +264,7 @@ def factor_consistency(classifier: FactorClassifier, traversals: Any) -> tuple[f
 
     used in chapter 4 to compare interventions on :math:`z_0` and on :math:`z_1` [ours].
 
-    Used in: book/04_semafovae.ipynb
+    Used in: book/04_semafovae.md
     """
     x = torch.as_tensor(np.asarray(traversals) if not torch.is_tensor(traversals) else traversals).float()
     if x.ndim != 5 or x.shape[1] < 2:

@@ -95,7 +95,7 @@ def claims_dir() -> Path:
     env = os.environ.get("HVAE_CLAIMS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "_build" / "claims"
+    return Path(__file__).resolve().parents[2] / "_build" / "claims"
 
 
 def _clean(value: Any) -> Any:

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from . import __version__
-from .config import PROFILES, check_profile, resolve_device
-from .train import cache_enabled_by_env
+from .. import __version__
+from ..config import PROFILES, check_profile, resolve_device
+from ..train import cache_enabled_by_env
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
@@ -348,12 +348,12 @@ def offline_sphinx_config() -> dict[str, Any]:
             f"{up}/{REQUIRE_ENTRY}": {},
             f"{up}/{WIDGETS_ENTRY}": {},
         },
-        # module URIs (and so the widget fonts) resolve under _assets/ (hvae_lib.sphinx_ext)
+        # module URIs (and so the widget fonts) resolve under _assets/ (hvae_lib.book.sphinx_ext)
         "hvae_requirejs_paths": {"@jupyter-widgets": f"../{ASSETS_URL_DIR}/jupyter-widgets"},
     }
 
 
-def _use_offline_assets(staging: Path) -> None:
+def use_offline_assets(staging: Path) -> None:
     """Add :func:`offline_sphinx_config` to the staged ``_config.yml``."""
     import yaml
 
@@ -408,7 +408,7 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
     notebooks = [f for f in files if f.suffix == ".ipynb"]
     _copy_sources(root, staging, notebooks)
     if modules is not None:
-        _use_offline_assets(staging)
+        use_offline_assets(staging)
     runs: list[NotebookRun] = []
     env = kernel_env(params, cache=cache)
     env["HVAE_CLAIMS_DIR"] = str((staging / "claims").resolve())  # read by book/ledger.ipynb

@@ -8,11 +8,12 @@ r"""Chapter 3 (rate splitting): settings per profile, data, and helpers for the 
 * :func:`bound_images` — a finite set of **distinct** binary dSprites images, on which the
   data entropy is known exactly, :math:`H[p_{\rm data}] = \ln N`, so the paper's distortion
   bound :math:`\mathbb E[D]\ge H[p_{\rm data}]-\mathbb E[\sum_l R_l]` can be checked exactly.
-* :func:`binomial_lower_limit` — a one-sided Clopper–Pearson confidence limit, the tolerance of
-  the Fano check on a finite test set.
-* :func:`best_per_budget` — the models with the best metric for their total-rate budget.
+* :func:`paper_train_config` — the authors' optimisation (Adam 3e-4, batch 256, epochs).
 
-Used in: book/03_rate_splitting.ipynb
+The generic helpers of the chapter's checks, :func:`hvae_lib.analysis.binomial_lower_limit`
+and :func:`hvae_lib.analysis.best_per_budget`, are in :mod:`hvae_lib.analysis.downstream`.
+
+Used in: book/03_rate_splitting.md
 """
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ConfigBase, check_profile
-from .downstream import PROBES
-from .ensemble import log_spaced_betas
-from .models.hierarchical import HierarchicalVAEConfig, paper_preset, paper_train_config, prototype_preset
-from .train import TrainConfig
+from ..analysis.downstream import PROBES
+from ..config import ConfigBase, check_profile
+from ..data import DSprites, load_digits_dataset, load_svhn
+from ..models.hierarchical import HierarchicalVAEConfig, paper_preset, prototype_preset
+from ..train.ensemble import log_spaced_betas
+from ..train.loop import TrainConfig
 
 __all__ = ["RateSplittingSettings", "rate_splitting_settings", "GridData", "load_grid_data", "BoundImages",
-           "bound_images", "binomial_lower_limit", "best_per_budget", "SVHN_DIR_ENV"]
+           "bound_images", "paper_train_config", "SVHN_DIR_ENV"]
 
 SVHN_DIR_ENV = "HVAE_SVHN_DIR"
 """Environment variable naming the folder with ``train_32x32.mat`` and ``test_32x32.mat``
@@ -40,6 +42,20 @@ SVHN_DIR_ENV = "HVAE_SVHN_DIR"
 def _bound_model() -> HierarchicalVAEConfig:
     return HierarchicalVAEConfig(input_shape=(1, 16, 16), latent_dims=(16, 8), architecture="mlp",
                                  inference="separate", hidden=64, prior_hidden=32, likelihood="bernoulli")
+
+
+def paper_train_config(n_train: int, *, epochs: int = 500, seed: int = 2) -> TrainConfig:
+    """The authors' optimisation: Adam lr 3e-4, batch 256, no clipping, ``epochs`` epochs.
+
+    ``steps = epochs * (n_train // 256)``. 500 epochs is the README example (the argparse
+    default is 200; which one the paper's grid used is unverified). Seed 2 as in their code.
+
+    Used in: book/03_rate_splitting.md
+    """
+    if int(n_train) < 256 or int(epochs) <= 0:
+        raise ValueError(f"need n_train >= 256 and epochs > 0, got {n_train}, {epochs}")
+    return TrainConfig(steps=int(epochs) * (int(n_train) // 256), batch_size=256, lr=3e-4, max_grad_norm=None,
+                       seed=int(seed), log_every=max(1, int(n_train) // 256), checkpoint_every=int(n_train) // 256)
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,7 @@ class RateSplittingSettings(ConfigBase):
     bound_samples : posterior samples per image when measuring :math:`D + R` on it.
     explorer_images : test images shown per view of the explorer.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     dataset: str = "digits"
@@ -125,7 +141,7 @@ def rate_splitting_settings(profile: str) -> RateSplittingSettings:
     ValueError
         For an unknown profile.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     check_profile(profile)
     if profile == "quick":
@@ -152,7 +168,7 @@ class GridData:
     y_train, y_test : int64 arrays ``[N]``.
     name : a short description for the prose.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     x_train: torch.Tensor
@@ -176,11 +192,9 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
     FileNotFoundError
         The SVHN files are missing (the message gives the path looked at).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     if settings.dataset == "digits":
-        from .data import load_digits_dataset
-
         d = load_digits_dataset()
         n_test = int(settings.n_test)
         if not 0 < n_test < len(d.labels):
@@ -191,8 +205,6 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
         return GridData(x[tr], d.labels[tr], x[te], d.labels[te],
                         f"scikit-learn digits, 8×8, {len(tr)} train / {len(te)} test")
     if settings.dataset == "svhn":
-        from .data import load_svhn
-
         folder = settings.data_dir or os.environ.get(SVHN_DIR_ENV, "")
         if not folder:
             raise ValueError(f"the svhn dataset needs a folder with train_32x32.mat and test_32x32.mat: set "
@@ -213,7 +225,7 @@ class BoundImages:
     rendered : how many images the dSprites subgrid rendered before removing duplicates.
     entropy : :math:`H[p_{\rm data}] = \ln N` (nats) of the uniform distribution on them.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     images: np.ndarray
@@ -237,10 +249,8 @@ def bound_images(resolution: int = 16, levels: dict[str, Any] | None = None) -> 
     resolution : image side (8 to 256).
     levels : factor indices to keep, as in :meth:`hvae_lib.data.DSprites.select`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
-    from .data import DSprites
-
     if levels is None:
         levels = {"scale": [2, 5], "orientation": [0, 5], "posX": list(range(0, 32, 4)),
                   "posY": list(range(0, 32, 4))}
@@ -251,50 +261,3 @@ def bound_images(resolution: int = 16, levels: dict[str, Any] | None = None) -> 
     distinct = imgs[np.sort(first)]
     return BoundImages(images=np.ascontiguousarray(distinct), rendered=int(len(imgs)),
                        entropy=float(np.log(len(distinct))))
-
-
-def binomial_lower_limit(successes: int | np.ndarray, trials: int, confidence: float) -> float | np.ndarray:
-    r"""One-sided Clopper–Pearson lower confidence limit of a binomial proportion.
-
-    With :math:`k` successes in :math:`n` trials, the limit :math:`p_L` solves
-    :math:`P(\mathrm{Bin}(n, p_L)\ge k) = 1-\text{confidence}`, i.e.
-    :math:`p_L = \mathrm{Beta}^{-1}(1-\text{confidence};\,k,\,n-k+1)` (and 0 for
-    :math:`k = 0`). The true accuracy exceeds :math:`p_L` with probability at least
-    ``confidence``. A measured accuracy therefore *violates* an upper bound :math:`b` at that
-    confidence only if :math:`p_L > b`.
-
-    ``successes`` may be an integer array (element-wise).
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    from scipy.stats import beta
-
-    n = int(trials)
-    k = np.asarray(successes)
-    if n <= 0 or (k < 0).any() or (k > n).any():
-        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}, {trials}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    k = k.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        out = np.where(k > 0, beta.ppf(1.0 - confidence, np.maximum(k, 1e-300), n - k + 1), 0.0)
-    return float(out) if out.ndim == 0 else out
-
-
-def best_per_budget(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
-    r"""Boolean mask of the models that are best for their budget.
-
-    Model :math:`i` is kept if no model :math:`j` has :math:`\text{cost}_j\le\text{cost}_i`
-    and :math:`\text{value}_j>\text{value}_i`: it is on the upper-left Pareto frontier of
-    (total rate, metric). The authors draw the upper convex hull of the same points, a subset
-    of this frontier.
-
-    ``cost``, ``value``: ``[G]``. Returns ``[G]`` bool.
-
-    Used in: book/03_rate_splitting.ipynb
-    """
-    c, v = np.asarray(cost, dtype=np.float64), np.asarray(value, dtype=np.float64)
-    if c.shape != v.shape or c.ndim != 1 or c.size == 0:
-        raise ValueError(f"cost and value must be non-empty [G] arrays of equal shape, got {c.shape}, {v.shape}")
-    dominated = (c[None, :] <= c[:, None]) & (v[None, :] > v[:, None])
-    return ~dominated.any(axis=1)

@@ -30,7 +30,7 @@ range before every image metric; PSNR uses ``data_range = 1`` (not inferred from
 targets); test-set averages are sums divided by N (not means of batch means); the MI
 estimator has a leave-one-out variant besides the authors' plug-in one.
 
-Used in: book/03_rate_splitting.ipynb
+Used in: book/03_rate_splitting.md
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ import torch
 from scipy.optimize import brentq
 from scipy.special import xlogy
 
-from .models.hierarchical import HierarchicalVAE
+from ..models.hierarchical import HierarchicalVAE
 
 __all__ = [
     "PROBES", "RateEvaluation", "evaluate_rates", "psnr", "reconstruction_psnr", "TopLayerCodes",
@@ -51,6 +51,7 @@ __all__ = [
     "label_distribution", "SampleScore", "inception_style_score", "fit_image_classifier", "sample_quality",
     "fano_f", "fano_inverse", "distortion_lower_bound", "gaussian_sse_lower_bound", "BoundCheck",
     "check_distortion_bound", "FanoCheck", "check_fano_bound", "evaluate_model", "evaluate_grid",
+    "binomial_lower_limit", "best_per_budget",
 ]
 
 PROBES: tuple[str, ...] = ("logistic", "knn", "rbf_svm")
@@ -90,7 +91,7 @@ class RateEvaluation:
     rates : ``[N, L]``; column ``l-1`` is the one-sample estimate of :math:`R(z_l\mid z_{>l})`,
         the last column :math:`R(z_L)`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     distortion: np.ndarray
@@ -126,7 +127,7 @@ def evaluate_rates(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, b
     seeded with ``seed`` on the model's device. Averages are sums over all N divided by N
     (the authors average per-batch means, over-weighting the last batch).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     data = _as_tensor(data)
     _check_images(model, data)
@@ -158,7 +159,7 @@ def psnr(target: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.nd
         ``torchmetrics.PeakSignalNoiseRatio()`` accumulates); ``"mean"`` — the mean of
         per-image PSNRs; ``"none"`` — ``[N]`` per-image PSNRs.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     t = _as_numpy(target).astype(np.float64)
     r = _as_numpy(reconstruction).astype(np.float64)
@@ -188,7 +189,7 @@ def reconstruction_psnr(model: HierarchicalVAE, data: torch.Tensor | np.ndarray,
     :math:`\bar z_2=\mu_2(x)`, :math:`\bar z_1` the mean of :math:`q(z_1\mid\bar z_2, x)` (the
     authors' protocol, :meth:`HierarchicalVAE.reconstruct`), then :func:`psnr`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     data = _as_tensor(data)
     _check_images(model, data)
@@ -212,7 +213,7 @@ class TopLayerCodes:
     std : ``[N, d]`` posterior standard deviation.
     sample : ``[N, d]`` one sample :math:`z_L\sim q(z_L\mid x)` per example.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     mean: np.ndarray
@@ -226,7 +227,7 @@ def top_layer_codes(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, 
     """Posterior mean, std and one sample of the top layer :math:`q(z_L\\mid x)` for ``data``
     ``[N, C, H, W]``; the sample uses a ``torch.Generator`` seeded with ``seed``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     data = _as_tensor(data)
     _check_images(model, data)
@@ -274,7 +275,7 @@ def probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_fe
 
     Returns ``{probe: accuracy}``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     xtr, xte = np.asarray(train_features, dtype=np.float64), np.asarray(test_features, dtype=np.float64)
     ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
@@ -298,7 +299,7 @@ def faithful_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, probes:
     score on the remaining 20 % (noisy on small test sets; :func:`probe_accuracy` with train
     and test codes is our default).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     x, y = np.asarray(features), np.asarray(labels)
     if not 0 < test_fraction < 1:
@@ -312,7 +313,7 @@ def faithful_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, probes:
 def label_distribution(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     """Empirical class probabilities ``[M]`` of integer ``labels`` in ``0..M-1``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     y = np.asarray(labels)
     if y.ndim != 1 or y.size == 0 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
@@ -336,7 +337,7 @@ class LabelInformation:
     label_entropy : the empirical label entropy :math:`H` (nats), the plug-in's ceiling.
     num_points : N.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     plug_in: float
@@ -380,7 +381,7 @@ def label_information(mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.T
     samples : ``[N, d]`` one sample per point; drawn with a ``torch.Generator`` seeded by
         ``seed`` when ``None``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     mu = torch.as_tensor(_as_numpy(mean), dtype=torch.float64)
     sd = torch.as_tensor(_as_numpy(std), dtype=torch.float64)
@@ -441,7 +442,7 @@ class SampleScore:
     sharpness : mean over splits of :math:`e^{-\mathbb E_x H[p(y|x)]}` (at most 1).
     score_std : standard deviation of ``score`` over splits (0 for one split).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     score: float
@@ -462,7 +463,7 @@ def inception_style_score(probs: np.ndarray, *, splits: int = 1) -> SampleScore:
     (Salimans et al. 2016; the factorisation as in the authors' slides p.7). ``splits`` equal
     parts are scored separately and averaged (the authors use 5 splits of 2,000).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < int(splits) or int(splits) < 1:
@@ -490,7 +491,7 @@ def fit_image_classifier(images: np.ndarray | torch.Tensor, labels: np.ndarray, 
 
     ``images`` ``[N, C, H, W]`` (or ``[N, F]``), ``labels`` ``[N]``. Returns the fitted estimator.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -511,7 +512,7 @@ def sample_quality(model: HierarchicalVAE, classifier: Any, *, num_samples: int 
     ``classifier.predict_proba`` on flattened pixels, then :func:`inception_style_score`.
     Noise from a ``torch.Generator`` seeded with ``seed``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     if int(num_samples) < int(splits):
         raise ValueError(f"num_samples must be >= splits, got {num_samples}, {splits}")
@@ -542,7 +543,7 @@ def fano_f(alpha: float | np.ndarray, label_probs: Sequence[float] | np.ndarray)
     :math:`f` decreases on :math:`[0, 1/M]` and increases on :math:`[1/M, 1]` from
     :math:`H-\log M\le 0` to :math:`H` (our derivation). ``M`` is ``len(label_probs)``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     _, h, m = _check_label_probs(label_probs)
     a = np.asarray(alpha, dtype=np.float64)
@@ -565,7 +566,7 @@ def fano_inverse(information: float | np.ndarray, label_probs: Sequence[float] |
 
     ``information`` may be a scalar or an array (element-wise).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     p, h, m = _check_label_probs(label_probs)
     vals = np.asarray(information, dtype=np.float64)
@@ -596,7 +597,7 @@ def distortion_lower_bound(data_entropy: float, total_rate: float) -> float:
     in nats (differential entropy for continuous data — usually unknown, so in practice the
     bound is qualitative: iso-rate lines are iso-bound lines).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     return float(data_entropy) - float(total_rate)
 
@@ -608,7 +609,7 @@ def gaussian_sse_lower_bound(data_entropy: float, total_rate: float, sigma: floa
         \mathbb E\|x-f_\theta(z_1)\|^2 \ge 2\sigma^2\Big(H[p_{\rm data}]-\mathbb E R
         - n\log(\sigma\sqrt{2\pi})\Big).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     if not sigma > 0 or int(num_pixels) <= 0:
         raise ValueError(f"need sigma > 0 and num_pixels > 0, got {sigma}, {num_pixels}")
@@ -628,7 +629,7 @@ class BoundCheck:
     tolerance : slack allowed for estimation noise.
     holds : whether the inequality holds within the tolerance.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     name: str
@@ -647,7 +648,7 @@ def check_distortion_bound(mean_distortion: float, total_rate: float, data_entro
                            tolerance: float = 0.0) -> BoundCheck:
     r"""Check the paper's :math:`\mathbb E[D] \ge H[p_{\rm data}] - \mathbb E[R]` (nats, test averages).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     bound = distortion_lower_bound(data_entropy, total_rate)
     return BoundCheck("E[D] >=", float(mean_distortion), bound, float(tolerance),
@@ -668,7 +669,7 @@ class FanoCheck:
     chain_holds : ``information_bound <= rate_bound`` (i.e. the estimate of :math:`I` does not
         exceed the rate; ``True`` when no rate was given).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     accuracy: float
@@ -689,7 +690,7 @@ def check_fano_bound(accuracy: float, information: float, label_probs: Sequence[
     :math:`2\sqrt{\alpha(1-\alpha)/N_{\rm test}}` (two binomial standard errors) when
     ``num_test`` is given, else 0.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     acc = float(accuracy)
     if not 0 <= acc <= 1:
@@ -721,7 +722,7 @@ def evaluate_model(model: HierarchicalVAE, train_images: torch.Tensor | np.ndarr
     :math:`R(z_L)`, empirical test-label distribution); and with a ``classifier``
     ``is_score``, ``is_diversity``, ``is_sharpness`` (:func:`sample_quality`).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
     row: dict[str, Any] = {}
@@ -757,11 +758,11 @@ def evaluate_grid(models: Sequence[HierarchicalVAE], betas: Sequence[Sequence[fl
     """:func:`evaluate_model` for every member of a grid, as columns ``{name: [G] array}``.
 
     ``models`` and ``betas`` have one entry per member (e.g. ``grid.models()`` and
-    ``grid.betas`` of a :class:`hvae_lib.ensemble.GridResult`); the columns ``beta_1 ...
+    ``grid.betas`` of a :class:`hvae_lib.train.ensemble.GridResult`); the columns ``beta_1 ...
     beta_L`` hold the rate weights. Every member is evaluated with the same ``seed``
     (common random numbers across the grid).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     from tqdm.auto import tqdm
 
@@ -774,3 +775,50 @@ def evaluate_grid(models: Sequence[HierarchicalVAE], betas: Sequence[Sequence[fl
                                   probes=probes, mi_points=mi_points, num_samples=num_samples, seed=seed))
         rows.append(row)
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def binomial_lower_limit(successes: int | np.ndarray, trials: int, confidence: float) -> float | np.ndarray:
+    r"""One-sided Clopper–Pearson lower confidence limit of a binomial proportion.
+
+    With :math:`k` successes in :math:`n` trials, the limit :math:`p_L` solves
+    :math:`P(\mathrm{Bin}(n, p_L)\ge k) = 1-\text{confidence}`, i.e.
+    :math:`p_L = \mathrm{Beta}^{-1}(1-\text{confidence};\,k,\,n-k+1)` (and 0 for
+    :math:`k = 0`). The true accuracy exceeds :math:`p_L` with probability at least
+    ``confidence``. A measured accuracy therefore *violates* an upper bound :math:`b` at that
+    confidence only if :math:`p_L > b`.
+
+    ``successes`` may be an integer array (element-wise).
+
+    Used in: book/03_rate_splitting.md
+    """
+    from scipy.stats import beta
+
+    n = int(trials)
+    k = np.asarray(successes)
+    if n <= 0 or (k < 0).any() or (k > n).any():
+        raise ValueError(f"need 0 <= successes <= trials and trials > 0, got {successes}, {trials}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    k = k.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        out = np.where(k > 0, beta.ppf(1.0 - confidence, np.maximum(k, 1e-300), n - k + 1), 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def best_per_budget(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    r"""Boolean mask of the models that are best for their budget.
+
+    Model :math:`i` is kept if no model :math:`j` has :math:`\text{cost}_j\le\text{cost}_i`
+    and :math:`\text{value}_j>\text{value}_i`: it is on the upper-left Pareto frontier of
+    (total rate, metric). The authors draw the upper convex hull of the same points, a subset
+    of this frontier.
+
+    ``cost``, ``value``: ``[G]``. Returns ``[G]`` bool.
+
+    Used in: book/03_rate_splitting.md
+    """
+    c, v = np.asarray(cost, dtype=np.float64), np.asarray(value, dtype=np.float64)
+    if c.shape != v.shape or c.ndim != 1 or c.size == 0:
+        raise ValueError(f"cost and value must be non-empty [G] arrays of equal shape, got {c.shape}, {v.shape}")
+    dominated = (c[None, :] <= c[:, None]) & (v[None, :] > v[:, None])
+    return ~dominated.any(axis=1)

@@ -2,7 +2,7 @@
 
 Image tensors are ``[B, C, H, W]`` with square ``H = W``; flat tensors are ``[B, F]``.
 
-Used in: book/01_rate_distortion.ipynb and every later model chapter.
+Used in: book/01_rate_distortion.md and every later model chapter.
 """
 from __future__ import annotations
 

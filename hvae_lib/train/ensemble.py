@@ -26,7 +26,7 @@ Results are per member (``state_dict`` + :class:`~hvae_lib.train.TrainResult`), 
 :func:`fit_grid` stores each member in a :class:`~hvae_lib.train.ResultCache` under the key
 :func:`fit` would use for the same run, so grids and single runs share one cache.
 
-Used in: book/03_rate_splitting.ipynb
+Used in: book/03_rate_splitting.md
 """
 from __future__ import annotations
 
@@ -40,9 +40,10 @@ import torch
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from .config import resolve_device
-from .models.hierarchical import HierarchicalVAE, HierarchicalVAEConfig, check_betas, kl_warmup
-from .train import ResultCache, TrainConfig, TrainResult, _BatchSampler
+from ..config import resolve_device
+from ..models.hierarchical import HierarchicalVAE, HierarchicalVAEConfig
+from ..objectives.hierarchical import check_betas, kl_warmup
+from .loop import BatchSampler, ResultCache, TrainConfig, TrainResult
 
 __all__ = ["GridResult", "log_spaced_betas", "beta_grid", "member_key", "train_grid", "fit_grid"]
 
@@ -56,7 +57,7 @@ def log_spaced_betas(k: int, low: float = 0.1, high: float = 10.0) -> np.ndarray
     ``k = 21`` in ``[0.1, 10]`` is the authors' grid side (digest §5.4); 5 and 7 are the quick
     and full CPU profiles.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     if int(k) < 1 or not (0 < low <= high) or not math.isfinite(high):
         raise ValueError(f"need k >= 1 and 0 < low <= high, got k={k}, low={low}, high={high}")
@@ -71,7 +72,7 @@ def beta_grid(beta1_values: Sequence[float], beta2_values: Sequence[float]) -> l
     :math:`\beta_1` in rows and :math:`\beta_2` in columns (the authors flip the rows to put
     large :math:`\beta_1` on top).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     pairs = [(float(b1), float(b2)) for b1 in beta1_values for b2 in beta2_values]
     for p in pairs:
@@ -85,7 +86,7 @@ def member_key(config: HierarchicalVAEConfig, betas: Sequence[float], warmup_ste
     Pass it as ``key=`` to :func:`hvae_lib.train.fit` (with ``hierarchical_loss(betas,
     warmup_steps=...)``) to share cache entries with :func:`fit_grid`.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     return {"model": "HierarchicalVAE", "config": config.to_dict(),
             "betas": [float(b) for b in check_betas(betas, config.num_layers)],
@@ -107,7 +108,7 @@ class GridResult:
     seconds : wall time of the training call (0 when everything came from the cache).
     warmup_steps : the KL warm-up used.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
 
     config: HierarchicalVAEConfig
@@ -243,7 +244,7 @@ def _train_members(config: HierarchicalVAEConfig, betas: list[tuple[float, ...]]
         return out.loss(beta), out.distortion.mean(), out.rates.mean(0)
 
     batched = vmap(member, in_dims=(0, 0, 0, None, None))
-    sampler = _BatchSampler(int(data.shape[0]), tc.batch_size, tc.seed)
+    sampler = BatchSampler(int(data.shape[0]), tc.batch_size, tc.seed)
     torch.manual_seed(tc.seed + 1)  # the reparameterisation-noise stream of train()
     log_names = ["loss", "distortion", "rate", *(f"rate_{l + 1}" for l in range(L))]
     sums = torch.zeros(len(log_names), g_count, dtype=torch.float64, device=device)
@@ -329,7 +330,7 @@ def train_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], 
     betas : ``G`` sequences ``(beta1, ..., betaL)`` (e.g. from :func:`beta_grid`).
     data : ``[N, C, H, W]`` training images (integer data are cast to float per minibatch).
     train_config : steps, batch size, lr, clipping, seed (init, minibatches, noise), log_every.
-    warmup_steps : linear KL warm-up (:func:`~hvae_lib.models.hierarchical.kl_warmup`).
+    warmup_steps : linear KL warm-up (:func:`~hvae_lib.objectives.kl_warmup`).
     init : ``None`` — every member starts from the model ``torch.manual_seed(seed)`` +
         ``HierarchicalVAE(config)`` builds (what :func:`~hvae_lib.train.fit` does); a state
         dict — every member starts from it; ``G`` state dicts — one per member.
@@ -349,7 +350,7 @@ def train_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], 
     ValueError
         β ≤ 0, the wrong number of β's per member, an empty grid or a bad ``init``.
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     grid = [check_betas(b, config.num_layers) for b in betas]
     if not grid:
@@ -393,7 +394,7 @@ def fit_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], da
     from the default initialisation), then stored. ``cache=None`` makes one from the
     environment (``HVAE_CACHE=0`` disables it).
 
-    Used in: book/03_rate_splitting.ipynb
+    Used in: book/03_rate_splitting.md
     """
     grid = [check_betas(b, config.num_layers) for b in betas]
     cache = cache if cache is not None else ResultCache()
