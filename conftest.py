@@ -6,6 +6,7 @@ in the same test setting (quick profile, CPU, one thread). The result cache is w
 models, and the browser tests, which run last, build the book from what the notebooks stored
 instead of training everything a second time.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,14 +29,22 @@ torch.set_num_threads(1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="also run tests marked slow (or set HVAE_SLOW=1)")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (or set HVAE_SLOW=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # browser tests last: they build the book from the models the notebook tests stored
     items.sort(key=lambda item: "browser" in item.keywords)  # stable: keeps the rest in order
-    if config.getoption("--run-slow") or os.environ.get("HVAE_SLOW") == "1" or config.getoption("-m"):
+    if (
+        config.getoption("--run-slow")
+        or os.environ.get("HVAE_SLOW") == "1"
+        or config.getoption("-m")
+    ):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow or HVAE_SLOW=1")
     for item in items:

@@ -11,8 +11,9 @@ Usage::
 
     .venv/bin/python benchmarks/bench_dsprites.py [--batch-size 32768] [--no-full] [--repeat 3]
 
-Used in: README (benchmarks), book/01_rate_distortion.ipynb (the quick/paper data choice).
+Used in: README (benchmarks), :ref:`ch-rate-distortion` (the quick/paper data choice).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,11 @@ from hvae_lib.data.dsprites import _procedural_backend  # noqa: E402
 
 def _cold(fn):
     """Run ``fn`` with an empty renderer/template cache (renderers are shared between instances)."""
+
     def run():
         _procedural_backend.cache_clear()
         return fn()
+
     return run
 
 
@@ -54,19 +57,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="repetitions (best time is reported)")
     ap.add_argument("--no-full", action="store_true", help="skip the 737,280-image grid")
     args = ap.parse_args(argv)
-    print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
+    )
 
     t, lite = _time(_cold(lambda: dsprites_lite().render_all()), max(args.repeat, 3))
-    print(f"dsprites_lite  {lite.shape[0]:>7,d} x {lite.shape[2]}x{lite.shape[3]}: "
-          f"{t:7.3f} s  ({lite.shape[0] / t:12,.0f} images/s)  {lite.nbytes / 2**20:8.1f} MiB")
+    print(
+        f"dsprites_lite  {lite.shape[0]:>7,d} x {lite.shape[2]}x{lite.shape[3]}: "
+        f"{t:7.3f} s  ({lite.shape[0] / t:12,.0f} images/s)  {lite.nbytes / 2**20:8.1f} MiB"
+    )
 
-    t, sub = _time(_cold(lambda: DSprites(64, step={"orientation": 4, "posX": 4, "posY": 4}).render_all()), 3)
-    print(f"64x64 subgrid  {sub.shape[0]:>7,d} x 64x64: {t:7.3f} s  ({sub.shape[0] / t:12,.0f} images/s)  "
-          f"{sub.nbytes / 2**20:8.1f} MiB")
+    t, sub = _time(
+        _cold(lambda: DSprites(64, step={"orientation": 4, "posX": 4, "posY": 4}).render_all()), 3
+    )
+    print(
+        f"64x64 subgrid  {sub.shape[0]:>7,d} x 64x64: {t:7.3f} s  ({sub.shape[0] / t:12,.0f} images/s)  "
+        f"{sub.nbytes / 2**20:8.1f} MiB"
+    )
     del sub
 
     if not args.no_full:
+
         def stream() -> int:
             total = 0
             for _, imgs in DSprites(64).iter_batches(args.batch_size):
@@ -74,12 +86,18 @@ def main(argv: list[str] | None = None) -> int:
             return total
 
         t, _ = _time(_cold(stream), args.repeat)
-        print(f"full grid      {737280:>7,d} x 64x64: {t:7.3f} s  ({737280 / t:12,.0f} images/s)  "
-              f"streamed in batches of {args.batch_size:,d} (nothing held)")
-        t, full = _time(_cold(lambda: DSprites(64).render_all(batch_size=args.batch_size)), args.repeat)
+        print(
+            f"full grid      {737280:>7,d} x 64x64: {t:7.3f} s  ({737280 / t:12,.0f} images/s)  "
+            f"streamed in batches of {args.batch_size:,d} (nothing held)"
+        )
+        t, full = _time(
+            _cold(lambda: DSprites(64).render_all(batch_size=args.batch_size)), args.repeat
+        )
         n = full.shape[0]
-        print(f"full grid      {n:>7,d} x 64x64: {t:7.3f} s  ({n / t:12,.0f} images/s)  "
-              f"{full.nbytes / 2**30:8.2f} GiB  (target <= 60 s)")
+        print(
+            f"full grid      {n:>7,d} x 64x64: {t:7.3f} s  ({n / t:12,.0f} images/s)  "
+            f"{full.nbytes / 2**30:8.2f} GiB  (target <= 60 s)"
+        )
         t0 = time.perf_counter()
         mean = float(full.mean(dtype=np.float64))
         print(f"mean pixel {mean:.4f} (checked in {time.perf_counter() - t0:.1f} s)")

@@ -1,4 +1,4 @@
-"""Benchmark of the disentanglement metrics at the study budgets (issue 4).
+"""Benchmark of the disentanglement metrics at the study budgets.
 
 Setting: the 5 dSprites factors (3, 6, 40, 32, 32 values; 737,280 grid points), a
 10-dimensional deterministic synthetic representation (partly disentangled, partly mixed,
@@ -30,6 +30,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_metrics.py [--skip-default] [--n-jobs 2] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,7 +95,9 @@ def run_suite(grid: GridEncoder, importance: str, n_jobs: int) -> dict[str, Any]
     return res
 
 
-def dci_deviation(codes_tr, f_tr, codes_te, f_te, n_jobs: int, skip_default: bool) -> dict[str, Any]:
+def dci_deviation(
+    codes_tr, f_tr, codes_te, f_te, n_jobs: int, skip_default: bool
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for method in ("hist_gbt",) + (() if skip_default else ("gbt",)):
         t0 = time.perf_counter()
@@ -103,7 +106,12 @@ def dci_deviation(codes_tr, f_tr, codes_te, f_te, n_jobs: int, skip_default: boo
     if not skip_default:
         out["abs_diff"] = {
             k: abs(out["hist_gbt"][k] - out["gbt"][k])
-            for k in ("disentanglement", "completeness", "informativeness_train", "informativeness_test")
+            for k in (
+                "disentanglement",
+                "completeness",
+                "informativeness_train",
+                "informativeness_test",
+            )
         }
     return out
 
@@ -117,9 +125,12 @@ def time_dsprites_grid(resolution: int) -> dict[str, Any]:
     ds = DSprites(resolution=resolution)
     torch.manual_seed(0)
     enc = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 4, 2, 1), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 16, 4, 2, 1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.LazyLinear(10),
+        torch.nn.Conv2d(1, 16, 4, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 4, 2, 1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.LazyLinear(10),
     )
     enc(torch.zeros(1, 1, resolution, resolution))
 
@@ -127,14 +138,20 @@ def time_dsprites_grid(resolution: int) -> dict[str, Any]:
         return representation(enc, obs, layers="top", batch_size=4096)
 
     t0 = time.perf_counter()
-    grid = GridEncoder(ds, encode, batch_size=8192)
+    GridEncoder(ds, encode, batch_size=8192)  # encode the whole grid once (timed)
     secs = time.perf_counter() - t0
-    return {"grid_points": len(ds), "resolution": resolution, "seconds": secs,
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "grid_points": len(ds),
+        "resolution": resolution,
+        "seconds": secs,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--skip-default", action="store_true", help="skip the slow faithful DCI runs")
     p.add_argument("--n-jobs", type=int, default=1, help="factors fitted in parallel by DCI")
     p.add_argument("--dsprites", action="store_true", help="also time encoding the dSprites grid")
@@ -145,18 +162,32 @@ def main() -> None:
     import sklearn
 
     report: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "numpy": np.__version__, "sklearn": sklearn.__version__},
-        "setting": {"factor_sizes": DSPRITES_SIZES, "codes": 10, "num_train": 10_000, "num_test": 5_000},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "sklearn": sklearn.__version__,
+        },
+        "setting": {
+            "factor_sizes": DSPRITES_SIZES,
+            "codes": 10,
+            "num_train": 10_000,
+            "num_test": 5_000,
+        },
     }
     ds = SyntheticFactors(DSPRITES_SIZES)
     t0 = time.perf_counter()
     grid = GridEncoder(ds, synthetic_encoder, batch_size=65_536)
     report["grid_encode_seconds"] = time.perf_counter() - t0
-    print(f"grid: {len(ds)} points encoded in {report['grid_encode_seconds']:.2f} s "
-          f"({grid.encoder_calls} encoder calls)", flush=True)
+    print(
+        f"grid: {len(ds)} points encoded in {report['grid_encode_seconds']:.2f} s "
+        f"({grid.encoder_calls} encoder calls)",
+        flush=True,
+    )
 
-    for name, importance in (("fast", "hist_gbt"),) + ((() if args.skip_default else (("default", "gbt"),))):
+    for name, importance in (("fast", "hist_gbt"),) + (
+        () if args.skip_default else (("default", "gbt"),)
+    ):
         res = run_suite(grid, importance, args.n_jobs)
         report[f"suite_{name}"] = res
         secs = ", ".join(f"{k} {v:.1f}" for k, v in res["seconds"].items())
@@ -174,13 +205,19 @@ def main() -> None:
     if not args.skip_default:
         fast, default = report["suite_fast"]["dci"], report["suite_default"]["dci"]
         report["dci_deviation_synthetic"] = {k: abs(fast[k] - default[k]) for k in keys}
-        print("DCI synthetic |fast - default|: "
-              + ", ".join(f"{k}={v:.4f}" for k, v in report["dci_deviation_synthetic"].items()), flush=True)
+        print(
+            "DCI synthetic |fast - default|: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in report["dci_deviation_synthetic"].items()),
+            flush=True,
+        )
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(10, 10)))
     dev = dci_deviation(z_tr @ q, f_tr, z_te @ q, f_te, args.n_jobs, args.skip_default)
     report["dci_deviation_rotated"] = dev
     for method, val in dev.items():
-        print(f"DCI rotated {method}: " + ", ".join(f"{k}={v:.4f}" for k, v in val.items()), flush=True)
+        print(
+            f"DCI rotated {method}: " + ", ".join(f"{k}={v:.4f}" for k, v in val.items()),
+            flush=True,
+        )
 
     if args.dsprites:
         report["dsprites_grid"] = time_dsprites_grid(args.resolution)

@@ -4,6 +4,7 @@ A small PyTorch package that the book's chapters import: data (procedural dSprit
 MNIST), models (beta-VAE, hierarchical VAE, SemafoVAE), objectives, training with a result
 cache, information-theory tools, disentanglement metrics and the book's execution pipeline.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """``python -m hvae_lib {build,run,refresh}``: see :mod:`hvae_lib.book`."""
+
 from __future__ import annotations
 
 import sys

@@ -13,14 +13,16 @@ Two *profiles* set the scale of every chapter:
 
 Used in: every chapter's first cells (``setup_notebook``), ``python -m hvae_lib build``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -41,7 +43,7 @@ class ConfigBase:
     restored as tuples (a dataclass field annotated ``tuple[...]`` comes back as a tuple).
     Unknown keys in :meth:`from_dict` raise ``ValueError`` naming the valid ones.
 
-    Used in: hvae_lib.train (cache keys, checkpoints), every chapter.
+    Used in: :mod:`!hvae_lib.train` (cache keys, checkpoints), every chapter.
     """
 
     _nested: ClassVar[Mapping[str, type]] = {}
@@ -114,7 +116,7 @@ def check_profile(profile: str) -> str:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Turn a device specification into a :class:`torch.device`.
+    """Turn a device specification into a ``torch.device``.
 
     ``"auto"`` picks ``cuda`` when ``torch.cuda.is_available()`` and falls back to ``cpu``
     otherwise. ``"cuda"`` / ``"cuda:N"`` when no GPU is visible raise a ``RuntimeError`` that
@@ -125,7 +127,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     ValueError
         For anything that is not one of :data:`DEVICE_CHOICES`.
 
-    Used in: every chapter (``setup_notebook``), hvae_lib.book.
+
+    Used in: every chapter (``setup_notebook``), :mod:`hvae_lib.book`.
     """
     if isinstance(device, torch.device):
         device = str(device)
@@ -203,7 +206,7 @@ class RunContext(ConfigBase):
 
     @property
     def torch_device(self) -> torch.device:
-        """The device as a :class:`torch.device`."""
+        """The device as a ``torch.device``."""
         return torch.device(self.device)
 
     def rng(self, offset: int = 0) -> np.random.Generator:
@@ -211,8 +214,14 @@ class RunContext(ConfigBase):
         return np.random.default_rng([self.seed, offset])
 
 
-def setup_notebook(profile: str = "quick", device: str = "auto", seed: int = 0, threads: int = 1,
-                   *, verbose: bool = True) -> RunContext:
+def setup_notebook(
+    profile: str = "quick",
+    device: str = "auto",
+    seed: int = 0,
+    threads: int = 1,
+    *,
+    verbose: bool = True,
+) -> RunContext:
     """Validate the parameters cell and prepare the process: seeds, threads, device.
 
     This is the fixed opening cell of every chapter. It also selects a non-interactive
@@ -229,5 +238,7 @@ def setup_notebook(profile: str = "quick", device: str = "auto", seed: int = 0, 
     seed_everything(int(seed))
     ctx = RunContext(profile=profile, device=str(dev), seed=int(seed), threads=n)
     if verbose:
-        print(f"hvae_lib: profile={ctx.profile} device={ctx.device} seed={ctx.seed} threads={ctx.threads}")
+        print(
+            f"hvae_lib: profile={ctx.profile} device={ctx.device} seed={ctx.seed} threads={ctx.threads}"
+        )
     return ctx

@@ -11,17 +11,26 @@ and the β-VAE loss is :math:`\mathbb{E}_x[D(x) + \beta R(x)]`.
 
 Also the per-factor (relaxed) one-hot label helpers of SemafoVAE and M2: :func:`relaxed_one_hot`,
 :func:`split_blocks`, :func:`soft_log_likelihood`, :func:`categorical_entropy`,
-:func:`concrete_log_prob`, :func:`one_hot_accuracy`.
+:func:`concrete_log_prob`, :func:`one_hot_accuracy`. [SF:L…] are lines of
+``examples/vae/semafo_final.py`` in the SemafoVAE authors' repository trungnt13/odin-ai at
+commit ``9c6986a``.
 
-Used in: book/01_rate_distortion.md (and the later model chapters), book/04_semafovae.md.
+Used in: :ref:`ch-rate-distortion` (and the later model chapters), :ref:`ch-semafovae`.
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 import torch.nn.functional as F
-from torch.distributions import Bernoulli, Independent, Normal, RelaxedOneHotCategorical, kl_divergence
+from torch.distributions import (
+    Bernoulli,
+    Independent,
+    Normal,
+    RelaxedOneHotCategorical,
+    kl_divergence,
+)
 
 LIKELIHOODS: tuple[str, ...] = ("bernoulli", "gaussian")
 
@@ -40,8 +49,12 @@ def standard_normal_like(mu: torch.Tensor) -> Independent:
     return Independent(Normal(zeros, torch.ones_like(mu)), 1)
 
 
-def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor,
-                mu_p: torch.Tensor | None = None, logvar_p: torch.Tensor | None = None) -> torch.Tensor:
+def gaussian_kl(
+    mu_q: torch.Tensor,
+    logvar_q: torch.Tensor,
+    mu_p: torch.Tensor | None = None,
+    logvar_p: torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""Analytic KL between diagonal Gaussians, per dimension.
 
     .. math::
@@ -56,8 +69,12 @@ def gaussian_kl(mu_q: torch.Tensor, logvar_q: torch.Tensor,
         mu_p = torch.zeros_like(mu_q)
     if logvar_p is None:
         logvar_p = torch.zeros_like(logvar_q)
-    return 0.5 * (logvar_p - logvar_q + (torch.exp(logvar_q) + (mu_q - mu_p) ** 2)
-                  * torch.exp(-logvar_p) - 1.0)
+    return 0.5 * (
+        logvar_p
+        - logvar_q
+        + (torch.exp(logvar_q) + (mu_q - mu_p) ** 2) * torch.exp(-logvar_p)
+        - 1.0
+    )
 
 
 def rate(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -69,8 +86,9 @@ def rate(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return kl_divergence(q, standard_normal_like(mu))
 
 
-def distortion(x: torch.Tensor, decoder_out: torch.Tensor, likelihood: str = "bernoulli",
-               sigma: float = 1.0) -> torch.Tensor:
+def distortion(
+    x: torch.Tensor, decoder_out: torch.Tensor, likelihood: str = "bernoulli", sigma: float = 1.0
+) -> torch.Tensor:
     r"""Per-example distortion :math:`-\log p(x\mid z)` in nats: ``[B, ...] -> [B]``.
 
     Parameters
@@ -95,8 +113,9 @@ def distortion(x: torch.Tensor, decoder_out: torch.Tensor, likelihood: str = "be
     return -dist.log_prob(x)
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     r""":math:`z = \mu + \sigma\odot\varepsilon`, :math:`\varepsilon\sim\mathcal N(0,I)`; ``[B, D]``."""
     eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
     return mu + torch.exp(0.5 * logvar) * eps
@@ -108,11 +127,18 @@ def split_blocks(t: torch.Tensor, sizes: tuple[int, ...]) -> tuple[torch.Tensor,
     return torch.split(t, list(sizes), dim=-1)
 
 
-def relaxed_one_hot(logits: torch.Tensor, factor_sizes: tuple[int, ...], temperature: float,
-                    generator: torch.Generator | None = None, hard: bool = False) -> torch.Tensor:
+def relaxed_one_hot(
+    logits: torch.Tensor,
+    factor_sizes: tuple[int, ...],
+    temperature: float,
+    generator: torch.Generator | None = None,
+    hard: bool = False,
+) -> torch.Tensor:
     r"""A Gumbel-softmax (Concrete) sample per factor block, reparameterised.
 
-    .. math:: \tilde y_f=\mathrm{softmax}\big((\ell_f+g_f)/\tau\big),\qquad g_{fk}=-\log(-\log U_{fk}),\ U\sim\mathcal U(0,1)
+    .. math::
+        \tilde y_f=\mathrm{softmax}\big((\ell_f+g_f)/\tau\big),\qquad
+        g_{fk}=-\log(-\log U_{fk}),\ U\sim\mathcal U(0,1)
 
     Parameters
     ----------
@@ -126,14 +152,17 @@ def relaxed_one_hot(logits: torch.Tensor, factor_sizes: tuple[int, ...], tempera
     -------
     ``[B, d_y]`` with each block on the simplex.
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     if not temperature > 0:
         raise ValueError(f"temperature (tau) must be positive, got {temperature}")
     u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device=logits.device)
     g = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
-    blocks = [torch.softmax((lb + gb) / temperature, dim=-1)
-              for lb, gb in zip(split_blocks(logits, factor_sizes), split_blocks(g, factor_sizes))]
+    blocks = [
+        torch.softmax((lb + gb) / temperature, dim=-1)
+        for lb, gb in zip(split_blocks(logits, factor_sizes), split_blocks(g, factor_sizes))
+    ]
     y = torch.cat(blocks, dim=-1)
     if hard:
         idx = [b.argmax(-1) for b in blocks]
@@ -142,10 +171,14 @@ def relaxed_one_hot(logits: torch.Tensor, factor_sizes: tuple[int, ...], tempera
     return y
 
 
-def soft_log_likelihood(logits: torch.Tensor, target: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+def soft_log_likelihood(
+    logits: torch.Tensor, target: torch.Tensor, sizes: tuple[int, ...]
+) -> torch.Tensor:
     """``sum_f sum_k target_fk log softmax_fk(logits)``: ``[B, d_y] x [B, d_y] -> [B]``."""
-    return sum((tb * torch.log_softmax(lb, dim=-1)).sum(-1)
-               for lb, tb in zip(split_blocks(logits, sizes), split_blocks(target, sizes)))  # type: ignore[return-value]
+    return sum(
+        (tb * torch.log_softmax(lb, dim=-1)).sum(-1)
+        for lb, tb in zip(split_blocks(logits, sizes), split_blocks(target, sizes))
+    )  # type: ignore[return-value]
 
 
 def categorical_entropy(logits: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
@@ -157,20 +190,31 @@ def categorical_entropy(logits: torch.Tensor, sizes: tuple[int, ...]) -> torch.T
     return out  # type: ignore[return-value]
 
 
-def concrete_log_prob(logits: torch.Tensor, value: torch.Tensor, sizes: tuple[int, ...], tau: float) -> torch.Tensor:
+def concrete_log_prob(
+    logits: torch.Tensor, value: torch.Tensor, sizes: tuple[int, ...], tau: float
+) -> torch.Tensor:
     """``sum_f log Concrete_tau(value_f; logits_f)`` (value clipped to [1e-6, 1-1e-6] as [SF:L188–193])."""
     value = value.clamp(1e-6, 1.0 - 1e-6)
     temp = torch.tensor(float(tau), dtype=logits.dtype, device=logits.device)
-    return sum(RelaxedOneHotCategorical(temp, logits=lb, validate_args=False).log_prob(vb)
-               for lb, vb in zip(split_blocks(logits, sizes), split_blocks(value, sizes)))  # type: ignore[return-value]
+    return sum(
+        RelaxedOneHotCategorical(temp, logits=lb, validate_args=False).log_prob(vb)
+        for lb, vb in zip(split_blocks(logits, sizes), split_blocks(value, sizes))
+    )  # type: ignore[return-value]
 
 
 def diag_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``log N(z; mu, diag(exp(logvar)))`` summed over all but the batch dimension: ``[B, ...] -> [B]``."""
-    return -0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).flatten(1).sum(-1)
+    return -0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).flatten(
+        1
+    ).sum(-1)
 
 
-def one_hot_accuracy(logits: torch.Tensor, y_onehot: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+def one_hot_accuracy(
+    logits: torch.Tensor, y_onehot: torch.Tensor, sizes: tuple[int, ...]
+) -> torch.Tensor:
     """Mean over factors of the accuracy of the per-block argmax of ``logits`` against ``y_onehot``."""
-    accs = [(lb.argmax(-1) == tb.argmax(-1)).float().mean() for lb, tb in zip(split_blocks(logits, sizes), split_blocks(y_onehot, sizes))]
+    accs = [
+        (lb.argmax(-1) == tb.argmax(-1)).float().mean()
+        for lb, tb in zip(split_blocks(logits, sizes), split_blocks(y_onehot, sizes))
+    ]
     return torch.stack(accs).mean()

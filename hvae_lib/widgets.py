@@ -5,17 +5,19 @@ page shown by an ``ipywidgets.Stack`` of precomputed PNG images, so moving the s
 without a running kernel once the widget state is saved with the notebook. Chapters always
 show a static figure beside an explorer.
 
-Used in: book/01_rate_distortion.md, book/02_transitive_information.md.
+Used in: :ref:`ch-rate-distortion`, :ref:`ch-transitive`.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import ipywidgets as w
 
 
-def precomputed_slider(labels: Sequence[str], pngs: Sequence[bytes], *, description: str = "",
-                       width: str = "520px") -> w.VBox:
+def precomputed_slider(
+    labels: Sequence[str], pngs: Sequence[bytes], *, description: str = "", width: str = "520px"
+) -> w.VBox:
     """A ``SelectionSlider`` over ``labels`` showing the matching PNG from ``pngs``.
 
     Parameters
@@ -28,20 +30,33 @@ def precomputed_slider(labels: Sequence[str], pngs: Sequence[bytes], *, descript
     ``selected_index``, so the link lives in the browser.
     """
     if len(labels) != len(pngs) or not labels:
-        raise ValueError(f"need as many labels as images (got {len(labels)} and {len(pngs)}), at least one")
+        raise ValueError(
+            f"need as many labels as images (got {len(labels)} and {len(pngs)}), at least one"
+        )
     if len(set(labels)) != len(labels):
         raise ValueError("labels must be distinct")
     images = [w.Image(value=p, format="png", layout=w.Layout(width=width)) for p in pngs]
     stack = w.Stack(images, selected_index=0)
-    slider = w.SelectionSlider(options=list(labels), index=0, description=description,
-                               continuous_update=True, layout=w.Layout(width=width))
+    slider = w.SelectionSlider(
+        options=list(labels),
+        index=0,
+        description=description,
+        continuous_update=True,
+        layout=w.Layout(width=width),
+    )
     w.jslink((slider, "index"), (stack, "selected_index"))
     return w.VBox([slider, stack])
 
 
-def precomputed_grid_sliders(row_labels: Sequence[str], col_labels: Sequence[str],
-                             pngs: Sequence[Sequence[bytes]], *, row_description: str = "",
-                             col_description: str = "", width: str = "620px") -> w.VBox:
+def precomputed_grid_sliders(
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    pngs: Sequence[Sequence[bytes]],
+    *,
+    row_description: str = "",
+    col_description: str = "",
+    width: str = "620px",
+) -> w.VBox:
     """Two ``SelectionSlider`` s over a grid of precomputed PNGs, linked in the browser.
 
     ``pngs[i][j]`` is the view for ``row_labels[i]`` and ``col_labels[j]``. The views sit in
@@ -51,7 +66,7 @@ def precomputed_grid_sliders(row_labels: Sequence[str], col_labels: Sequence[str
 
     Returns ``VBox(row slider, column slider, outer stack)``.
 
-    Used in: book/02_transitive_information.md.
+    Used in: :ref:`ch-transitive`.
     """
     n_rows, n_cols = len(row_labels), len(col_labels)
     if n_rows == 0 or n_cols == 0:
@@ -61,14 +76,26 @@ def precomputed_grid_sliders(row_labels: Sequence[str], col_labels: Sequence[str
     for labels, what in ((row_labels, "row"), (col_labels, "column")):
         if len(set(labels)) != len(labels):
             raise ValueError(f"{what} labels must be distinct")
-    row_slider = w.SelectionSlider(options=list(row_labels), index=0, description=row_description,
-                                   continuous_update=True, layout=w.Layout(width=width))
-    col_slider = w.SelectionSlider(options=list(col_labels), index=0, description=col_description,
-                                   continuous_update=True, layout=w.Layout(width=width))
+    row_slider = w.SelectionSlider(
+        options=list(row_labels),
+        index=0,
+        description=row_description,
+        continuous_update=True,
+        layout=w.Layout(width=width),
+    )
+    col_slider = w.SelectionSlider(
+        options=list(col_labels),
+        index=0,
+        description=col_description,
+        continuous_update=True,
+        layout=w.Layout(width=width),
+    )
     inner = []
     for row in pngs:
-        stack = w.Stack([w.Image(value=p, format="png", layout=w.Layout(width=width)) for p in row],
-                        selected_index=0)
+        stack = w.Stack(
+            [w.Image(value=p, format="png", layout=w.Layout(width=width)) for p in row],
+            selected_index=0,
+        )
         w.jslink((col_slider, "index"), (stack, "selected_index"))
         inner.append(stack)
     outer = w.Stack(inner, selected_index=0)

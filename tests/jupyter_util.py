@@ -1,4 +1,5 @@
 """A Jupyter server (or JupyterLab) on loopback for the interactive-path tests."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -26,19 +28,35 @@ def get_json(url: str) -> Any:
 
 
 @contextlib.contextmanager
-def jupyter_server(root: Path, state: Path, *extra: str, lab: bool = False,
-                   env: dict[str, str] | None = None) -> Iterator[str]:
+def jupyter_server(
+    root: Path, state: Path, *extra: str, lab: bool = False, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Start ``jupyter server`` (``lab=True``: ``jupyter lab``) serving ``root`` on 127.0.0.1;
     yield its base URL; stop it on exit. ``state`` receives its runtime and config folders."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    full_env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-                "JUPYTER_CONFIG_DIR": str(state / "config"), **(env or {})}
-    cmd = [sys.executable, "-m", "jupyterlab" if lab else "jupyter_server", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-           "--allow-root", *extra]
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    full_env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(state / "config"),
+        **(env or {}),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab" if lab else "jupyter_server",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--allow-root",
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     try:

@@ -1,4 +1,5 @@
 """Evaluation helpers, the β sweep, figures and widgets of chapter 1."""
+
 from __future__ import annotations
 
 import math
@@ -9,10 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.analysis import (BetaSweepConfig, active_units, beta_sweep, check_rate_distortion_monotone,
-                               empirical_entropy, evaluate_vae, monte_carlo_rate)
+from hvae_lib.analysis import (
+    BetaSweepConfig,
+    active_units,
+    beta_sweep,
+    check_rate_distortion_monotone,
+    empirical_entropy,
+    evaluate_vae,
+    monte_carlo_rate,
+)
 from hvae_lib.data import train_test_split
-from hvae_lib.experiments.ch01_rate_distortion import RateDistortionSettings, rate_distortion_settings
+from hvae_lib.experiments.ch01_rate_distortion import (
+    RateDistortionSettings,
+    rate_distortion_settings,
+)
 from hvae_lib.models import BetaVAE, VAEConfig
 from hvae_lib.plots import image_grid, png_bytes, rate_distortion_plot, save_figure
 from hvae_lib.train import ResultCache, TrainConfig
@@ -78,8 +89,11 @@ def test_tiny_beta_sweep_orders_rates_and_uses_cache(tmp_path):
     g = torch.Generator().manual_seed(0)
     protos = (torch.rand(8, 1, 6, 6, generator=g) > 0.5).to(torch.uint8)
     data = protos[torch.arange(128) % 8]
-    cfg = BetaSweepConfig(betas=(0.5, 8.0), model=VAEConfig(input_shape=(1, 6, 6), latent_dim=4, hidden=(32,)),
-                          train=TrainConfig(steps=300, batch_size=32, lr=3e-3, log_every=50))
+    cfg = BetaSweepConfig(
+        betas=(0.5, 8.0),
+        model=VAEConfig(input_shape=(1, 6, 6), latent_dim=4, hidden=(32,)),
+        train=TrainConfig(steps=300, batch_size=32, lr=3e-3, log_every=50),
+    )
     cache = ResultCache(tmp_path, enabled=True)
     res = beta_sweep(cfg, data, data, cache=cache, progress=False)
     t = res.table()

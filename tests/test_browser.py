@@ -16,6 +16,7 @@ works without a kernel).
 Needs Debian's ``chromium`` and ``chromium-driver`` and the ``selenium`` package; skipped
 without them unless ``HVAE_BROWSER_REQUIRED=1`` (``.ci/run`` sets it after installing them).
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -65,8 +67,16 @@ def offline_book(browser_available: None, tmp_path_factory: pytest.TempPathFacto
     """Build the quick book with offline assets; return its HTML folder."""
     out = tmp_path_factory.mktemp("book")
     t0 = time.perf_counter()
-    code = build(profile="quick", device="cpu", seed=0, threads=1, output=out, cache=True,
-                 offline_assets=True, progress=False)
+    code = build(
+        profile="quick",
+        device="cpu",
+        seed=0,
+        threads=1,
+        output=out,
+        cache=True,
+        offline_assets=True,
+        progress=False,
+    )
     print(f"offline quick book built in {time.perf_counter() - t0:.0f} s")
     assert code == 0, "the quick book with offline assets did not build (see the output above)"
     html = out / "_build" / "html"
@@ -96,11 +106,20 @@ def driver(browser_available: None) -> Iterator[Any]:
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--disable-quic", "--window-size=1280,1600",
-                # the network is off: every host name but the local server fails to resolve
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--window-size=1280,1600",
+        # the network is off: every host name but the local server fails to resolve
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -144,9 +163,20 @@ if (/^\\s*glue\\(/m.test(text)) out.push('glue() calls visible');
 return out;
 """
 #: build-machine paths and pointers to material outside the book (our notes, digests)
-FORBIDDEN_TEXT = ("/work/", "/tmp/", "/root/", "/home/", str(REPO_ROOT), "the digest", "our digest",
-                  "digest §", "DESIGN.md",
-                  "semafovae.md", "rate_splitting.md", "shared/papers")
+FORBIDDEN_TEXT = (
+    "/work/",
+    "/tmp/",
+    "/root/",
+    "/home/",
+    str(REPO_ROOT),
+    "the digest",
+    "our digest",
+    "digest §",
+    "DESIGN.md",
+    "semafovae.md",
+    "rate_splitting.md",
+    "shared/papers",
+)
 
 
 def forbidden_text(text: str) -> list[str]:
@@ -157,7 +187,10 @@ def forbidden_text(text: str) -> list[str]:
 def test_forbidden_text_is_found() -> None:
     """Negative control of the page-text check."""
     assert str(REPO_ROOT) in forbidden_text(f"claims read from {REPO_ROOT}/_build/claims")
-    assert forbidden_text("as our digest records it (semafovae.md §1)") == ["our digest", "semafovae.md"]
+    assert forbidden_text("as our digest records it (semafovae.md §1)") == [
+        "our digest",
+        "semafovae.md",
+    ]
     assert forbidden_text("The VAE as a rate–distortion machine") == []
 
 
@@ -190,23 +223,29 @@ def test_page_renders_offline(page: str, server: str, driver: Any) -> None:
     typeset = d.execute_script(MATH_DONE)
     errors = d.execute_script("return document.querySelectorAll('mjx-merror').length")
     broken = d.execute_script(
-        "return Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
+        "return Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)"
+    )
     views = d.execute_script(
-        "return document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
+        "return document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length"
+    )
     rendered = d.execute_script(WIDGETS_DONE)
     remote = d.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
-        ".filter(n => !n.startsWith(location.origin) && !n.startsWith('data:') && !n.startsWith('blob:'))")
+        ".filter(n => !n.startsWith(location.origin) && !n.startsWith('data:') && !n.startsWith('blob:'))"
+    )
     no_alt = d.execute_script(
         "return Array.from(document.images).filter(i => !i.closest('.jupyter-widgets'))"
-        ".filter(i => !i.alt || /\\.(png|jpe?g|svg|gif)$/i.test(i.alt)).map(i => i.src)")
+        ".filter(i => !i.alt || /\\.(png|jpe?g|svg|gif)$/i.test(i.alt)).map(i => i.src)"
+    )
     severe = [e["message"] for e in log if e["level"] == "SEVERE"]
     wide = d.execute_script(WIDE_EQUATIONS)
     bookkeeping = d.execute_script(HIDDEN_BOOKKEEPING)
     leaks = forbidden_text(d.execute_script("return document.body.innerText"))
     shot = _screenshot(d, Path(page).stem)
-    print(f"{page}: {n_math} math elements, {len(d.find_elements('tag name', 'img'))} images, "
-          f"{views} widget views, screenshot {shot}")
+    print(
+        f"{page}: {n_math} math elements, {len(d.find_elements('tag name', 'img'))} images, "
+        f"{views} widget views, screenshot {shot}"
+    )
     assert typeset, f"{page}: math left untypeset (raw TeX visible)"
     assert errors == 0, f"{page}: {errors} MathJax errors"
     assert not broken, f"{page}: images failed to load: {broken}"
@@ -225,14 +264,21 @@ def test_wide_equation_is_detected(server: str, driver: Any) -> None:
     _open(d, f"{server}/{EXPLORER_PAGE}")
     assert d.execute_script(WIDE_EQUATIONS) == []
     long_tex = "+".join(f"x_{{{i}}}^{{2}}" for i in range(120))
-    d.execute_script("""
+    d.execute_script(
+        """
         const div = document.createElement('div');
         div.textContent = '\\[' + arguments[0] + '\\]';
         document.querySelector('article') .appendChild(div);
         MathJax.typesetPromise([div]);
-    """, long_tex)
-    wide = _wait(d, WIDE_EQUATIONS.replace("return Array", "const r = Array", 1)
-                 + "return r.length ? r : null;", timeout=20)
+    """,
+        long_tex,
+    )
+    wide = _wait(
+        d,
+        WIDE_EQUATIONS.replace("return Array", "const r = Array", 1)
+        + "return r.length ? r : null;",
+        timeout=20,
+    )
     assert wide, "an equation wider than the column was not reported"
 
 
@@ -249,21 +295,29 @@ def test_explorer_slider_changes_the_figure(server: str, driver: Any) -> None:
 
     d = driver
     _open(d, f"{server}/{EXPLORER_PAGE}")
-    handles = d.find_elements("css selector", ".widget-vbox .noUi-handle, .widget-vbox input[type=range]")
+    handles = d.find_elements(
+        "css selector", ".widget-vbox .noUi-handle, .widget-vbox input[type=range]"
+    )
     assert handles, "no slider in the explorer"
     before = _visible_image(d)
     assert before, "the explorer shows no image"
     d.execute_script("arguments[0].scrollIntoView({block: 'center'});", handles[0])
     handles[0].click()
     handles[0].send_keys(Keys.ARROW_RIGHT)
-    changed = _wait(d, f"""
+    changed = _wait(
+        d,
+        f"""
         const box = document.querySelector('.widget-vbox');
         const imgs = Array.from(box.querySelectorAll('img')).filter(i => i.offsetParent !== null);
         return imgs.length && imgs[0].src !== {before!r};
-    """, timeout=10)
+    """,
+        timeout=10,
+    )
     after = _visible_image(d)
     _screenshot(d, Path(EXPLORER_PAGE).stem + "_slider_moved")
-    assert changed and after and after != before, "moving the slider did not change the displayed figure"
+    assert changed and after and after != before, (
+        "moving the slider did not change the displayed figure"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +336,14 @@ def jupyterlab(browser_available: None, tmp_path_factory: pytest.TempPathFactory
         shutil.copy2(REPO_ROOT / "book" / name, root / "book" / name)
     shutil.copy2(REPO_ROOT / "jupytext.toml", root / "jupytext.toml")
     env = {"HVAE_PROFILE": "quick", "HVAE_DEVICE": "cpu", "HVAE_THREADS": "1"}
-    with jupyter_server(root, root / ".jupyter", "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
-                        lab=True, env=env) as base:
+    with jupyter_server(
+        root,
+        root / ".jupyter",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        lab=True,
+        env=env,
+    ) as base:
         yield base
 
 
@@ -294,22 +354,35 @@ def test_chapter_runs_in_jupyterlab(jupyterlab: str, driver: Any) -> None:
 
     d = driver
     d.get(f"{jupyterlab}/lab?token={TOKEN}")
-    assert _wait(d, "return !!(window.jupyterapp && window.jupyterapp.commands)", timeout=90), \
+    assert _wait(d, "return !!(window.jupyterapp && window.jupyterapp.commands)", timeout=90), (
         "JupyterLab did not load"
+    )
     _wait(d, "return document.querySelector('.jp-DirListing') !== null", timeout=60)
-    d.execute_script("window.jupyterapp.commands.execute('docmanager:open', "
-                     "{path: 'book/01_rate_distortion.md', factory: 'Jupytext Notebook'})")
-    assert _wait(d, "return document.querySelectorAll('.jp-Notebook .jp-Cell').length > 10", timeout=60), \
-        "the chapter's .md did not open as a notebook"
-    assert _wait(d, "return window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status "
-                    "=== 'idle'", timeout=120), "the kernel did not start"
+    d.execute_script(
+        "window.jupyterapp.commands.execute('docmanager:open', "
+        "{path: 'book/01_rate_distortion.md', factory: 'Jupytext Notebook'})"
+    )
+    assert _wait(
+        d, "return document.querySelectorAll('.jp-Notebook .jp-Cell').length > 10", timeout=60
+    ), "the chapter's .md did not open as a notebook"
+    assert _wait(
+        d,
+        "return window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel?.status "
+        "=== 'idle'",
+        timeout=120,
+    ), "the kernel did not start"
     d.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    slider = _wait(d, "return document.querySelector('.jp-OutputArea .widget-slider, "
-                      ".jp-OutputArea .jupyter-widgets input[type=range], .jp-OutputArea .noUi-target') !== null",
-                   timeout=600)
-    errors = d.execute_script("return Array.from(document.querySelectorAll("
-                              "'.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"] pre'))"
-                              ".map(e => e.textContent).filter(t => /Error|Traceback/.test(t)).slice(0, 3)")
+    slider = _wait(
+        d,
+        "return document.querySelector('.jp-OutputArea .widget-slider, "
+        ".jp-OutputArea .jupyter-widgets input[type=range], .jp-OutputArea .noUi-target') !== null",
+        timeout=600,
+    )
+    errors = d.execute_script(
+        "return Array.from(document.querySelectorAll("
+        "'.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"] pre'))"
+        ".map(e => e.textContent).filter(t => /Error|Traceback/.test(t)).slice(0, 3)"
+    )
     _screenshot(d, "jupyterlab_01_rate_distortion")
     assert not errors, f"a cell failed in JupyterLab: {errors}"
     assert slider, "the explorer's slider did not render in JupyterLab"

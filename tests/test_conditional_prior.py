@@ -1,5 +1,6 @@
 """Chapter 2 library: the conditional-prior VAE, exact-mixture information estimates,
 settings, labels, optimal critics, the binary chain and the two-slider explorer."""
+
 from __future__ import annotations
 
 import math
@@ -12,32 +13,60 @@ from torch.distributions import Independent, Normal
 
 from hvae_lib.analysis import binary_symmetric_chain, gaussian_pair_log_ratio, optimal_critic_values
 from hvae_lib.data import coarse_labels
-from hvae_lib.experiments.ch02_transitive import TransitiveSettings, compare_priors, transitive_settings
+from hvae_lib.experiments.ch02_transitive import (
+    TransitiveSettings,
+    compare_priors,
+    transitive_settings,
+)
 from hvae_lib.info import gaussian_pair_sampler, mutual_information, transitive_bounds
-from hvae_lib.info.aggregate import aggregate_information, diag_gaussian_log_density_matrix, mixture_log_density
-from hvae_lib.models import (BetaVAE, ConditionalPriorVAE, ConditionalPriorVAEConfig, VAEConfig, pack_images_labels,
-                             unpack_images_labels)
+from hvae_lib.info.aggregate import (
+    aggregate_information,
+    diag_gaussian_log_density_matrix,
+    mixture_log_density,
+)
+from hvae_lib.models import (
+    BetaVAE,
+    ConditionalPriorVAE,
+    ConditionalPriorVAEConfig,
+    VAEConfig,
+    pack_images_labels,
+    unpack_images_labels,
+)
 from hvae_lib.objectives import conditional_prior_loss
 from hvae_lib.train import ResultCache, TrainConfig, fit
 from hvae_lib.widgets import precomputed_grid_sliders
 
 
-def small_config(arch: str = "mlp", shape=(1, 8, 8), k: int = 3, prior_hidden=()) -> ConditionalPriorVAEConfig:
-    vae = VAEConfig(input_shape=shape, latent_dim=4, architecture=arch, hidden=(16,) if arch == "mlp" else (8, 8),
-                    dense=16)
+def small_config(
+    arch: str = "mlp", shape=(1, 8, 8), k: int = 3, prior_hidden=()
+) -> ConditionalPriorVAEConfig:
+    vae = VAEConfig(
+        input_shape=shape,
+        latent_dim=4,
+        architecture=arch,
+        hidden=(16,) if arch == "mlp" else (8, 8),
+        dense=16,
+    )
     return ConditionalPriorVAEConfig(vae=vae, label_dim=k, prior_hidden=prior_hidden)
 
 
 # ------------------------------------------------------------------------------ the model
-@pytest.mark.parametrize("arch, shape, prior_hidden", [("mlp", (1, 8, 8), ()), ("conv", (1, 16, 16), (8,))])
+@pytest.mark.parametrize(
+    "arch, shape, prior_hidden", [("mlp", (1, 8, 8), ()), ("conv", (1, 16, 16), (8,))]
+)
 def test_forward_shapes_and_terms(arch, shape, prior_hidden):
     torch.manual_seed(0)
     model = ConditionalPriorVAE(small_config(arch, shape, 3, prior_hidden))
     x = torch.rand(5, *shape).round()
     u = torch.eye(3)[torch.tensor([0, 1, 2, 0, 1])]
     out = model(x, u)
-    assert out.distortion.shape == (5,) and out.rate.shape == (5,) and out.rate_per_dim.shape == (5, 4)
-    assert out.mu.shape == out.logvar.shape == out.z.shape == (5, 4) and out.decoder_out.shape == (5, *shape)
+    assert (
+        out.distortion.shape == (5,) and out.rate.shape == (5,) and out.rate_per_dim.shape == (5, 4)
+    )
+    assert out.mu.shape == out.logvar.shape == out.z.shape == (5, 4) and out.decoder_out.shape == (
+        5,
+        *shape,
+    )
     assert torch.isfinite(out.elbo).all() and (out.rate >= 0).all()
     torch.testing.assert_close(out.rate_per_dim.sum(-1), out.rate)
     mu_p, logvar_p = model.prior(u)
@@ -100,10 +129,24 @@ def test_pack_unpack_and_loss_and_cached_fit(tmp_path):
     assert loss.shape == () and set(logs) == {"loss", "distortion", "rate"}
     tc = TrainConfig(steps=30, batch_size=16, lr=3e-3, log_every=10)
     cache = ResultCache(tmp_path, enabled=True)
-    m1, r1 = fit(lambda: ConditionalPriorVAE(cfg), packed, tc, conditional_prior_loss(1.0), key=("c", cfg),
-                 cache=cache, progress=False)
-    m2, r2 = fit(lambda: ConditionalPriorVAE(cfg), packed, tc, conditional_prior_loss(1.0), key=("c", cfg),
-                 cache=cache, progress=False)
+    m1, r1 = fit(
+        lambda: ConditionalPriorVAE(cfg),
+        packed,
+        conditional_prior_loss(1.0),
+        tc,
+        key=("c", cfg),
+        cache=cache,
+        progress=False,
+    )
+    m2, r2 = fit(
+        lambda: ConditionalPriorVAE(cfg),
+        packed,
+        conditional_prior_loss(1.0),
+        tc,
+        key=("c", cfg),
+        cache=cache,
+        progress=False,
+    )
     assert not r1.from_cache and r2.from_cache and r1.skipped_steps == 0
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         torch.testing.assert_close(a.cpu(), b.cpu())
@@ -133,7 +176,9 @@ def test_well_separated_deterministic_posteriors_reach_log_n_and_label_entropy()
     # the ceiling holds up to float64 rounding of the expanded quadratic form (sigma^2 = e^-10 here)
     assert ai.i_xz == pytest.approx(math.log(n), abs=1e-6) and ai.i_xz <= ai.ceiling_xz + 1e-6
     assert ai.i_zu == pytest.approx(math.log(4), abs=1e-6)
-    assert ai.label_entropy == pytest.approx(math.log(4)) and ai.ceiling_zu == pytest.approx(math.log(4))
+    assert ai.label_entropy == pytest.approx(math.log(4)) and ai.ceiling_zu == pytest.approx(
+        math.log(4)
+    )
     assert ai.log_q_z.shape == (n, 3) and ai.num_labels == 4
 
 
@@ -160,7 +205,7 @@ def test_ceilings_hold_sample_by_sample_for_random_posteriors():
     with pytest.raises(ValueError, match="labels"):
         aggregate_information(mu, logvar, labels[:10])
     with pytest.raises(ValueError, match="no labels"):
-        aggregate_information(mu, logvar).i_zu
+        _ = aggregate_information(mu, logvar).i_zu
 
 
 def test_one_dimensional_information_matches_quadrature():
@@ -220,7 +265,9 @@ def test_optimal_critic_matches_densities_and_infonce_cap():
     rho = math.sqrt(1 - math.exp(-2 * mi / d))
     cov = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=torch.float64)
     joint = torch.distributions.MultivariateNormal(torch.zeros(2, dtype=torch.float64), cov)
-    pairs = torch.stack([x.double()[:, None, :].expand(6, 6, d), y.double()[None, :, :].expand(6, 6, d)], -1)
+    pairs = torch.stack(
+        [x.double()[:, None, :].expand(6, 6, d), y.double()[None, :, :].expand(6, 6, d)], -1
+    )
     ref = (joint.log_prob(pairs) - Normal(0.0, 1.0).log_prob(pairs).sum(-1)).sum(-1)
     torch.testing.assert_close(gaussian_pair_log_ratio(x, y, mi), ref)
     v = optimal_critic_values(4.0, 2, 16, 30)
@@ -243,7 +290,9 @@ def test_binary_symmetric_chain():
 
 def test_grid_sliders_structure():
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 10
-    box = precomputed_grid_sliders(["a", "b"], ["x", "y", "z"], [[png] * 3, [png] * 3], row_description="r")
+    box = precomputed_grid_sliders(
+        ["a", "b"], ["x", "y", "z"], [[png] * 3, [png] * 3], row_description="r"
+    )
     rows, cols, outer = box.children
     assert isinstance(outer, w.Stack) and len(outer.children) == 2
     assert all(isinstance(s, w.Stack) and len(s.children) == 3 for s in outer.children)
@@ -258,9 +307,12 @@ def test_compare_priors_plumbing():
     g = torch.Generator().manual_seed(0)
     imgs = (torch.rand(48, 1, 8, 8, generator=g) > 0.5).to(torch.uint8)
     labels = np.arange(48) % 4
-    s = TransitiveSettings(model=VAEConfig(input_shape=(1, 8, 8), latent_dim=3, hidden=(16,)),
-                           train=TrainConfig(steps=40, batch_size=16, lr=3e-3, log_every=20), info_samples=2,
-                           info_examples=30)
+    s = TransitiveSettings(
+        model=VAEConfig(input_shape=(1, 8, 8), latent_dim=3, hidden=(16,)),
+        train=TrainConfig(steps=40, batch_size=16, lr=3e-3, log_every=20),
+        info_samples=2,
+        info_examples=30,
+    )
     res = compare_priors(s, imgs, labels, 4, cache=ResultCache(enabled=False), progress=False)
     rows = {r.model: r for r in res.rows()}
     assert set(rows) == {"standard", "conditional"}
@@ -269,4 +321,6 @@ def test_compare_priors_plumbing():
         assert r.t3_slack > -4 * r.t3_slack_se - 1e-6
     assert rows["standard"].rate_minus_i_xz > -4 * rows["standard"].rate_minus_i_xz_se - 1e-6
     assert len(res.table()) == 2 and res.num_labels == 4
-    assert res.info["standard"].n == 30 and res.labels.shape == (30,)  # evaluated on a seeded subset
+    assert res.info["standard"].n == 30 and res.labels.shape == (
+        30,
+    )  # evaluated on a seeded subset

@@ -1,4 +1,5 @@
 """Configs round-trip to JSON; profile, device, thread and seed handling."""
+
 from __future__ import annotations
 
 from unittest import mock
@@ -8,18 +9,31 @@ import pytest
 import torch
 
 from hvae_lib.analysis import BetaSweepConfig
-from hvae_lib.config import (PROFILES, RunContext, check_profile, resolve_device, seed_everything,
-                             set_threads, setup_notebook)
+from hvae_lib.config import (
+    PROFILES,
+    RunContext,
+    check_profile,
+    resolve_device,
+    seed_everything,
+    set_threads,
+    setup_notebook,
+)
 from hvae_lib.models import VAEConfig
 from hvae_lib.train import TrainConfig
 
 
-@pytest.mark.parametrize("cfg", [
-    VAEConfig(), VAEConfig(architecture="conv", hidden=(8, 16), likelihood="gaussian", sigma=0.5),
-    TrainConfig(steps=7, max_grad_norm=None),
-    BetaSweepConfig(betas=(0.5, 2.0), model=VAEConfig(latent_dim=3), train=TrainConfig(steps=3)),
-    RunContext("quick", "cpu", 3, 1),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        VAEConfig(),
+        VAEConfig(architecture="conv", hidden=(8, 16), likelihood="gaussian", sigma=0.5),
+        TrainConfig(steps=7, max_grad_norm=None),
+        BetaSweepConfig(
+            betas=(0.5, 2.0), model=VAEConfig(latent_dim=3), train=TrainConfig(steps=3)
+        ),
+        RunContext("quick", "cpu", 3, 1),
+    ],
+)
 def test_config_json_round_trip(cfg):
     again = type(cfg).from_json(cfg.to_json())
     assert again == cfg
@@ -31,12 +45,15 @@ def test_from_dict_rejects_unknown_fields():
         VAEConfig.from_dict({"latent_dim": 3, "latnet_dim": 4})
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"architecture": "resnet"}, "mlp, conv"),
-    ({"likelihood": "poisson"}, "bernoulli, gaussian"),
-    ({"latent_dim": 0}, "latent_dim"),
-    ({"sigma": 0.0}, "sigma"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"architecture": "resnet"}, "mlp, conv"),
+        ({"likelihood": "poisson"}, "bernoulli, gaussian"),
+        ({"latent_dim": 0}, "latent_dim"),
+        ({"sigma": 0.0}, "sigma"),
+    ],
+)
 def test_vae_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         VAEConfig(**kwargs)
@@ -67,8 +84,10 @@ def test_resolve_device_auto_without_gpu():
 
 
 def test_resolve_device_auto_with_mocked_gpu():
-    with mock.patch("torch.cuda.is_available", return_value=True), \
-            mock.patch("torch.cuda.device_count", return_value=2):
+    with (
+        mock.patch("torch.cuda.is_available", return_value=True),
+        mock.patch("torch.cuda.device_count", return_value=2),
+    ):
         assert resolve_device("auto") == torch.device("cuda")
         assert resolve_device("cuda:1") == torch.device("cuda:1")
         with pytest.raises(ValueError, match="2 CUDA"):

@@ -1,4 +1,5 @@
 """Factor classifier, controllability accuracy, classifier-feature Fréchet distance."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,15 @@ import pytest
 import torch
 
 from hvae_lib.analysis import (
-    ControllabilityResult, FactorClassifier, FactorClassifierConfig, classifier_frechet_distance, controllability,
-    factor_accuracy, factor_consistency, frechet_distance, train_factor_classifier,
+    ControllabilityResult,
+    FactorClassifier,
+    FactorClassifierConfig,
+    classifier_frechet_distance,
+    controllability,
+    factor_accuracy,
+    factor_consistency,
+    frechet_distance,
+    train_factor_classifier,
 )
 from hvae_lib.data import dsprites_lite
 from hvae_lib.train import TrainConfig
@@ -25,8 +33,12 @@ def big_sprites() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def classifier(big_sprites: tuple[np.ndarray, np.ndarray]) -> FactorClassifier:
     imgs, f = big_sprites
-    cfg = FactorClassifierConfig(factor_sizes=(3, 1, 1, 8, 8), channels=(8, 16, 16), hidden=32,
-                                 train=TrainConfig(steps=300, batch_size=64, log_every=50))
+    cfg = FactorClassifierConfig(
+        factor_sizes=(3, 1, 1, 8, 8),
+        channels=(8, 16, 16),
+        hidden=32,
+        train=TrainConfig(steps=300, batch_size=64, log_every=50),
+    )
     clf, res = train_factor_classifier(imgs, f, cfg, progress=False)
     assert res.skipped_steps == 0
     return clf
@@ -42,18 +54,26 @@ def test_frechet_distance_closed_forms() -> None:
     # diagonal covariances: sum (mu diff)^2 + sum (sqrt(s1) - sqrt(s2))^2
     s1, s2 = np.array([1.0, 2.0, 3.0]), np.array([4.0, 1.0, 0.5])
     want = 1.0 + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
-    assert frechet_distance(np.zeros(3), np.diag(s1), np.array([1.0, 0, 0]), np.diag(s2)) == pytest.approx(want)
+    assert frechet_distance(
+        np.zeros(3), np.diag(s1), np.array([1.0, 0, 0]), np.diag(s2)
+    ) == pytest.approx(want)
     with pytest.raises(ValueError):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
 
 
-def test_classifier_learns_and_scores(big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier) -> None:
+def test_classifier_learns_and_scores(
+    big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier
+) -> None:
     imgs, f = big_sprites
     logits = classifier(torch.as_tensor(imgs[:4]).float())
-    assert logits.shape == (4, 3 + 1 + 1 + 8 + 8) and classifier.features(torch.as_tensor(imgs[:4]).float()).shape == (4, 32)
+    assert logits.shape == (4, 3 + 1 + 1 + 8 + 8) and classifier.features(
+        torch.as_tensor(imgs[:4]).float()
+    ).shape == (4, 32)
     acc = factor_accuracy(classifier, imgs, f)
     assert acc.shape == (5,) and acc[0] > 0.9 and acc[3] > 0.9 and acc[4] > 0.9, acc
-    res = controllability(classifier, imgs, f, names=("shape", "scale", "orientation", "posX", "posY"))
+    res = controllability(
+        classifier, imgs, f, names=("shape", "scale", "orientation", "posX", "posY")
+    )
     assert isinstance(res, ControllabilityResult) and res.n == len(f)
     np.testing.assert_allclose(res.per_factor, acc)
     np.testing.assert_allclose(res.chance, [1 / 3, 1, 1, 1 / 8, 1 / 8])
@@ -66,13 +86,17 @@ def test_classifier_learns_and_scores(big_sprites: tuple[np.ndarray, np.ndarray]
         controllability(classifier, imgs, f, names=("a",))
 
 
-def test_classifier_frechet_distance(big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier) -> None:
+def test_classifier_frechet_distance(
+    big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier
+) -> None:
     imgs, f = big_sprites
     same = classifier_frechet_distance(classifier, imgs, imgs)
     assert same == pytest.approx(0.0, abs=1e-4)
     squares = imgs[f[:, 0] == 0]
     other = classifier_frechet_distance(classifier, imgs, squares)
-    noise = classifier_frechet_distance(classifier, imgs, np.random.default_rng(0).random((64, 1, 32, 32)))
+    noise = classifier_frechet_distance(
+        classifier, imgs, np.random.default_rng(0).random((64, 1, 32, 32))
+    )
     assert 0 < other < noise
 
 
@@ -80,8 +104,12 @@ def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="factor_sizes"):
         FactorClassifierConfig(factor_sizes=())
     with pytest.raises(ValueError, match="need images"):
-        train_factor_classifier(np.zeros((4, 1, 32, 32)), np.zeros((4, 2), dtype=np.int64), FactorClassifierConfig(),
-                                progress=False)
+        train_factor_classifier(
+            np.zeros((4, 1, 32, 32)),
+            np.zeros((4, 2), dtype=np.int64),
+            FactorClassifierConfig(),
+            progress=False,
+        )
     cfg = FactorClassifierConfig()
     assert FactorClassifierConfig.from_json(cfg.to_json()) == cfg
 
@@ -98,18 +126,30 @@ def test_tiny_trained_semafo_generates_requested_shapes(classifier: FactorClassi
     from hvae_lib.objectives import SemafoLossConfig
     from hvae_lib.train import SemiSupervisedConfig, train_semisupervised
 
-    ds = dsprites_lite().select({"scale": [3], "orientation": [0], "posX": [2, 3, 4, 5], "posY": [2, 3, 4, 5]})
+    ds = dsprites_lite().select(
+        {"scale": [3], "orientation": [0], "posX": [2, 3, 4, 5], "posY": [2, 3, 4, 5]}
+    )
     imgs, f = ds.render_all(), ds.all_factors()
     fy = f[:, [0, 3, 4]]
-    vae = VAEConfig(input_shape=(1, 32, 32), latent_dim=6, architecture="conv", hidden=(16, 32, 32), dense=64)
+    vae = VAEConfig(
+        input_shape=(1, 32, 32), latent_dim=6, architecture="conv", hidden=(16, 32, 32), dense=64
+    )
     torch.manual_seed(0)
-    model = build_semafo(SemafoConfig(vae=vae, factor_sizes=(3, 4, 4), label_hidden=(32,), prior_hidden=(32,)))
-    sc = SemiSupervisedConfig(train=TrainConfig(steps=600, batch_size=32, lr=3e-3, seed=0, log_every=100),
-                              label_fraction=1.0)
-    res = train_semisupervised(model, imgs, fy, sc, SemafoLossConfig(warmup_steps=0), progress=False)
+    model = build_semafo(
+        SemafoConfig(vae=vae, factor_sizes=(3, 4, 4), label_hidden=(32,), prior_hidden=(32,))
+    )
+    sc = SemiSupervisedConfig(
+        train=TrainConfig(steps=600, batch_size=32, lr=3e-3, seed=0, log_every=100),
+        label_fraction=1.0,
+    )
+    res = train_semisupervised(
+        model, imgs, fy, sc, SemafoLossConfig(warmup_steps=0), progress=False
+    )
     assert res.skipped_steps == 0
-    req = np.concatenate([np.repeat(np.arange(3), 100)[:, None],
-                          np.random.default_rng(0).integers(0, 4, (300, 2))], axis=1)
+    req = np.concatenate(
+        [np.repeat(np.arange(3), 100)[:, None], np.random.default_rng(0).integers(0, 4, (300, 2))],
+        axis=1,
+    )
     gen = conditional_samples(model, req, torch.Generator().manual_seed(0))
     pred = classifier.predict(gen)[:, 0]
     per_shape = np.array([(pred[req[:, 0] == s] == s).mean() for s in range(3)])
@@ -117,7 +157,9 @@ def test_tiny_trained_semafo_generates_requested_shapes(classifier: FactorClassi
     assert per_shape.mean() >= 0.55 and per_shape.min() >= 0.4, per_shape
 
 
-def test_factor_consistency(big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier) -> None:
+def test_factor_consistency(
+    big_sprites: tuple[np.ndarray, np.ndarray], classifier: FactorClassifier
+) -> None:
     imgs, f = big_sprites
     x = torch.as_tensor(imgs[:6]).float()
     # traversals that never change the image keep every reading and change no pixel

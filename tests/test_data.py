@@ -1,4 +1,5 @@
 """Tests of hvae_lib.data: procedural dSprites, the npz loader, digits, MNIST subset and IDX files."""
+
 from __future__ import annotations
 
 import gzip
@@ -44,7 +45,13 @@ def _classes_by_image(ds: DSprites, period: dict[int, int]) -> tuple[dict, dict]
     by_img: dict[bytes, set] = defaultdict(set)
     by_cls: dict[tuple, set] = defaultdict(set)
     for row, img in zip(f, imgs):
-        cls = (int(row[0]), int(row[1]), int(row[2]) % period[int(row[0])], int(row[3]), int(row[4]))
+        cls = (
+            int(row[0]),
+            int(row[1]),
+            int(row[2]) % period[int(row[0])],
+            int(row[3]),
+            int(row[4]),
+        )
         h = _digest(img)
         by_img[h].add(cls)
         by_cls[cls].add(h)
@@ -128,7 +135,9 @@ def test_render_all_matches_images_and_is_deterministic() -> None:
     with pytest.raises(ValueError, match="out must be"):
         sub.render_all(out=np.zeros(a.shape, dtype=np.float32))
     batches = list(sub.iter_batches(batch_size=50))
-    assert [len(f) for f, _ in batches] == [50] * (len(sub) // 50) + ([len(sub) % 50] if len(sub) % 50 else [])
+    assert [len(f) for f, _ in batches] == [50] * (len(sub) // 50) + (
+        [len(sub) % 50] if len(sub) % 50 else []
+    )
     np.testing.assert_array_equal(np.concatenate([f for f, _ in batches]), sub.all_factors())
     np.testing.assert_array_equal(np.concatenate([x for _, x in batches]), a)
     lite = dsprites_lite()
@@ -181,7 +190,9 @@ def test_distinct_images_on_a_subgrid_at_64() -> None:
     sub = FULL.subgrid(posX=16, posY=16)
     assert len(sub) == 2_880
     by_img, by_cls = _classes_by_image(sub, SYMMETRY)
-    assert all(len(c) == 1 for c in by_img.values())  # different shape/scale/position/orientation class
+    assert all(
+        len(c) == 1 for c in by_img.values()
+    )  # different shape/scale/position/orientation class
     assert all(len(h) == 1 for h in by_cls.values())  # symmetric orientations coincide bit for bit
     assert len(by_img) == (10 + 20 + 40) * 6 * 4
 
@@ -216,9 +227,15 @@ def test_index_order_matches_original() -> None:
     f = sub.all_factors()
     assert f.shape == (len(sub), 5)
     np.testing.assert_array_equal(sub.factors_to_index(f), np.arange(len(sub)))
-    assert list(map(tuple, f[:3])) == [(0, 0, 0, 0, 0), (0, 0, 0, 0, 1), (0, 0, 0, 0, 2)]  # posY fastest
+    assert list(map(tuple, f[:3])) == [
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 1),
+        (0, 0, 0, 0, 2),
+    ]  # posY fastest
     np.testing.assert_array_equal(np.lexsort(f.T[::-1]), np.arange(len(f)))
-    np.testing.assert_allclose(sub.factors_to_values(f[-1:])[0], [3.0, 1.0, 2 * math.pi * 30 / 40, 24 / 31, 24 / 31])
+    np.testing.assert_allclose(
+        sub.factors_to_values(f[-1:])[0], [3.0, 1.0, 2 * math.pi * 30 / 40, 24 / 31, 24 / 31]
+    )
 
 
 def test_bad_input_errors() -> None:
@@ -439,7 +456,9 @@ def test_idx_errors(tmp_path: Path) -> None:
     ip, lp = tmp_path / "i.idx", tmp_path / "l.idx"
     ip.write_bytes(_idx_bytes(data.IDX_IMAGES_MAGIC, imgs))
     lp.write_bytes(_idx_bytes(data.IDX_LABELS_MAGIC, labels))
-    with pytest.raises(ValueError, match="magic number 0x00000801, expected 0x00000803.*labels file"):
+    with pytest.raises(
+        ValueError, match="magic number 0x00000801, expected 0x00000803.*labels file"
+    ):
         load_mnist_idx(lp)
     with pytest.raises(ValueError, match="magic number 0x00000803, expected 0x00000801"):
         load_mnist_idx(ip, ip)
@@ -471,7 +490,13 @@ def test_load_dataset() -> None:
     for name in ("dsprites", "dsprites_lite", "digits", "mnist_subset"):
         assert name in str(err.value)
     assert len(load_dataset("dsprites_lite")) == 6_144
-    assert load_dataset("dsprites", resolution=32, step={"posX": 2}).factor_sizes == (3, 6, 40, 16, 32)
+    assert load_dataset("dsprites", resolution=32, step={"posX": 2}).factor_sizes == (
+        3,
+        6,
+        40,
+        16,
+        32,
+    )
     assert load_dataset("digits").images.shape == (1797, 1, 8, 8)
 
 
@@ -480,7 +505,10 @@ def test_public_docstrings_have_back_links() -> None:
         obj = getattr(data, name)
         if inspect.isfunction(obj) or inspect.isclass(obj):
             doc = inspect.getdoc(obj) or ""
-            assert doc.strip().splitlines()[-1].startswith("Used in:") or "Used in:" in doc.split("\n\n")[-1], name
+            assert (
+                doc.strip().splitlines()[-1].startswith("Used in:")
+                or "Used in:" in doc.split("\n\n")[-1]
+            ), name
 
 
 # ----------------------------------------------------------------------------- slow

@@ -1,4 +1,5 @@
 """Downstream metrics and bounds (Fano inverse, PSNR, MI, IS, checkers) and the SVHN / CIFAR-10 loaders."""
+
 from __future__ import annotations
 
 import math
@@ -8,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.data import load_cifar10, load_dataset, load_svhn
 from hvae_lib.analysis import (
     check_distortion_bound,
     check_fano_bound,
@@ -30,6 +30,7 @@ from hvae_lib.analysis import (
     sample_quality,
     top_layer_codes,
 )
+from hvae_lib.data import load_cifar10, load_dataset, load_svhn
 from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig
 from hvae_lib.objectives import hierarchical_loss
 from hvae_lib.train import TrainConfig, train
@@ -40,8 +41,20 @@ SVHN_TEST_COUNTS = np.array([1744, 5099, 4149, 2882, 2523, 2384, 1977, 2019, 166
 
 
 # ---------------------------------------------------------------------------------------------- Fano
-@pytest.mark.parametrize("i, expected", [(0.0, 0.100), (0.25, 0.364), (0.5, 0.495), (1.0, 0.689), (1.5, 0.837),
-                                         (1.75, 0.898), (2.0, 0.951), (2.2, 0.986), (2.5, 1.0)])
+@pytest.mark.parametrize(
+    "i, expected",
+    [
+        (0.0, 0.100),
+        (0.25, 0.364),
+        (0.5, 0.495),
+        (1.0, 0.689),
+        (1.5, 0.837),
+        (1.75, 0.898),
+        (2.0, 0.951),
+        (2.2, 0.986),
+        (2.5, 1.0),
+    ],
+)
 def test_fano_inverse_matches_table_uniform(i, expected):
     assert fano_inverse(i, UNIFORM10) == pytest.approx(expected, abs=5e-4)
 
@@ -50,8 +63,15 @@ def test_fano_inverse_svhn_labels_and_exactness():
     p = SVHN_TEST_COUNTS / SVHN_TEST_COUNTS.sum()
     h = float(-(p * np.log(p)).sum())
     assert h == pytest.approx(2.2226, abs=1e-4)
-    for i, expected in [(0.0, 0.238), (0.25, 0.410), (0.5, 0.531), (1.0, 0.715), (1.5, 0.858), (2.0, 0.966),
-                        (2.2, 0.998)]:
+    for i, expected in [
+        (0.0, 0.238),
+        (0.25, 0.410),
+        (0.5, 0.531),
+        (1.0, 0.715),
+        (1.5, 0.858),
+        (2.0, 0.966),
+        (2.2, 0.998),
+    ]:
         assert fano_inverse(i, p) == pytest.approx(expected, abs=5e-4)
     # f^-1(0) > 1/M and above the majority-class rate for non-uniform labels
     assert fano_inverse(0.0, p) > max(0.1, p.max())
@@ -80,10 +100,14 @@ def test_fano_inverse_monotone_vectorised_and_edge_cases():
 
 def test_check_fano_bound_and_tolerance():
     c = check_fano_bound(0.60, 1.0, UNIFORM10, top_rate=1.5, num_test=400)
-    assert c.information_bound == pytest.approx(0.689, abs=5e-4) and c.rate_bound == pytest.approx(0.837, abs=5e-4)
+    assert c.information_bound == pytest.approx(0.689, abs=5e-4) and c.rate_bound == pytest.approx(
+        0.837, abs=5e-4
+    )
     assert c.holds and c.chain_holds
     assert c.tolerance == pytest.approx(2 * math.sqrt(0.6 * 0.4 / 400))
-    v = check_fano_bound(0.81, 0.33, UNIFORM10, top_rate=0.62, num_test=397)  # a μ2 classifier (digest §8.5)
+    v = check_fano_bound(
+        0.81, 0.33, UNIFORM10, top_rate=0.62, num_test=397
+    )  # a μ2 classifier (our prototype)
     assert not v.holds
     assert not check_fano_bound(0.5, 1.0, UNIFORM10, top_rate=0.5).chain_holds
     assert check_fano_bound(0.101, 0.0, UNIFORM10, tolerance=0.01).holds
@@ -98,9 +122,11 @@ def test_distortion_bounds():
     assert not c.holds and c.margin == pytest.approx(-10.0)
     assert check_distortion_bound(69.5, 30.0, 100.0, tolerance=1.0).holds
     s, n = 0.71, 3072
-    expected = 2 * s ** 2 * (5000.0 - 20.0 - n * math.log(s * math.sqrt(2 * math.pi)))
+    expected = 2 * s**2 * (5000.0 - 20.0 - n * math.log(s * math.sqrt(2 * math.pi)))
     assert gaussian_sse_lower_bound(5000.0, 20.0, s, n) == pytest.approx(expected)
-    assert n * math.log(s * math.sqrt(2 * math.pi)) == pytest.approx(1770.8, abs=0.1)  # digest §3.2
+    assert n * math.log(s * math.sqrt(2 * math.pi)) == pytest.approx(
+        1770.8, abs=0.1
+    )  # σ = 0.71, 3,072 pixels
 
 
 # ---------------------------------------------------------------------------------------------- PSNR
@@ -134,14 +160,18 @@ def test_label_information_independent_and_separated():
     h = float(-(label_distribution(labels) * np.log(label_distribution(labels))).sum())
     assert info.label_entropy == pytest.approx(h)
     centers = 10.0 * np.eye(4)[labels]
-    sep = label_information(centers + 0.1 * rng.normal(size=(n, 4)), np.full((n, 4), 0.3), labels, seed=2)
+    sep = label_information(
+        centers + 0.1 * rng.normal(size=(n, 4)), np.full((n, 4), 0.3), labels, seed=2
+    )
     assert sep.plug_in == pytest.approx(h, abs=1e-6)  # saturates at the empirical label entropy
     assert sep.leave_one_out == pytest.approx(h, abs=0.02)
     # explicit samples give the same as the seeded draw
     z = mu + rng.normal(size=mu.shape)
     a = label_information(mu, np.ones((n, 2)), labels, samples=z)
     b = label_information(mu, np.ones((n, 2)), labels, samples=z, max_chunk_elements=50)
-    assert a.plug_in == pytest.approx(b.plug_in) and a.leave_one_out == pytest.approx(b.leave_one_out)
+    assert a.plug_in == pytest.approx(b.plug_in) and a.leave_one_out == pytest.approx(
+        b.leave_one_out
+    )
     with pytest.raises(ValueError, match="positive"):
         label_information(mu, np.zeros((n, 2)), labels)
 
@@ -150,10 +180,16 @@ def test_label_information_independent_and_separated():
 def test_inception_style_score_closed_forms():
     uniform = np.full((50, 10), 0.1)
     s = inception_style_score(uniform)
-    assert s.score == pytest.approx(1.0) and s.diversity == pytest.approx(10.0) and s.sharpness == pytest.approx(0.1)
+    assert (
+        s.score == pytest.approx(1.0)
+        and s.diversity == pytest.approx(10.0)
+        and s.sharpness == pytest.approx(0.1)
+    )
     onehot = np.eye(10)[np.arange(100) % 10]
     s = inception_style_score(onehot, splits=2)
-    assert s.score == pytest.approx(10.0) and s.sharpness == pytest.approx(1.0) and s.score_std == 0.0
+    assert (
+        s.score == pytest.approx(10.0) and s.sharpness == pytest.approx(1.0) and s.score_std == 0.0
+    )
     single = np.eye(10)[np.zeros(20, dtype=int)]
     assert inception_style_score(single).score == pytest.approx(1.0)
     with pytest.raises(ValueError, match="probability"):
@@ -182,11 +218,18 @@ def test_evaluate_model_end_to_end_on_digits():
     d = load_digits_dataset()
     x, y = torch.from_numpy(d.images), d.labels
     xtr, ytr, xte, yte = x[:600], y[:600], x[600:900], y[600:900]
-    cfg = HierarchicalVAEConfig(input_shape=(1, 8, 8), latent_dims=(8, 4), hidden=32, prior_hidden=16, sigma=0.1)
+    cfg = HierarchicalVAEConfig(
+        input_shape=(1, 8, 8), latent_dims=(8, 4), hidden=32, prior_hidden=16, sigma=0.1
+    )
     torch.manual_seed(0)
     model = HierarchicalVAE(cfg)
-    train(model, xtr, TrainConfig(steps=150, batch_size=64, lr=3e-3, log_every=50), hierarchical_loss((0.5, 0.5)),
-          progress=False)
+    train(
+        model,
+        xtr,
+        hierarchical_loss((0.5, 0.5)),
+        TrainConfig(steps=150, batch_size=64, lr=3e-3, log_every=50),
+        progress=False,
+    )
     ev = evaluate_rates(model, xte)
     assert ev.rates.shape == (300, 2) and ev.total_rate > 0 and np.isfinite(ev.elbo)
     assert ev.mean_rates.shape == (2,)
@@ -198,18 +241,42 @@ def test_evaluate_model_end_to_end_on_digits():
     assert (clf.predict(xte.reshape(300, -1).numpy()) == yte).mean() > 0.85
     sq = sample_quality(model, clf, num_samples=200, splits=2)
     assert 1.0 <= sq.score <= 10.0 and sq.sharpness <= 1.0 and sq.diversity <= 10.0
-    row = evaluate_model(model, xtr, ytr, xte, yte, classifier=clf, probes=("knn",), mi_points=300, num_samples=200)
-    for key in ("rate_1", "rate_2", "total_rate", "psnr", "acc_mu_knn", "acc_z_knn", "mi_plug_in", "mi_loo",
-                "fano_info", "fano_rate", "is_score"):
+    row = evaluate_model(
+        model, xtr, ytr, xte, yte, classifier=clf, probes=("knn",), mi_points=300, num_samples=200
+    )
+    for key in (
+        "rate_1",
+        "rate_2",
+        "total_rate",
+        "psnr",
+        "acc_mu_knn",
+        "acc_z_knn",
+        "mi_plug_in",
+        "mi_loo",
+        "fano_info",
+        "fano_rate",
+        "is_score",
+    ):
         assert np.isfinite(row[key]), key
     assert row["mi_plug_in"] <= row["label_entropy"] + 1e-9
     assert row["fano_info"] <= row["fano_rate"] + 1e-9 or row["mi_plug_in"] > row["rate_2"]
     # the Fano bound holds for the classifier of a sampled z2 (plug-in MI on the same points)
-    assert check_fano_bound(row["acc_z_knn"], row["mi_plug_in"], label_distribution(yte, 10), num_test=300).holds
+    assert check_fano_bound(
+        row["acc_z_knn"], row["mi_plug_in"], label_distribution(yte, 10), num_test=300
+    ).holds
     with pytest.raises(ValueError, match="expected images"):
         evaluate_rates(model, torch.rand(3, 64))
-    cols = evaluate_grid([model, model], [(0.5, 0.5), (1.0, 2.0)], xtr[:200], ytr[:200], xte[:100], yte[:100],
-                         probes=("knn",), mi_points=100, progress=False)
+    cols = evaluate_grid(
+        [model, model],
+        [(0.5, 0.5), (1.0, 2.0)],
+        xtr[:200],
+        ytr[:200],
+        xte[:100],
+        yte[:100],
+        probes=("knn",),
+        mi_points=100,
+        progress=False,
+    )
     assert cols["beta_2"].tolist() == [0.5, 2.0] and cols["psnr"].shape == (2,)
     assert cols["psnr"][0] == cols["psnr"][1]  # same model, same seed
 
@@ -220,7 +287,9 @@ def _write_svhn(path, n=5, labels=None):
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)
-    y = np.array(labels if labels is not None else [10, 1, 2, 10, 9][:n], dtype=np.uint8).reshape(n, 1)
+    y = np.array(labels if labels is not None else [10, 1, 2, 10, 9][:n], dtype=np.uint8).reshape(
+        n, 1
+    )
     savemat(str(path), {"X": X, "y": y})
     return X, y
 
@@ -240,7 +309,9 @@ def test_svhn_loader(tmp_path):
         load_svhn(tmp_path)
     from scipy.io import savemat
 
-    savemat(str(tmp_path / "bad.mat"), {"X": np.zeros((28, 28, 1, 2), np.uint8), "y": np.ones((2, 1))})
+    savemat(
+        str(tmp_path / "bad.mat"), {"X": np.zeros((28, 28, 1, 2), np.uint8), "y": np.ones((2, 1))}
+    )
     with pytest.raises(ValueError, match=r"\[32, 32, 3, N\]"):
         load_svhn(tmp_path / "bad.mat")
     (tmp_path / "junk.mat").write_bytes(b"not a mat file at all")
@@ -257,7 +328,11 @@ def _write_cifar(root, n=4, protocol=2, str_keys=False):
     for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = [(i + j) % 10 for j in range(n)]
-        d = {"data": data, "labels": labels} if str_keys else {b"data": data, b"labels": labels, b"batch_label": b"x"}
+        d = (
+            {"data": data, "labels": labels}
+            if str_keys
+            else {b"data": data, b"labels": labels, b"batch_label": b"x"}
+        )
         with open(root / name, "wb") as fh:
             pickle.dump(d, fh, protocol=protocol)
 
@@ -311,11 +386,18 @@ def test_glyphs_are_seeded_labelled_and_class_informative():
     assert not np.array_equal(a.images, glyphs(300, seed=4).images)
     assert a.images.shape == (300, 1, 16, 16) and a.images.dtype == np.float32
     assert 0.0 <= a.images.min() and a.images.max() <= 1.0
-    assert set(a.factors) == set(GLYPH_NUISANCES) and all(v.shape == (300,) for v in a.factors.values())
+    assert set(a.factors) == set(GLYPH_NUISANCES) and all(
+        v.shape == (300,) for v in a.factors.values()
+    )
     assert set(np.unique(a.labels)) == set(range(10))
     assert glyphs(5, resolution=32).images.shape == (5, 1, 32, 32)
-    acc = probe_accuracy(a.images[:200].reshape(200, -1), a.labels[:200], a.images[200:].reshape(100, -1),
-                         a.labels[200:], probes=("logistic",))
+    acc = probe_accuracy(
+        a.images[:200].reshape(200, -1),
+        a.labels[:200],
+        a.images[200:].reshape(100, -1),
+        a.labels[200:],
+        probes=("logistic",),
+    )
     assert acc["logistic"] > 0.6  # the class is visible through the nuisances
     with pytest.raises(ValueError):
         glyphs(0)

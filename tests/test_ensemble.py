@@ -1,4 +1,5 @@
 """Batched β-grid training equals independent ``train`` runs (same init, minibatches, noise)."""
+
 from __future__ import annotations
 
 import math
@@ -9,12 +10,23 @@ import torch
 
 from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig, prototype_preset
 from hvae_lib.objectives import hierarchical_loss
-from hvae_lib.train import (ResultCache, TrainConfig, beta_grid, fit, fit_grid, log_spaced_betas, member_key, train,
-                            train_grid)
+from hvae_lib.train import (
+    ResultCache,
+    TrainConfig,
+    beta_grid,
+    fit,
+    fit_grid,
+    log_spaced_betas,
+    member_key,
+    train,
+    train_grid,
+)
 
 torch.set_num_threads(1)
 
-CFG = HierarchicalVAEConfig(input_shape=(1, 8, 8), latent_dims=(6, 4), hidden=16, prior_hidden=8, sigma=0.1)
+CFG = HierarchicalVAEConfig(
+    input_shape=(1, 8, 8), latent_dims=(6, 4), hidden=16, prior_hidden=8, sigma=0.1
+)
 BETAS = beta_grid([0.1, 3.0], [0.5, 2.0])
 
 
@@ -27,7 +39,9 @@ def _independent(cfg, betas, data, tc, *, warmup_steps=0, dtype=torch.float32, i
     model = HierarchicalVAE(cfg).to(dtype)  # the initialisation fit() builds
     if init is not None:
         model.load_state_dict(init)
-    result = train(model, data, tc, hierarchical_loss(betas, warmup_steps=warmup_steps), progress=False)
+    result = train(
+        model, data, hierarchical_loss(betas, warmup_steps=warmup_steps), tc, progress=False
+    )
     return model, result
 
 
@@ -52,7 +66,9 @@ def test_grid_equals_independent_runs(dtype, atol):
         assert _max_diff(model.state_dict(), grid.state_dicts[g]) < atol
         assert grid.results[g].history["step"] == result.history["step"]
         for name in ("loss", "distortion", "rate", "rate_1", "rate_2"):
-            np.testing.assert_allclose(grid.results[g].history[name], result.history[name], rtol=1e-5)
+            np.testing.assert_allclose(
+                grid.results[g].history[name], result.history[name], rtol=1e-5
+            )
         assert grid.results[g].skipped_steps == result.skipped_steps == 0
     # the members really differ (the grid is not trivially one model)
     assert _max_diff(grid.state_dicts[0], grid.state_dicts[3]) > 1e-3
@@ -67,7 +83,10 @@ def test_clipping_is_per_member_and_warmup_matches():
     probe = HierarchicalVAE(CFG)
     loss, _ = hierarchical_loss(BETAS[0])(probe, data[:32])
     grads = torch.autograd.grad(loss, list(probe.parameters()))
-    assert float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))) > 10 * tc.max_grad_norm
+    assert (
+        float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])))
+        > 10 * tc.max_grad_norm
+    )
     grid = train_grid(CFG, BETAS[:2], data, tc, warmup_steps=6, progress=False)
     for g, b in enumerate(BETAS[:2]):
         model, _ = _independent(CFG, b, data, tc, warmup_steps=6)
@@ -97,8 +116,16 @@ def test_non_finite_member_is_skipped_without_affecting_others():
 
 
 def test_conv_ladder_three_layer_members_match():
-    cfg = HierarchicalVAEConfig(input_shape=(1, 8, 8), latent_dims=(3, 4, 2), architecture="conv",
-                                inference="ladder", channels=4, hidden=8, prior_hidden=8, likelihood="bernoulli")
+    cfg = HierarchicalVAEConfig(
+        input_shape=(1, 8, 8),
+        latent_dims=(3, 4, 2),
+        architecture="conv",
+        inference="ladder",
+        channels=4,
+        hidden=8,
+        prior_hidden=8,
+        likelihood="bernoulli",
+    )
     data = _data(64).round()
     tc = TrainConfig(steps=6, batch_size=16, lr=3e-3, seed=0, log_every=3)
     betas = [(1.0, 0.5, 2.0), (0.2, 4.0, 1.0)]
@@ -119,16 +146,23 @@ def test_fit_grid_uses_the_cache_per_member(tmp_path):
     for g in range(2):
         assert _max_diff(first.state_dicts[g], again.state_dicts[g]) == 0.0
     # fit() with the same key finds the member the grid stored
-    model, result = fit(lambda: HierarchicalVAE(CFG), data, tc, hierarchical_loss(BETAS[2]),
-                        key=member_key(CFG, BETAS[2]), cache=cache, progress=False)
+    model, result = fit(
+        lambda: HierarchicalVAE(CFG),
+        data,
+        hierarchical_loss(BETAS[2]),
+        tc,
+        key=member_key(CFG, BETAS[2]),
+        cache=cache,
+        progress=False,
+    )
     assert result.from_cache
     assert _max_diff(model.state_dict(), again.state_dicts[2]) == 0.0
 
 
 def test_grid_helpers_and_errors():
     v = log_spaced_betas(5)
-    np.testing.assert_allclose(v, [0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0])
-    assert len(log_spaced_betas(21)) == 21 and math.isclose(log_spaced_betas(21)[16], 10 ** 0.6)
+    np.testing.assert_allclose(v, [0.1, 10**-0.5, 1.0, 10**0.5, 10.0])
+    assert len(log_spaced_betas(21)) == 21 and math.isclose(log_spaced_betas(21)[16], 10**0.6)
     pairs = beta_grid([1.0, 2.0], [3.0, 4.0, 5.0])
     assert pairs[1] == (1.0, 4.0) and pairs[3] == (2.0, 3.0)
     with pytest.raises(ValueError, match="positive"):
@@ -147,14 +181,20 @@ def test_grid_helpers_and_errors():
 
 @pytest.mark.slow
 def test_prototype_grid_reproduces_independent_rate_control():
-    """§8.5: a large β2 empties the top layer, a large β1 empties the lower one (digits, 1,500 steps)."""
+    """Our CPU prototype: a large β2 empties the top layer, a large β1 empties the lower one (digits, 1,500 steps)."""
     from hvae_lib.data import load_digits_dataset
 
     d = load_digits_dataset()
     x = torch.from_numpy(d.images)
     tc = TrainConfig(steps=1500, batch_size=128, lr=1e-3, seed=0, log_every=100)
-    grid = train_grid(prototype_preset(), [(0.1, 10.0), (10.0, 0.1), (1.0, 1.0)], x, tc, progress=False)
-    top_collapsed, lower_collapsed, elbo = grid.last("rate_2"), grid.last("rate_1"), grid.last("rate")
+    grid = train_grid(
+        prototype_preset(), [(0.1, 10.0), (10.0, 0.1), (1.0, 1.0)], x, tc, progress=False
+    )
+    top_collapsed, lower_collapsed, elbo = (
+        grid.last("rate_2"),
+        grid.last("rate_1"),
+        grid.last("rate"),
+    )
     assert top_collapsed[0] < 0.5 and grid.last("rate_1")[0] > 5.0
     assert lower_collapsed[1] < 2.0 and grid.last("rate_2")[1] > 5.0
     assert elbo[2] > 1.0
@@ -164,8 +204,20 @@ def test_prototype_grid_reproduces_independent_rate_control():
     perm = np.random.default_rng(0).permutation(len(d.labels))
     te = perm[:397]
     for m in grid.models():
-        row = evaluate_model(m, x[perm[397:]], d.labels[perm[397:]], x[te], d.labels[te], probes=("rbf_svm",),
-                             mi_points=397)
-        check = check_fano_bound(row["acc_z_rbf_svm"], row["mi_plug_in"], label_distribution(d.labels[te], 10),
-                                 top_rate=row["rate_2"], num_test=397)
+        row = evaluate_model(
+            m,
+            x[perm[397:]],
+            d.labels[perm[397:]],
+            x[te],
+            d.labels[te],
+            probes=("rbf_svm",),
+            mi_points=397,
+        )
+        check = check_fano_bound(
+            row["acc_z_rbf_svm"],
+            row["mi_plug_in"],
+            label_distribution(d.labels[te], 10),
+            top_rate=row["rate_2"],
+            num_test=397,
+        )
         assert check.holds, row

@@ -1,4 +1,5 @@
 """HierarchicalVAE: rate decomposition, analytic vs MC KL, gradients, presets, ladder merge, σ, errors."""
+
 from __future__ import annotations
 
 import io
@@ -24,24 +25,36 @@ torch.set_num_threads(1)
 
 
 def _cfg(**kw):
-    base = dict(input_shape=(1, 8, 8), latent_dims=(6, 4), hidden=16, prior_hidden=8, channels=8, sigma=0.3)
+    base = dict(
+        input_shape=(1, 8, 8), latent_dims=(6, 4), hidden=16, prior_hidden=8, channels=8, sigma=0.3
+    )
     base.update(kw)
     return HierarchicalVAEConfig(**base)
 
 
 VARIANTS = [
-    ("mlp", "separate", (1, 8, 8)), ("mlp", "ladder", (1, 8, 8)),
-    ("conv", "separate", (1, 8, 8)), ("conv", "ladder", (3, 16, 16)), ("conv", "separate", (1, 28, 28)),
+    ("mlp", "separate", (1, 8, 8)),
+    ("mlp", "ladder", (1, 8, 8)),
+    ("conv", "separate", (1, 8, 8)),
+    ("conv", "ladder", (3, 16, 16)),
+    ("conv", "separate", (1, 28, 28)),
 ]
 
 
 @pytest.mark.parametrize("arch, inference, shape", VARIANTS)
 @pytest.mark.parametrize("latent_dims", [(6, 4), (6, 5, 3)])
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
-def test_forward_shapes_finite_and_nonnegative_rates(arch, inference, shape, latent_dims, likelihood):
+def test_forward_shapes_finite_and_nonnegative_rates(
+    arch, inference, shape, latent_dims, likelihood
+):
     torch.manual_seed(0)
-    cfg = _cfg(architecture=arch, inference=inference, input_shape=shape, latent_dims=latent_dims,
-               likelihood=likelihood)
+    cfg = _cfg(
+        architecture=arch,
+        inference=inference,
+        input_shape=shape,
+        latent_dims=latent_dims,
+        likelihood=likelihood,
+    )
     model = HierarchicalVAE(cfg)
     x = torch.rand(5, *shape).round()
     out = model(x, generator=torch.Generator().manual_seed(1))
@@ -60,7 +73,12 @@ def test_forward_shapes_finite_and_nonnegative_rates(arch, inference, shape, lat
     mu, std = model.top_posterior(x)
     torch.testing.assert_close(mu, out.means[-1])
     loss, logs = hierarchical_loss([1.0] * L)(model, x)
-    assert loss.shape == () and set(logs) == {"loss", "distortion", "rate", *(f"rate_{i + 1}" for i in range(L))}
+    assert loss.shape == () and set(logs) == {
+        "loss",
+        "distortion",
+        "rate",
+        *(f"rate_{i + 1}" for i in range(L)),
+    }
     assert model.rate_per_layer(x).shape == (5, L)
 
 
@@ -75,8 +93,9 @@ def test_noise_argument_reproduces_generator_draws():
     torch.testing.assert_close(a.distortion, b.distortion, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("latent_dims, inference", [((5, 3), "separate"), ((5, 4, 3), "separate"),
-                                                    ((5, 4, 3), "ladder")])
+@pytest.mark.parametrize(
+    "latent_dims, inference", [((5, 3), "separate"), ((5, 4, 3), "separate"), ((5, 4, 3), "ladder")]
+)
 def test_rate_decomposition_by_monte_carlo(latent_dims, inference):
     """E_q[log q(z_1..L|x) - log p(z_1..L)] = R(z_L) + sum_l E[KL_l] per x (chain rule of KL)."""
     torch.manual_seed(1)
@@ -86,7 +105,9 @@ def test_rate_decomposition_by_monte_carlo(latent_dims, inference):
             p.mul_(3.0)
     S = 20000
     for k in range(2):
-        x = torch.rand(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(k)).expand(S, 1, 8, 8)
+        x = torch.rand(
+            1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(k)
+        ).expand(S, 1, 8, 8)
         with torch.no_grad():
             out = model(x, generator=torch.Generator().manual_seed(10 + k))
         log_ratio = out.log_ratio()
@@ -137,7 +158,9 @@ def test_every_rate_has_gradients_through_reparameterised_samples():
     assert sum(float(g.abs().sum()) for g in g_lower) > 0
     g_top = torch.autograd.grad(out.rates[:, 1].sum(), top_params, retain_graph=True)
     assert sum(float(g.abs().sum()) for g in g_top) > 0
-    g_prior = torch.autograd.grad(out.rates[:, 0].sum(), list(model.priors[0].parameters()), retain_graph=True)
+    g_prior = torch.autograd.grad(
+        out.rates[:, 0].sum(), list(model.priors[0].parameters()), retain_graph=True
+    )
     assert sum(float(g.abs().sum()) for g in g_prior) > 0
     g_dec = torch.autograd.grad(out.distortion.sum(), top_params)
     assert sum(float(g.abs().sum()) for g in g_dec) > 0
@@ -146,8 +169,12 @@ def test_every_rate_has_gradients_through_reparameterised_samples():
 def test_paper_preset_parameter_counts():
     model = HierarchicalVAE(paper_preset("svhn"))
     assert model.num_parameters() == 475_811
-    assert model.block_parameter_counts() == {"q(z2|x)": 67_232, "q(z1|z2,x)": 102_592,
-                                              "p(z1|z2)": 271_616, "p(x|z1)": 34_371}
+    assert model.block_parameter_counts() == {
+        "q(z2|x)": 67_232,
+        "q(z1|z2,x)": 102_592,
+        "p(z1|z2)": 271_616,
+        "p(x|z1)": 34_371,
+    }
     assert paper_preset("cifar10") == paper_preset("svhn")
     cfg = paper_preset("svhn")
     assert cfg.latent_shapes == ((32, 4, 4), (32,)) and cfg.sigma == 0.71
@@ -173,12 +200,15 @@ def test_conv_resolutions():
 
 def test_precision_weighted_merge_formula_and_density_product():
     g = torch.Generator().manual_seed(0)
-    mu_h, mu_p = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    mu_h, mu_p = (
+        torch.randn(4, 3, generator=g, dtype=torch.float64),
+        torch.randn(4, 3, generator=g, dtype=torch.float64),
+    )
     s_h = torch.rand(4, 3, generator=g, dtype=torch.float64) + 0.2
     s_p = torch.rand(4, 3, generator=g, dtype=torch.float64) + 0.2
     mu, s = precision_weighted_merge(mu_h, s_h, mu_p, s_p)
-    v_h, v_p = s_h ** 2, s_p ** 2
-    torch.testing.assert_close(s ** 2, v_h * v_p / (v_h + v_p))
+    v_h, v_p = s_h**2, s_p**2
+    torch.testing.assert_close(s**2, v_h * v_p / (v_h + v_p))
     torch.testing.assert_close(mu, (mu_h * v_p + mu_p * v_h) / (v_h + v_p))
     # N(z; mu_h, s_h) N(z; mu_p, s_p) / N(z; mu, s) does not depend on z
     n = torch.distributions.Normal
@@ -213,10 +243,10 @@ def test_sigma_rescales_beta():
     betas = torch.tensor([0.7, 2.0], dtype=torch.float64)
     noise = m1.draw_noise(16, generator=torch.Generator().manual_seed(0))
     l1 = m1(x, noise=noise).loss(betas)
-    l2 = m2(x, noise=noise).loss(betas * s1 ** 2 / s2 ** 2)
+    l2 = m2(x, noise=noise).loss(betas * s1**2 / s2**2)
     g1 = torch.autograd.grad(l1, list(m1.parameters()))
     g2 = torch.autograd.grad(l2, list(m2.parameters()))
-    ratio = s1 ** 2 / s2 ** 2
+    ratio = s1**2 / s2**2
     for a, b in zip(g1, g2):
         torch.testing.assert_close(b, a * ratio)
     n = 64
@@ -242,10 +272,24 @@ def test_save_load_round_trip_keeps_sigma_and_betas(tmp_path):
     tc = TrainConfig(steps=3, batch_size=16, log_every=1)
     cache = ResultCache(tmp_path, enabled=True)
     key = {"config": cfg.to_dict(), "betas": [0.5, 2.0]}
-    m1, r1 = fit(lambda: HierarchicalVAE(cfg), data, tc, hierarchical_loss((0.5, 2.0)), key=key, cache=cache,
-                 progress=False)
-    m2, r2 = fit(lambda: HierarchicalVAE(cfg), data, tc, hierarchical_loss((0.5, 2.0)), key=key, cache=cache,
-                 progress=False)
+    m1, r1 = fit(
+        lambda: HierarchicalVAE(cfg),
+        data,
+        hierarchical_loss((0.5, 2.0)),
+        tc,
+        key=key,
+        cache=cache,
+        progress=False,
+    )
+    m2, r2 = fit(
+        lambda: HierarchicalVAE(cfg),
+        data,
+        hierarchical_loss((0.5, 2.0)),
+        tc,
+        key=key,
+        cache=cache,
+        progress=False,
+    )
     assert r2.from_cache and float(m2.sigma) == pytest.approx(0.25)
     for k, v in m1.state_dict().items():
         torch.testing.assert_close(m2.state_dict()[k], v)

@@ -1,10 +1,11 @@
 """Tests of hvae_lib.info: exact discrete quantities, T1–T3, Gaussian closed forms, estimators.
 
-T1–T3 are our formalisation (semafovae.md §1), consistent with the paper's abstract.
+T1–T3 are our formalisation, consistent with the paper's abstract.
 The default run takes about 20-30 s on one thread; tests marked ``slow`` (seed sweeps of the
 estimators, chapter-scale T1/T3 checks, about 1 min) run with ``HVAE_SLOW=1`` or
 ``--run-slow`` (see tests/conftest.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,9 @@ def joint_tables(draw: st.DrawFn, ndim: int = 3, max_size: int = 4) -> np.ndarra
 
 
 @st.composite
-def conditional_tables(draw: st.DrawFn, n_in: int, n_out: int, positive: bool = False) -> np.ndarray:
+def conditional_tables(
+    draw: st.DrawFn, n_in: int, n_out: int, positive: bool = False
+) -> np.ndarray:
     lo = 0.01 if positive else 0.0
     elems = st.floats(min_value=lo, max_value=1.0, allow_nan=False)
     w = np.array(draw(st.lists(elems, min_size=n_in * n_out, max_size=n_in * n_out)), dtype=float)
@@ -141,7 +144,10 @@ def test_kl_divergence() -> None:
     [
         (I.entropy, [0.5, 0.6, -0.1]),
         (I.mutual_information, [[0.6, -0.1], [0.25, 0.25]]),
-        (I.conditional_mutual_information, np.array([0.5, 0.25, 0.25, 0.25, 0, 0, 0, -0.25]).reshape(2, 2, 2)),
+        (
+            I.conditional_mutual_information,
+            np.array([0.5, 0.25, 0.25, 0.25, 0, 0, 0, -0.25]).reshape(2, 2, 2),
+        ),
         (I.co_information, np.array([1.25, -0.25, 0, 0, 0, 0, 0, 0]).reshape(2, 2, 2)),
     ],
 )
@@ -204,9 +210,13 @@ def test_t3_validation() -> None:
     with pytest.raises(ValueError, match="p_z_given_u must have shape"):
         I.conditional_prior_rate_identity(q, I.random_conditional(rng, 2, 4))
     with pytest.raises(ValueError, match="not the conditional"):
-        I.conditional_prior_rate_identity(q, I.random_conditional(rng, 4, 2), I.random_conditional(rng, 3, 2))
+        I.conditional_prior_rate_identity(
+            q, I.random_conditional(rng, 4, 2), I.random_conditional(rng, 3, 2)
+        )
     with pytest.raises(ValueError, match="q_z_given_x must have shape"):
-        I.conditional_prior_rate_identity(q, I.random_conditional(rng, 4, 2), I.random_conditional(rng, 2, 2))
+        I.conditional_prior_rate_identity(
+            q, I.random_conditional(rng, 4, 2), I.random_conditional(rng, 2, 2)
+        )
     with pytest.raises(ValueError, match="shape"):
         I.prior_rate_decomposition([0.5, 0.5], q_zx, [0.5, 0.5])
 
@@ -243,7 +253,9 @@ def test_t1_lower_bound_on_random_joints(p: np.ndarray) -> None:
     assert tb.lower_slack == pytest.approx(tb.i_ac_given_b + tb.h_b_given_ac, abs=1e-12)
     assert tb.i_ac_given_b >= -1e-12 and tb.h_b_given_ac >= -1e-12
     assert tb.i_ac == pytest.approx(I.mutual_information(p.sum(axis=1)), abs=1e-12)
-    assert tb.i_ac_given_b == pytest.approx(I.conditional_mutual_information(p.transpose(0, 2, 1)), abs=1e-12)
+    assert tb.i_ac_given_b == pytest.approx(
+        I.conditional_mutual_information(p.transpose(0, 2, 1)), abs=1e-12
+    )
 
 
 @HYP
@@ -320,10 +332,17 @@ def test_t3_identity_labelled_is_expected_kl(args) -> None:  # type: ignore[no-u
 
 
 @HYP
-@given(st.integers(1, 5).flatmap(lambda nx: st.integers(1, 5).flatmap(
-    lambda nz: st.tuples(st.lists(weights, min_size=nx, max_size=nx),
-                         conditional_tables(nx, nz),
-                         conditional_tables(1, nz, positive=True)))))
+@given(
+    st.integers(1, 5).flatmap(
+        lambda nx: st.integers(1, 5).flatmap(
+            lambda nz: st.tuples(
+                st.lists(weights, min_size=nx, max_size=nx),
+                conditional_tables(nx, nz),
+                conditional_tables(1, nz, positive=True),
+            )
+        )
+    )
+)
 def test_prior_rate_decomposition(args) -> None:  # type: ignore[no-untyped-def]
     w_x, q_zx, p_z = args
     p_x = _normalise_rows(np.asarray(w_x, dtype=float))
@@ -363,7 +382,16 @@ def test_batch_matches_scalar_and_is_fast() -> None:
     assert s["max_slack_identity_error"] < 1e-12
     for m in [0, 17, 9999]:
         one = I.transitive_bounds(p[m])
-        for name in ["i_ab", "i_bc", "i_ac", "h_b", "lower", "upper", "i_ac_given_b", "h_b_given_ac"]:
+        for name in [
+            "i_ab",
+            "i_bc",
+            "i_ac",
+            "h_b",
+            "lower",
+            "upper",
+            "i_ac_given_b",
+            "h_b_given_ac",
+        ]:
             assert getattr(tb, name)[m] == pytest.approx(getattr(one, name), abs=1e-13)
         assert bool(tb.is_markov[m]) == one.is_markov
 
@@ -426,22 +454,28 @@ def test_gaussian_mi_bivariate(rho: float) -> None:
     assert I.gaussian_mutual_information(cov, 0, 1) == pytest.approx(expected, abs=1e-12)
     assert I.gaussian_mutual_information(cov * 4.0, [0], [1]) == pytest.approx(expected, abs=1e-12)
     assert I.mi_from_correlation(rho) == pytest.approx(expected, abs=1e-15)
-    assert I.gaussian_mutual_information(cov, 0, 1, base=2) == pytest.approx(expected / LOG2, abs=1e-12)
+    assert I.gaussian_mutual_information(cov, 0, 1, base=2) == pytest.approx(
+        expected / LOG2, abs=1e-12
+    )
 
 
 def test_gaussian_mi_blocks_add_and_roundtrip() -> None:
     chain = I.gaussian_markov_chain([0.5, 0.9], [0.8, 0.3], dim=2)
     expected_ab = float(np.sum(I.mi_from_correlation(np.array([0.5, 0.9]))))
     assert chain.i_ab == pytest.approx(expected_ab, abs=1e-12)
-    assert chain.i_ac == pytest.approx(float(np.sum(I.mi_from_correlation(np.array([0.4, 0.27])))), abs=1e-12)
+    assert chain.i_ac == pytest.approx(
+        float(np.sum(I.mi_from_correlation(np.array([0.4, 0.27])))), abs=1e-12
+    )
     assert chain.i_ac <= min(chain.i_ab, chain.i_bc)  # T2 (data processing)
     # A is independent of C given B: I(A; C, B) = I(A; B)
-    assert I.gaussian_mutual_information(chain.cov, chain.idx_a, chain.idx_b + chain.idx_c) == pytest.approx(
-        chain.i_ab, abs=1e-12
-    )
+    assert I.gaussian_mutual_information(
+        chain.cov, chain.idx_a, chain.idx_b + chain.idx_c
+    ) == pytest.approx(chain.i_ab, abs=1e-12)
     assert I.correlation_from_mi(I.mi_from_correlation(0.6)) == pytest.approx(0.6, abs=1e-14)
     assert I.correlation_from_mi(1.0) == pytest.approx(math.sqrt(1 - math.exp(-2)), abs=1e-15)
-    assert I.gaussian_entropy(np.eye(1)) == pytest.approx(0.5 * math.log(2 * math.pi * math.e), abs=1e-14)
+    assert I.gaussian_entropy(np.eye(1)) == pytest.approx(
+        0.5 * math.log(2 * math.pi * math.e), abs=1e-14
+    )
 
 
 def test_gaussian_chain_samples_match_covariance() -> None:
@@ -497,7 +531,9 @@ def test_bound_formulas_with_optimal_critic() -> None:
     x, y = x.double()[:, 0], y.double()[:, 0]
     s2 = 1 - rho**2
     log_ratio = (
-        -0.5 * (y[None, :] - rho * x[:, None]) ** 2 / s2 - 0.5 * math.log(s2) + 0.5 * y[None, :] ** 2
+        -0.5 * (y[None, :] - rho * x[:, None]) ** 2 / s2
+        - 0.5 * math.log(s2)
+        + 0.5 * y[None, :] ** 2
     )
     assert float(I.infonce_lower_bound(log_ratio)) == pytest.approx(mi, abs=0.1)
     assert float(I.nwj_lower_bound(1.0 + log_ratio)) == pytest.approx(mi, abs=0.1)
@@ -563,7 +599,9 @@ def test_infonce_never_exceeds_log_n() -> None:
 
 def test_estimators_on_tensor_data_with_holdout() -> None:
     x, y = GAUSS_1NAT(4096, torch.Generator().manual_seed(3))
-    r = I.infonce_estimate((x, y.numpy()), batch_size=512, holdout=0.25, seed=0, device=torch.device("cpu"))
+    r = I.infonce_estimate(
+        (x, y.numpy()), batch_size=512, holdout=0.25, seed=0, device=torch.device("cpu")
+    )
     assert r.eval_values.shape == (2,)  # 1024 held-out samples -> two disjoint batches of 512
     assert abs(r.estimate - 1.0) < 0.15
     r1 = I.infonce_estimate((x[:, 0], y[:, 0]), batch_size=64, n_steps=20, holdout=0.0, seed=0)
@@ -583,10 +621,14 @@ def test_estimators_are_deterministic_and_leave_global_rng_alone() -> None:
 
 
 def test_concat_critic_and_custom_module() -> None:
-    r = I.infonce_estimate(GAUSS_1NAT, batch_size=64, n_steps=30, n_eval_batches=2, critic="concat", seed=0)
+    r = I.infonce_estimate(
+        GAUSS_1NAT, batch_size=64, n_steps=30, n_eval_batches=2, critic="concat", seed=0
+    )
     assert np.isfinite(r.estimate) and r.estimate <= math.log(64)
     critic = I.SeparableCritic(1, 1, hidden=16, embed=4)
-    r2 = I.mine_estimate(GAUSS_1NAT, batch_size=64, n_steps=10, n_eval_batches=2, critic=critic, seed=0)
+    r2 = I.mine_estimate(
+        GAUSS_1NAT, batch_size=64, n_steps=10, n_eval_batches=2, critic=critic, seed=0
+    )
     assert np.isfinite(r2.estimate)
 
 
@@ -629,7 +671,11 @@ def test_t1_t3_at_chapter_scale() -> None:
     assert tb.summary()["min_lower_slack"] >= -1e-12
     m = 20_000
     q_zx = I.random_conditional(rng, 6, 4, n=m)
-    q = I.random_joints(rng, m, (6,))[:, :, None, None] * q_zx[..., None] * I.random_conditional(rng, 4, 3, n=m)[:, None]
+    q = (
+        I.random_joints(rng, m, (6,))[:, :, None, None]
+        * q_zx[..., None]
+        * I.random_conditional(rng, 4, 3, n=m)[:, None]
+    )
     t3 = I.conditional_prior_rate_identity_batch(q, I.random_conditional(rng, 3, 4, n=m), q_zx)
     assert np.abs(t3.residual).max() < 1e-12
 

@@ -5,18 +5,20 @@ contents manager that the requirements install; its contents API must return the
 of chapter 1 as a notebook with the chapter's cells. Without the jupytext extension the same
 request fails (the negative control).
 """
+
 from __future__ import annotations
 
 import subprocess
 import sys
 import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from jupyter_util import get_json, jupyter_server
 
 from hvae_lib.book import REPO_ROOT, read_inputs
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -36,7 +38,9 @@ def test_chapter_md_opens_as_a_notebook(server: str) -> None:
 
 def test_without_jupytext_the_md_is_no_notebook(tmp_path: Path) -> None:
     """Negative control: the same request to a server without the jupytext extension fails."""
-    with jupyter_server(REPO_ROOT, tmp_path, "--ServerApp.jpserver_extensions=jupyterlab_jupytext=False") as base:
+    with jupyter_server(
+        REPO_ROOT, tmp_path, "--ServerApp.jpserver_extensions=jupyterlab_jupytext=False"
+    ) as base:
         with pytest.raises(urllib.error.HTTPError) as err:
             get_json(f"{base}/api/contents/book/01_rate_distortion.md?type=notebook&content=1")
         assert err.value.code == 400

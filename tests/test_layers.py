@@ -7,6 +7,7 @@ imports between independent siblings, import cycles, imports of private names fr
 module and imports of hvae_lib modules inside functions. A synthetic module graph checks that
 the scan reports what it should.
 """
+
 from __future__ import annotations
 
 import ast
@@ -51,7 +52,9 @@ def module_name(path: Path, root: Path = PACKAGE, package: str = ROOT) -> str:
     return ".".join(parts)
 
 
-def scan_imports(source: str, module: str, is_package: bool) -> list[tuple[str, list[str], bool, int]]:
+def scan_imports(
+    source: str, module: str, is_package: bool
+) -> list[tuple[str, list[str], bool, int]]:
     """Every import of ``source``: ``(imported module, imported names, at module level, line)``.
 
     Relative imports are resolved against ``module``; ``inside a function`` covers every
@@ -62,7 +65,9 @@ def scan_imports(source: str, module: str, is_package: bool) -> list[tuple[str, 
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            nested = in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
             if isinstance(child, ast.Import):
                 for alias in child.names:
                     out.append((alias.name, [], not in_function, child.lineno))
@@ -107,7 +112,12 @@ def build_graph(sources: dict[str, tuple[str, bool]]) -> tuple[dict[str, set[str
                 problems.append(f"{mod}:{line} imports {target} inside a function")
             edges = [f"{target}.{n}" for n in names if f"{target}.{n}" in sources] or [target]
             for n in names:
-                if n.startswith("_") and not n.startswith("__") and f"{target}.{n}" not in sources and target != mod:
+                if (
+                    n.startswith("_")
+                    and not n.startswith("__")
+                    and f"{target}.{n}" not in sources
+                    and target != mod
+                ):
                     problems.append(f"{mod}:{line} imports the private name {n} from {target}")
             for e in edges:
                 if e != mod:
@@ -115,7 +125,9 @@ def build_graph(sources: dict[str, tuple[str, bool]]) -> tuple[dict[str, set[str
     return graph, problems
 
 
-def layer_violations(graph: dict[str, set[str]], layers: list[tuple[str, ...]] = LAYERS) -> list[str]:
+def layer_violations(
+    graph: dict[str, set[str]], layers: list[tuple[str, ...]] = LAYERS
+) -> list[str]:
     """Upward imports and imports between independent siblings."""
     out = []
     for mod, targets in graph.items():
@@ -183,11 +195,15 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def package_sources(root: Path = PACKAGE, package: str = ROOT) -> dict[str, tuple[str, bool]]:
-    return {module_name(p, root, package): (p.read_text(encoding="utf-8"), p.name == "__init__.py")
-            for p in sorted(root.rglob("*.py"))}
+    return {
+        module_name(p, root, package): (p.read_text(encoding="utf-8"), p.name == "__init__.py")
+        for p in sorted(root.rglob("*.py"))
+    }
 
 
-def check(sources: dict[str, tuple[str, bool]], layers: list[tuple[str, ...]] = LAYERS) -> list[str]:
+def check(
+    sources: dict[str, tuple[str, bool]], layers: list[tuple[str, ...]] = LAYERS
+) -> list[str]:
     graph, problems = build_graph(sources)
     problems += layer_violations(graph, layers)
     problems += [f"import cycle: {' <-> '.join(c)}" for c in find_cycles(graph)]
@@ -210,18 +226,23 @@ def test_root_package_imports_nothing_from_the_subpackages() -> None:
     assert not [t for t, *_ in scan_imports(src, ROOT, True) if t.startswith(ROOT)]
 
 
-def test_checker_reports_an_upward_import_a_cycle_a_sibling_a_private_name_and_a_function_import() -> None:
+def test_checker_reports_an_upward_import_a_cycle_a_sibling_a_private_name_and_a_function_import() -> (
+    None
+):
     sources = {
         "hvae_lib": ("", True),
         "hvae_lib.config": ("", False),
-        "hvae_lib.data": ("from ..info import x\n", True),                          # independent sibling
+        "hvae_lib.data": ("from ..info import x\n", True),  # independent sibling
         "hvae_lib.info": ("", True),
-        "hvae_lib.models": ("from ..train import fit\n", True),                     # upward (relative)
-        "hvae_lib.models.vae": ("def f():\n    import hvae_lib.analysis\n", False),  # upward, in a function
-        "hvae_lib.train": ("from hvae_lib.train.loop import _private\n", True),     # private name
+        "hvae_lib.models": ("from ..train import fit\n", True),  # upward (relative)
+        "hvae_lib.models.vae": (
+            "def f():\n    import hvae_lib.analysis\n",
+            False,
+        ),  # upward, in a function
+        "hvae_lib.train": ("from hvae_lib.train.loop import _private\n", True),  # private name
         "hvae_lib.train.loop": ("from . import semisup\n", False),
-        "hvae_lib.train.semisup": ("from .loop import train\n", False),            # cycle loop <-> semisup
-        "hvae_lib.analysis": ("from hvae_lib.models import BetaVAE\n", True),       # fine (downward)
+        "hvae_lib.train.semisup": ("from .loop import train\n", False),  # cycle loop <-> semisup
+        "hvae_lib.analysis": ("from hvae_lib.models import BetaVAE\n", True),  # fine (downward)
     }
     problems = check(sources)
     text = "\n".join(problems)
@@ -248,7 +269,9 @@ def test_checker_reports_an_upward_import_in_a_temporary_module(tmp_path: Path) 
 
 @pytest.mark.skipif(tomllib is None, reason="tomllib needs Python 3.11")
 def test_pyproject_contract_lists_the_same_layers() -> None:
-    cfg = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "importlinter"
+    ]
     assert cfg["root_package"] == ROOT
     (contract,) = [c for c in cfg["contracts"] if c["type"] == "layers"]
     listed = [tuple(s.strip() for s in layer.split("|")) for layer in contract["layers"]]
@@ -259,6 +282,8 @@ def test_lint_imports_passes() -> None:
     exe = Path(sys.executable).parent / "lint-imports"
     if not exe.is_file():
         pytest.skip(f"import-linter is not installed next to {sys.executable}")
-    proc = subprocess.run([str(exe), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(exe), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 kept, 0 broken" in proc.stdout, proc.stdout

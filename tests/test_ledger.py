@@ -1,4 +1,5 @@
 """The reproduction ledger's claim files (hvae_lib.book.ledger)."""
+
 from __future__ import annotations
 
 import json
@@ -6,20 +7,38 @@ from pathlib import Path
 
 import pytest
 
-from hvae_lib.book.ledger import PAPERS, VERDICTS, Claim, claims_dir, load_claims, record_claims, verdict_from
+from hvae_lib.book.ledger import (
+    PAPERS,
+    VERDICTS,
+    Claim,
+    claims_dir,
+    load_claims,
+    record_claims,
+    verdict_from,
+)
 
 
 def _claim(i: str = "c1", **kw: str) -> Claim:
-    base = dict(id=i, paper="xiao2023", claim="rates split per layer", paper_value="exact identity",
-                obtained="residual 1e-16", verdict="reproduced")
+    base = dict(
+        id=i,
+        paper="xiao2023",
+        claim="rates split per layer",
+        paper_value="exact identity",
+        obtained="residual 1e-16",
+        verdict="reproduced",
+    )
     base.update(kw)
     return Claim(**base)  # type: ignore[arg-type]
 
 
 def test_round_trip_and_order(tmp_path: Path) -> None:
     record_claims("02_b", [_claim("x")], profile="quick", directory=tmp_path)
-    path = record_claims("01_a", [_claim("a"), _claim("b", verdict="not reproduced")], profile="paper",
-                         directory=tmp_path)
+    path = record_claims(
+        "01_a",
+        [_claim("a"), _claim("b", verdict="not reproduced")],
+        profile="paper",
+        directory=tmp_path,
+    )
     assert json.loads(path.read_text())["chapter"] == "01_a"
     got = load_claims(tmp_path)
     assert [(c.chapter, c.id) for c in got] == [("01_a", "a"), ("01_a", "b"), ("02_b", "x")]

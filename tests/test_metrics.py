@@ -1,10 +1,11 @@
 """Tests of hvae_lib.metrics against the closed forms and known values of the spec.
 
-Spec: shared/papers/disentanglement_metrics.md (section 7). Ground truth comes from
+Definitions: google-research/disentanglement_lib at commit ``86a644d``. Ground truth comes from
 ``SyntheticFactors`` (identity observations), the analogue of disentanglement_lib's
 ``IdentityObservationsData``; tests assert ranges except for the closed forms. The full-size
 DCI cases of disentanglement_lib (10 factors, GBT) are marked slow.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,11 @@ def test_histogram_constant_code_is_one_bin() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(2, 60), st.integers(1, 3)),
-           elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)),
+    arrays(
+        np.float64,
+        st.tuples(st.integers(2, 60), st.integers(1, 3)),
+        elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
+    ),
     st.integers(1, 25),
 )
 def test_histogram_discretize_properties(z: np.ndarray, bins: int) -> None:
@@ -106,7 +110,8 @@ def test_histogram_discretize_properties(z: np.ndarray, bins: int) -> None:
 
 label_arrays = st.integers(2, 80).flatmap(
     lambda n: st.tuples(
-        arrays(np.int64, n, elements=st.integers(0, 5)), arrays(np.int64, n, elements=st.integers(0, 7))
+        arrays(np.int64, n, elements=st.integers(0, 5)),
+        arrays(np.int64, n, elements=st.integers(0, 7)),
     )
 )
 
@@ -138,9 +143,18 @@ DIAG = np.diag(5.0 * np.ones(5))
         (DIAG[:2, :], (1.0, 1.0)),  # missed factors
         (np.zeros((10, 10)), (0.0, 0.0)),
     ],
-    ids=["diagonal", "empty-code", "duplicated-codes", "duplicated-factors", "missed-factors", "zeros"],
+    ids=[
+        "diagonal",
+        "empty-code",
+        "duplicated-codes",
+        "duplicated-factors",
+        "missed-factors",
+        "zeros",
+    ],
 )
-def test_dci_from_importance_closed_forms(matrix: np.ndarray, expected: tuple[float, float]) -> None:
+def test_dci_from_importance_closed_forms(
+    matrix: np.ndarray, expected: tuple[float, float]
+) -> None:
     scores = dci_from_importance(matrix)
     assert isinstance(scores, DCIScores)
     np.testing.assert_allclose(tuple(scores), expected, atol=1e-7)
@@ -148,8 +162,11 @@ def test_dci_from_importance_closed_forms(matrix: np.ndarray, expected: tuple[fl
 
 @settings(max_examples=50, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(2, 6), st.integers(2, 6)),
-           elements=st.one_of(st.just(0.0), st.floats(0.01, 10))),
+    arrays(
+        np.float64,
+        st.tuples(st.integers(2, 6), st.integers(2, 6)),
+        elements=st.one_of(st.just(0.0), st.floats(0.01, 10)),
+    ),
     st.floats(0.1, 100),
     st.randoms(use_true_random=False),
 )
@@ -179,7 +196,12 @@ def small_factors() -> tuple[np.ndarray, np.ndarray]:
 def test_dci_identity_gbt(small_factors) -> None:
     f_tr, f_te = small_factors
     res = dci(f_tr.astype(float), f_tr, f_te.astype(float), f_te)
-    assert set(res) == {"disentanglement", "completeness", "informativeness_train", "informativeness_test"}
+    assert set(res) == {
+        "disentanglement",
+        "completeness",
+        "informativeness_train",
+        "informativeness_test",
+    }
     assert res["disentanglement"] >= 0.9 and res["completeness"] >= 0.9
     assert res["informativeness_train"] == pytest.approx(1.0)
     assert res["informativeness_test"] == pytest.approx(1.0)
@@ -241,7 +263,13 @@ def test_dci_spec_cases_full_size() -> None:
     f_tr, f_te = identity_data(1000, 10), identity_data(1000, 11)
     ident = dci(f_tr.astype(float), f_tr, f_te.astype(float), f_te, n_jobs=2)
     assert ident["disentanglement"] >= 0.9 and ident["completeness"] >= 0.9
-    dup = dci(np.hstack([f_tr, f_tr]).astype(float), f_tr, np.hstack([f_te, f_te]).astype(float), f_te, n_jobs=2)
+    dup = dci(
+        np.hstack([f_tr, f_tr]).astype(float),
+        f_tr,
+        np.hstack([f_te, f_te]).astype(float),
+        f_te,
+        n_jobs=2,
+    )
     assert dup["disentanglement"] >= 0.9
     assert abs(dup["completeness"] - (1 - LN2_LN10)) <= 0.1
 
@@ -315,8 +343,12 @@ FVAE_TEST = dict(batch_size=5, num_train=3000, num_eval=2000, num_variance_estim
 
 
 def test_factor_vae_identity() -> None:
-    res = factor_vae_score(*GroundTruthSampler.from_dataset(ID10, lambda x: x),
-                           rng=np.random.default_rng(0), prune_threshold=0.0, **FVAE_TEST)
+    res = factor_vae_score(
+        *GroundTruthSampler.from_dataset(ID10, lambda x: x),
+        rng=np.random.default_rng(0),
+        prune_threshold=0.0,
+        **FVAE_TEST,
+    )
     assert 0.9 <= res["train_accuracy"] <= 1.0 and 0.9 <= res["eval_accuracy"] <= 1.0
     assert res["num_active_dims"] == 10
 
@@ -353,14 +385,24 @@ def test_factor_vae_cores() -> None:
 
 # ---------------------------------------------------------------- BetaVAE
 def test_beta_vae_identity() -> None:
-    res = beta_vae_score(*GroundTruthSampler.from_dataset(ID10, lambda x: x),
-                         rng=np.random.default_rng(0), batch_size=5, num_train=2000, num_eval=2000)
+    res = beta_vae_score(
+        *GroundTruthSampler.from_dataset(ID10, lambda x: x),
+        rng=np.random.default_rng(0),
+        batch_size=5,
+        num_train=2000,
+        num_eval=2000,
+    )
     assert 0.9 <= res["train_accuracy"] <= 1.0 and 0.9 <= res["eval_accuracy"] <= 1.0
 
 
 def test_beta_vae_zeros_is_chance() -> None:
-    res = beta_vae_score(*GroundTruthSampler.from_dataset(ID10, lambda x: np.zeros_like(x)),
-                         rng=np.random.default_rng(0), batch_size=5, num_train=1000, num_eval=1000)
+    res = beta_vae_score(
+        *GroundTruthSampler.from_dataset(ID10, lambda x: np.zeros_like(x)),
+        rng=np.random.default_rng(0),
+        batch_size=5,
+        num_train=1000,
+        num_eval=1000,
+    )
     assert res["eval_accuracy"] <= 0.2
 
 
@@ -373,7 +415,9 @@ def test_beta_vae_features() -> None:
 # ---------------------------------------------------------------- samplers and the grid cache
 def warped(x: np.ndarray) -> np.ndarray:
     """A deterministic, entangled representation of factor observations [n, 3] -> [n, 4]."""
-    return np.c_[np.tanh(x[:, 0] - 1.5) + 0.1 * x[:, 1], x[:, 1] ** 2, np.sin(x[:, 2]), x.sum(axis=1)]
+    return np.c_[
+        np.tanh(x[:, 0] - 1.5) + 0.1 * x[:, 1], x[:, 1] ** 2, np.sin(x[:, 2]), x.sum(axis=1)
+    ]
 
 
 def test_synthetic_factors_interface() -> None:
@@ -432,9 +476,15 @@ def test_evaluate_metrics_small() -> None:
     ds = SyntheticFactors((4, 4, 4))
     grid = GridEncoder(ds, lambda x: x + 0.0)
     res = evaluate_metrics(
-        grid.sampler(), rng=np.random.default_rng(0), num_train=400, num_test=200,
-        dci_importance="hist_gbt", sap_continuous=True,
-        factor_vae_kwargs=dict(batch_size=8, num_train=200, num_eval=100, num_variance_estimate=400),
+        grid.sampler(),
+        rng=np.random.default_rng(0),
+        num_train=400,
+        num_test=200,
+        dci_importance="hist_gbt",
+        sap_continuous=True,
+        factor_vae_kwargs=dict(
+            batch_size=8, num_train=200, num_eval=100, num_variance_estimate=400
+        ),
         beta_vae_kwargs=dict(batch_size=8, num_train=200, num_eval=100),
     )
     assert res["mig"]["discrete_mig"] >= 0.9
@@ -541,7 +591,10 @@ def test_bad_input_raises_value_error(identity_3000) -> None:
     with pytest.raises(ValueError, match="D >= 2"):
         dci_from_importance(np.ones((1, 3)))
     with pytest.raises(ValueError, match="encode must return"):
-        factor_vae_score(*GroundTruthSampler.from_dataset(ID10, lambda x: x[:-1]),
-                         rng=np.random.default_rng(0), **FVAE_TEST)
+        factor_vae_score(
+            *GroundTruthSampler.from_dataset(ID10, lambda x: x[:-1]),
+            rng=np.random.default_rng(0),
+            **FVAE_TEST,
+        )
     with pytest.raises(ValueError, match="Generator"):
         factor_vae_score(*GroundTruthSampler.from_dataset(ID10, lambda x: x), rng=0)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 """β-VAE: shapes, finite terms, ELBO = -(D + R), analytic vs Monte-Carlo KL."""
+
 from __future__ import annotations
 
 import math
@@ -12,14 +13,27 @@ from hvae_lib.models import BetaVAE, VAEConfig
 from hvae_lib.objectives import vae_loss
 
 
-@pytest.mark.parametrize("arch, hidden, shape", [
-    ("mlp", (32,), (1, 8, 8)), ("conv", (8, 8), (1, 16, 16)), ("conv", (8,), (3, 8, 8)), ("mlp", (16, 8), (3, 4, 4)),
-])
+@pytest.mark.parametrize(
+    "arch, hidden, shape",
+    [
+        ("mlp", (32,), (1, 8, 8)),
+        ("conv", (8, 8), (1, 16, 16)),
+        ("conv", (8,), (3, 8, 8)),
+        ("mlp", (16, 8), (3, 4, 4)),
+    ],
+)
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_forward_shapes_and_finite_terms(arch, hidden, shape, likelihood):
     torch.manual_seed(0)
-    cfg = VAEConfig(input_shape=shape, latent_dim=5, architecture=arch, hidden=hidden, dense=16,
-                    likelihood=likelihood, sigma=0.3)
+    cfg = VAEConfig(
+        input_shape=shape,
+        latent_dim=5,
+        architecture=arch,
+        hidden=hidden,
+        dense=16,
+        likelihood=likelihood,
+        sigma=0.3,
+    )
     model = BetaVAE(cfg)
     x = torch.rand(7, *shape).round()
     out = model(x)
@@ -48,7 +62,9 @@ def test_gaussian_distortion_closed_form():
     mean = torch.ones(2, 4)
     sigma = 0.5
     per_dim = 0.5 * math.log(2 * math.pi * sigma**2) + 0.5 / sigma**2
-    torch.testing.assert_close(distortion(x, mean, "gaussian", sigma), torch.full((2,), 4 * per_dim))
+    torch.testing.assert_close(
+        distortion(x, mean, "gaussian", sigma), torch.full((2,), 4 * per_dim)
+    )
     with pytest.raises(ValueError, match="bernoulli, gaussian"):
         distortion(x, mean, "laplace")
     with pytest.raises(ValueError, match="differ"):

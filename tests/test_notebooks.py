@@ -4,6 +4,7 @@ The ``.ipynb`` is derived: the same inputs as the ``.md``, and only the referenc
 the ``# NBVAL_CHECK_OUTPUT`` cells, each with an execution count. Every saved figure has alt
 text. Each check is shown to fail on a broken copy.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -13,8 +14,14 @@ import nbformat
 import pytest
 
 from hvae_lib import book
-from hvae_lib.book import (REPO_ROOT, checked_cell_problems, figures_without_alt, pair_differences,
-                           paired_source, toc_files)
+from hvae_lib.book import (
+    REPO_ROOT,
+    checked_cell_problems,
+    figures_without_alt,
+    pair_differences,
+    paired_source,
+    toc_files,
+)
 
 NOTEBOOKS = [f for f in toc_files(REPO_ROOT) if f.suffix == ".ipynb"]
 
@@ -76,8 +83,10 @@ def test_pair_check_fails_on_changed_cell_options(tmp_path):
 
 def test_checked_cell_check_fails_without_outputs():
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)"),
-                nbformat.v4.new_code_cell("print(2)", outputs=[nbformat.v4.new_output("stream", text="2")])]
+    nb.cells = [
+        nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)"),
+        nbformat.v4.new_code_cell("print(2)", outputs=[nbformat.v4.new_output("stream", text="2")]),
+    ]
     problems = checked_cell_problems(nb)
     assert "cell 0: checked but no stored outputs" in problems
     assert "cell 0: checked but no execution count" in problems
@@ -98,4 +107,7 @@ def test_resolve_notebook_errors(tmp_path):
     (tmp_path / "plain.md").write_text("# Just a page\n")
     with pytest.raises(ValueError, match="is not a notebook"):
         book.resolve_notebook(tmp_path / "plain.md")
-    assert book.resolve_notebook(REPO_ROOT / "book" / "ledger.md") == REPO_ROOT / "book" / "ledger.ipynb"
+    assert (
+        book.resolve_notebook(REPO_ROOT / "book" / "ledger.md")
+        == REPO_ROOT / "book" / "ledger.ipynb"
+    )

@@ -1,4 +1,6 @@
-"""Tests of hvae_lib.experiments.ch03_rate_splitting (chapter 3 settings and data), the bound helpers and plots.rate_plane."""
+"""Tests of hvae_lib.experiments.ch03_rate_splitting (chapter 3 settings and data), the bound
+helpers and plots.rate_plane."""
+
 from __future__ import annotations
 
 import math
@@ -10,11 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from hvae_lib.analysis import best_per_budget, binomial_lower_limit  # noqa: E402
+from hvae_lib.experiments.ch03_rate_splitting import (
+    RateSplittingSettings,
+    bound_images,
+    load_grid_data,  # noqa: E402
+    rate_splitting_settings,
+)
 from hvae_lib.models import HierarchicalVAE  # noqa: E402
 from hvae_lib.plots import rate_plane  # noqa: E402
-from hvae_lib.analysis import best_per_budget, binomial_lower_limit  # noqa: E402
-from hvae_lib.experiments.ch03_rate_splitting import (RateSplittingSettings, bound_images, load_grid_data,  # noqa: E402
-                                                      rate_splitting_settings)
 
 
 def test_settings_profiles_and_round_trip():
@@ -28,7 +34,11 @@ def test_settings_profiles_and_round_trip():
     assert paper.grid_side == 21 and paper.dataset == "svhn"
     assert np.allclose(paper.beta_values, 10 ** (np.arange(-10, 11) / 10))
     assert paper.model.sigma == 0.71 and HierarchicalVAE(paper.model).num_parameters() == 475_811
-    assert paper.train.lr == 3e-4 and paper.train.batch_size == 256 and paper.train.max_grad_norm is None
+    assert (
+        paper.train.lr == 3e-4
+        and paper.train.batch_size == 256
+        and paper.train.max_grad_norm is None
+    )
     assert paper.train.steps == 500 * (73_257 // 256)
     with pytest.raises(ValueError, match="unknown profile"):
         rate_splitting_settings("huge")
@@ -68,6 +78,7 @@ def test_binomial_lower_limit():
     assert np.all(np.diff(lo) > 0) and np.all(lo <= ks / n + 1e-12)
     # coverage: P(Bin(n, p_L) >= k) = 1 - confidence
     from scipy.stats import binom
+
     k = 30
     p = binomial_lower_limit(k, n, 0.9)
     assert math.isclose(binom.sf(k - 1, n, p), 0.1, rel_tol=1e-6)

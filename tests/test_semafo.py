@@ -1,18 +1,25 @@
 """SemafoVAE / SemafoHVAE / M2: shapes and finiteness of every term, consistency, configs, training."""
+
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from hvae_lib.distributions import relaxed_one_hot
 from hvae_lib.experiments.ch04_semafovae import SemafoSettings, semafo_settings
-from hvae_lib.models.m2 import M2Config, M2VAE
+from hvae_lib.models.m2 import M2VAE, M2Config
 from hvae_lib.models.semafo import SemafoConfig, SemafoHVAE, SemafoVAE, build_semafo
-from hvae_lib.objectives import M2LossConfig, SemafoLossConfig, labelled_objective, m2_loss, semafo_loss, unlabelled_objective
 from hvae_lib.models.vae import VAEConfig
+from hvae_lib.objectives import (
+    M2LossConfig,
+    SemafoLossConfig,
+    labelled_objective,
+    m2_loss,
+    semafo_loss,
+    unlabelled_objective,
+)
 
 torch.set_num_threads(1)
 
@@ -21,8 +28,19 @@ VAE = VAEConfig(input_shape=(1, 16, 16), latent_dim=4, architecture="conv", hidd
 
 
 def _cfg(variant: str = "flat") -> SemafoConfig:
-    return SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant=variant,
-                        z1_attach=8, z1_channels=2, z1_kernel=4, z1_stride=2, z1_deter_channels=2, z1_u_hidden=8)
+    return SemafoConfig(
+        vae=VAE,
+        factor_sizes=SIZES,
+        label_hidden=(16,),
+        prior_hidden=(8,),
+        variant=variant,
+        z1_attach=8,
+        z1_channels=2,
+        z1_kernel=4,
+        z1_stride=2,
+        z1_deter_channels=2,
+        z1_u_hidden=8,
+    )
 
 
 def _batch(n: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +76,9 @@ def test_terms_shapes_and_finite(variant: str, labelled: bool) -> None:
         ent_max = sum(math.log(k) for k in SIZES)
         assert ((out.entropy_qy > 0) & (out.entropy_qy <= ent_max + 1e-5)).all()
         blocks = torch.split(out.y, list(SIZES), dim=-1)
-        assert all(torch.allclose(b.sum(-1), torch.ones(5)) for b in blocks)  # relaxed one-hot per factor
+        assert all(
+            torch.allclose(b.sum(-1), torch.ones(5)) for b in blocks
+        )  # relaxed one-hot per factor
 
 
 @pytest.mark.parametrize("variant", ["flat", "hierarchical"])
@@ -82,7 +102,9 @@ def test_unlabelled_equals_labelled_with_true_pseudo_label(variant: str) -> None
     torch.manual_seed(0)
     model = build_semafo(_cfg(variant))
     x, y = _batch()
-    cfg = SemafoLossConfig(gamma_sup=3.0, gamma_uns=3.0, gamma_qy=0.0, lambda_h=0.0, beta_sup=0.7, beta_uns=0.7)
+    cfg = SemafoLossConfig(
+        gamma_sup=3.0, gamma_uns=3.0, gamma_qy=0.0, lambda_h=0.0, beta_sup=0.7, beta_uns=0.7
+    )
     sup = model(x, y, generator=torch.Generator().manual_seed(7), loss_config=cfg)
     uns = model(x, pseudo_label=y, generator=torch.Generator().manual_seed(7), loss_config=cfg)
     torch.testing.assert_close(labelled_objective(sup, cfg), unlabelled_objective(uns, cfg))
@@ -109,13 +131,36 @@ def test_semafo_loss_warmup_and_logs() -> None:
     torch.manual_seed(0)
     model = build_semafo(_cfg())
     x, y = _batch()
-    loss_w, logs_w = semafo_loss(model, x, y, x, SemafoLossConfig(), supervised_only=True,
-                                 generator=torch.Generator().manual_seed(0))
+    loss_w, logs_w = semafo_loss(
+        model,
+        x,
+        y,
+        x,
+        SemafoLossConfig(),
+        supervised_only=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert not any(k.startswith("uns/") for k in logs_w)
     torch.testing.assert_close(loss_w, -logs_w["sup/objective"])
-    loss, logs = semafo_loss(model, x, y, x, SemafoLossConfig(), generator=torch.Generator().manual_seed(0))
-    for k in ("sup/log_px", "sup/log_py_u", "sup/log_qy_z", "sup/kl_z0", "sup/kl_u", "sup/kl_z1", "uns/log_px",
-              "uns/log_py_u", "uns/entropy_qy", "uns/kl_z0", "uns/kl_u", "uns/kl_z1", "sup/acc_qy", "sup/acc_py"):
+    loss, logs = semafo_loss(
+        model, x, y, x, SemafoLossConfig(), generator=torch.Generator().manual_seed(0)
+    )
+    for k in (
+        "sup/log_px",
+        "sup/log_py_u",
+        "sup/log_qy_z",
+        "sup/kl_z0",
+        "sup/kl_u",
+        "sup/kl_z1",
+        "uns/log_px",
+        "uns/log_py_u",
+        "uns/entropy_qy",
+        "uns/kl_z0",
+        "uns/kl_u",
+        "uns/kl_z1",
+        "sup/acc_qy",
+        "sup/acc_py",
+    ):
         assert k in logs and math.isfinite(float(logs[k])), k
     torch.testing.assert_close(loss, -(logs["sup/objective"] + logs["uns/objective"]))
 
@@ -162,8 +207,12 @@ def test_configs_round_trip_and_settings() -> None:
         assert s.authors_gamma_uns == 10
         assert s.flat.temperature == 0.5 and s.train.batch_size == 64
     paper = semafo_settings("paper")
-    assert paper.train.lr == 1e-3 and semafo_settings("quick").train.lr == 3e-3  # authors' dSprites rate / quick
-    assert paper.loss.gamma_uns == paper.authors_gamma_uns == 10  # the authors' coefficients at their scale
+    assert (
+        paper.train.lr == 1e-3 and semafo_settings("quick").train.lr == 3e-3
+    )  # authors' dSprites rate / quick
+    assert (
+        paper.loss.gamma_uns == paper.authors_gamma_uns == 10
+    )  # the authors' coefficients at their scale
     assert semafo_settings("quick").loss.gamma_uns == 1  # the quick profile's documented deviation
     with pytest.raises(ValueError, match="dci_importance"):
         semafo_settings("quick").replace(dci_importance="lasso")

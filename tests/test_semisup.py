@@ -1,4 +1,5 @@
 """Semi-supervised pieces: labelled subset, batch composition, training loop, generation helpers."""
+
 from __future__ import annotations
 
 import math
@@ -7,14 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_lib.analysis import conditional_samples, intervene_z1, posterior_traversal, prior_traversal
-from hvae_lib.models.m2 import M2Config, M2VAE
+from hvae_lib.analysis import (
+    conditional_samples,
+    intervene_z1,
+    posterior_traversal,
+    prior_traversal,
+)
+from hvae_lib.models.m2 import M2VAE, M2Config
 from hvae_lib.models.semafo import SemafoConfig, build_semafo
 from hvae_lib.models.vae import VAEConfig
 from hvae_lib.objectives import M2LossConfig, SemafoLossConfig
-from hvae_lib.train import (SemiSupervisedBatches, SemiSupervisedConfig, batch_composition, labelled_subset,
-                            train_semisupervised)
-from hvae_lib.train import TrainConfig
+from hvae_lib.train import (
+    SemiSupervisedBatches,
+    SemiSupervisedConfig,
+    TrainConfig,
+    batch_composition,
+    labelled_subset,
+    train_semisupervised,
+)
 
 torch.set_num_threads(1)
 
@@ -45,7 +56,9 @@ def test_labelled_subset_deterministic_and_stratified() -> None:
         for t in range(2):
             m = (f[:, 0] == s) & (f[:, 1] == t)
             assert abs(np.isin(np.flatnonzero(m), ab).sum() - 0.2 * m.sum()) <= 1.0
-    np.testing.assert_array_equal(labelled_subset(f[:, 0], 0.1, seed=1), labelled_subset(f, 0.1, seed=1))
+    np.testing.assert_array_equal(
+        labelled_subset(f[:, 0], 0.1, seed=1), labelled_subset(f, 0.1, seed=1)
+    )
     # every stratum gets at least one when the budget allows; all at fraction 1
     tiny = labelled_subset(f, 3 / 600, seed=0)
     assert len(tiny) == 3 and set(f[tiny, 0]) == {0, 1, 2}
@@ -101,14 +114,26 @@ def test_train_semisupervised_runs(kind: str) -> None:
     if kind == "m2":
         model, lc = M2VAE(M2Config(vae=VAE, factor_sizes=SIZES)), M2LossConfig(warmup_steps=4)
     else:
-        cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant=kind,
-                           z1_channels=2, z1_deter_channels=2, z1_u_hidden=8)
+        cfg = SemafoConfig(
+            vae=VAE,
+            factor_sizes=SIZES,
+            label_hidden=(16,),
+            prior_hidden=(8,),
+            variant=kind,
+            z1_channels=2,
+            z1_deter_channels=2,
+            z1_u_hidden=8,
+        )
         model, lc = build_semafo(cfg), SemafoLossConfig(warmup_steps=4)
-    sc = SemiSupervisedConfig(train=TrainConfig(steps=8, batch_size=16, log_every=4), label_fraction=0.1)
+    sc = SemiSupervisedConfig(
+        train=TrainConfig(steps=8, batch_size=16, log_every=4), label_fraction=0.1
+    )
     res = train_semisupervised(model, x, f, sc, lc, progress=False)
     assert res.steps_done == 8 and res.skipped_steps == 0
     assert res.history["step"] == [4.0, 8.0]
-    assert math.isnan(res.history["uns/objective"][0]) and math.isfinite(res.history["uns/objective"][1])
+    assert math.isnan(res.history["uns/objective"][0]) and math.isfinite(
+        res.history["uns/objective"][1]
+    )
     assert all(math.isfinite(v) for v in res.history["sup/objective"])
     assert not model.training
     with pytest.raises(ValueError, match="loss_config"):
@@ -117,8 +142,16 @@ def test_train_semisupervised_runs(kind: str) -> None:
 
 def test_generation_helpers_shapes() -> None:
     torch.manual_seed(0)
-    cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant="hierarchical",
-                       z1_channels=2, z1_deter_channels=2, z1_u_hidden=8)
+    cfg = SemafoConfig(
+        vae=VAE,
+        factor_sizes=SIZES,
+        label_hidden=(16,),
+        prior_hidden=(8,),
+        variant="hierarchical",
+        z1_channels=2,
+        z1_deter_channels=2,
+        z1_u_hidden=8,
+    )
     model = build_semafo(cfg).eval()
     f = _factors(10)
     s1 = conditional_samples(model, f, torch.Generator().manual_seed(0))
@@ -145,38 +178,83 @@ def test_generation_helpers_shapes() -> None:
 
 
 def test_fit_semisupervised_uses_the_cache(tmp_path) -> None:
-    from hvae_lib.train import fit_semisupervised
-    from hvae_lib.train import ResultCache
+    from hvae_lib.train import ResultCache, fit_semisupervised
 
     f = _factors(64)
     x = _images(f)
     cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,))
-    sc = SemiSupervisedConfig(train=TrainConfig(steps=3, batch_size=16, log_every=1), label_fraction=0.25)
+    sc = SemiSupervisedConfig(
+        train=TrainConfig(steps=3, batch_size=16, log_every=1), label_fraction=0.25
+    )
     cache = ResultCache(tmp_path, enabled=True)
-    m1, r1 = fit_semisupervised(lambda: build_semafo(cfg), x, f, sc, SemafoLossConfig(warmup_steps=1), key=cfg,
-                                cache=cache, progress=False)
-    m2, r2 = fit_semisupervised(lambda: build_semafo(cfg), x, f, sc, SemafoLossConfig(warmup_steps=1), key=cfg,
-                                cache=cache, progress=False)
+    m1, r1 = fit_semisupervised(
+        lambda: build_semafo(cfg),
+        x,
+        f,
+        sc,
+        SemafoLossConfig(warmup_steps=1),
+        key=cfg,
+        cache=cache,
+        progress=False,
+    )
+    m2, r2 = fit_semisupervised(
+        lambda: build_semafo(cfg),
+        x,
+        f,
+        sc,
+        SemafoLossConfig(warmup_steps=1),
+        key=cfg,
+        cache=cache,
+        progress=False,
+    )
     assert not r1.from_cache and r2.from_cache
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
-    _, r3 = fit_semisupervised(lambda: build_semafo(cfg), x, f, sc, SemafoLossConfig(warmup_steps=2), key=cfg,
-                               cache=cache, progress=False)
+    _, r3 = fit_semisupervised(
+        lambda: build_semafo(cfg),
+        x,
+        f,
+        sc,
+        SemafoLossConfig(warmup_steps=2),
+        key=cfg,
+        cache=cache,
+        progress=False,
+    )
     assert not r3.from_cache  # the loss settings are part of the key
 
 
 def test_training_is_deterministic() -> None:
-    from hvae_lib.train import fit_semisupervised
-    from hvae_lib.train import ResultCache
+    from hvae_lib.train import ResultCache, fit_semisupervised
 
     f = _factors(64)
     x = _images(f)
-    cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant="hierarchical",
-                       z1_channels=2, z1_deter_channels=2, z1_u_hidden=8)
-    sc = SemiSupervisedConfig(train=TrainConfig(steps=4, batch_size=16, log_every=2), label_fraction=0.1)
+    cfg = SemafoConfig(
+        vae=VAE,
+        factor_sizes=SIZES,
+        label_hidden=(16,),
+        prior_hidden=(8,),
+        variant="hierarchical",
+        z1_channels=2,
+        z1_deter_channels=2,
+        z1_u_hidden=8,
+    )
+    sc = SemiSupervisedConfig(
+        train=TrainConfig(steps=4, batch_size=16, log_every=2), label_fraction=0.1
+    )
     off = ResultCache(enabled=False)
-    runs = [fit_semisupervised(lambda: build_semafo(cfg), x, f, sc, SemafoLossConfig(warmup_steps=1), key=cfg,
-                               cache=off, progress=False) for _ in range(2)]
+    runs = [
+        fit_semisupervised(
+            lambda: build_semafo(cfg),
+            x,
+            f,
+            sc,
+            SemafoLossConfig(warmup_steps=1),
+            key=cfg,
+            cache=off,
+            progress=False,
+        )
+        for _ in range(2)
+    ]
     assert runs[0][1].history == runs[1][1].history
     for a, b in zip(runs[0][0].state_dict().values(), runs[1][0].state_dict().values()):
         assert torch.equal(a, b)
@@ -190,8 +268,12 @@ def test_train_label_vae_learns_labels_and_touches_only_the_label_vae() -> None:
     cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(32,), prior_hidden=(8,))
     model = build_semafo(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    grid = np.stack(np.meshgrid(*[np.arange(k) for k in SIZES], indexing="ij"), -1).reshape(-1, len(SIZES))
-    hist = train_label_vae(model, grid, steps=400, batch_size=24, lr=3e-3, seed=0, log_every=100)
+    grid = np.stack(np.meshgrid(*[np.arange(k) for k in SIZES], indexing="ij"), -1).reshape(
+        -1, len(SIZES)
+    )
+    hist = train_label_vae(
+        model, grid, steps=400, batch_size=24, lr=3e-3, seed=0, log_every=100
+    ).history
     assert hist["step"] == [100.0, 200.0, 300.0, 400.0]
     assert hist["objective"][-1] > hist["objective"][0]
     assert hist["acc_py"][-1] > 0.9  # 24 label configurations are auto-encoded through u
@@ -217,8 +299,18 @@ def test_evaluate_semisupervised_terms(kind: str) -> None:
     if kind == "m2":
         model = M2VAE(M2Config(vae=VAE, factor_sizes=SIZES))
     else:
-        model = build_semafo(SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,),
-                                          variant=kind, z1_channels=2, z1_deter_channels=2, z1_u_hidden=8))
+        model = build_semafo(
+            SemafoConfig(
+                vae=VAE,
+                factor_sizes=SIZES,
+                label_hidden=(16,),
+                prior_hidden=(8,),
+                variant=kind,
+                z1_channels=2,
+                z1_deter_channels=2,
+                z1_u_hidden=8,
+            )
+        )
     f = _factors(50)
     x = _images(f)
     a = evaluate_semisupervised(model, x, f, batch_size=16, seed=3)
@@ -236,7 +328,9 @@ def test_evaluate_semisupervised_terms(kind: str) -> None:
         assert t["log_py"] == pytest.approx(-math.log(3 * 2 * 4), abs=1e-5)
     else:
         assert a.acc_py is not None and a.acc_py.shape == (3,)
-        assert a.rate == pytest.approx(t["kl_z0"] + t["kl_u"] + t["kl_z1"] - t["log_py_u"] - t["entropy_qy"], rel=1e-4)
+        assert a.rate == pytest.approx(
+            t["kl_z0"] + t["kl_u"] + t["kl_z1"] - t["log_py_u"] - t["entropy_qy"], rel=1e-4
+        )
         assert t["log_py_u"] < 0 and t["kl_u"] > 0 and (t["kl_z1"] > 0) == (kind == "hierarchical")
     with pytest.raises(ValueError, match="same N"):
         evaluate_semisupervised(model, x[:10], f)
@@ -272,7 +366,11 @@ def test_load_class_digits() -> None:
 
     d = load_class_digits(16, n_test=500, seed=0)
     assert d.x_train.shape == (4500, 1, 16, 16) and d.x_test.shape == (500, 1, 16, 16)
-    assert d.x_train.dtype == torch.float32 and 0.0 <= float(d.x_train.min()) and float(d.x_train.max()) <= 1.0
+    assert (
+        d.x_train.dtype == torch.float32
+        and 0.0 <= float(d.x_train.min())
+        and float(d.x_train.max()) <= 1.0
+    )
     assert d.factor_sizes == (10,) and d.f_train.shape == (4500, 1)
     assert set(np.unique(d.f_test[:, 0])) == set(range(10))
     full = load_class_digits(32, n_test=500, seed=0)
@@ -287,8 +385,16 @@ def test_z1_kl_per_dim_and_chosen_dims() -> None:
     from hvae_lib.analysis import z1_kl_per_dim
 
     torch.manual_seed(0)
-    cfg = SemafoConfig(vae=VAE, factor_sizes=SIZES, label_hidden=(16,), prior_hidden=(8,), variant="hierarchical",
-                       z1_channels=2, z1_deter_channels=2, z1_u_hidden=8)
+    cfg = SemafoConfig(
+        vae=VAE,
+        factor_sizes=SIZES,
+        label_hidden=(16,),
+        prior_hidden=(8,),
+        variant="hierarchical",
+        z1_channels=2,
+        z1_deter_channels=2,
+        z1_u_hidden=8,
+    )
     model = build_semafo(cfg).eval()
     f = _factors(40)
     x = _images(f).float()
@@ -296,6 +402,7 @@ def test_z1_kl_per_dim_and_chosen_dims() -> None:
     assert kl.shape == (2 * 4 * 4,) and bool((kl >= 0).all())
     # the per-dimension KLs sum to the analytic KL of the whole level at the same z0 and u
     from hvae_lib.distributions import gaussian_kl
+
     with torch.no_grad():
         z0 = model.encode(x)[0]
         u = model.encode_u(model.as_one_hot(torch.as_tensor(f)))[0]

@@ -1,4 +1,5 @@
 """Training loop: loss falls, the non-finite guard, checkpoints and exact resume, the cache."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,15 @@ from torch import nn
 import hvae_lib
 from hvae_lib.models import BetaVAE, VAEConfig
 from hvae_lib.objectives import vae_loss
-from hvae_lib.train import (ResultCache, TrainConfig, fingerprint, fit, load_checkpoint, save_checkpoint,
-                            train)
+from hvae_lib.train import (
+    ResultCache,
+    TrainConfig,
+    fingerprint,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 CFG = VAEConfig(input_shape=(1, 6, 6), latent_dim=3, hidden=(32,))
 
@@ -26,8 +34,13 @@ def build() -> BetaVAE:
 
 
 def test_loss_falls_on_tiny_data():
-    res = train(build(), tiny_data(), TrainConfig(steps=300, batch_size=32, lr=3e-3, log_every=20),
-                vae_loss(1.0), progress=False)
+    res = train(
+        build(),
+        tiny_data(),
+        vae_loss(1.0),
+        TrainConfig(steps=300, batch_size=32, lr=3e-3, log_every=20),
+        progress=False,
+    )
     loss = res.history["loss"]
     assert res.steps_done == 300 and res.skipped_steps == 0
     assert loss[-1] < 0.5 * loss[0]
@@ -38,15 +51,21 @@ def test_non_finite_updates_are_skipped_and_counted():
     calls = {"n": 0}
     base = vae_loss(1.0)
 
-    def flaky(model, x):
+    def flaky(model, x, *, step, generator):
         calls["n"] += 1
-        loss, logs = base(model, x)
+        loss, logs = base(model, x, step=step, generator=generator)
         if calls["n"] % 3 == 0:
             loss = loss * float("nan")
         return loss, logs
 
     model = build()
-    res = train(model, tiny_data(), TrainConfig(steps=30, batch_size=16, log_every=10), flaky, progress=False)
+    res = train(
+        model,
+        tiny_data(),
+        flaky,
+        TrainConfig(steps=30, batch_size=16, log_every=10),
+        progress=False,
+    )
     assert res.skipped_steps == 10 and res.steps_done == 30
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -57,11 +76,17 @@ def test_infinite_gradient_is_skipped():
             super().__init__()
             self.w = nn.Parameter(torch.ones(1))
 
-    def loss_fn(model, x):
+    def loss_fn(model, x, *, step, generator):
         return (model.w * torch.tensor(float("inf"))).clamp(max=1.0).sum() + 0 * x.sum(), {}
 
     m = Exploding()
-    res = train(m, torch.zeros(4, 1), TrainConfig(steps=5, batch_size=2, log_every=5), loss_fn, progress=False)
+    res = train(
+        m,
+        torch.zeros(4, 1),
+        loss_fn,
+        TrainConfig(steps=5, batch_size=2, log_every=5),
+        progress=False,
+    )
     assert res.skipped_steps == 5 and m.w.item() == 1.0
 
 
@@ -73,24 +98,24 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
     data = tiny_data()
     cfg = TrainConfig(steps=40, batch_size=24, lr=3e-3, log_every=5, checkpoint_every=15, seed=3)
     reference = build()
-    ref_res = train(reference, data, cfg, vae_loss(0.5), progress=False)
+    ref_res = train(reference, data, vae_loss(0.5), cfg, progress=False)
 
     base = vae_loss(0.5)
     calls = {"n": 0}
 
-    def interrupted(model, x):
+    def interrupted(model, x, *, step, generator):
         calls["n"] += 1
         if calls["n"] == 23:  # after the checkpoint at step 15, mid-way to the next one
             raise Interrupt
-        return base(model, x)
+        return base(model, x, step=step, generator=generator)
 
     ckpt = tmp_path / "run.pt"
     with pytest.raises(Interrupt):
-        train(build(), data, cfg, interrupted, checkpoint_path=ckpt, progress=False)
+        train(build(), data, interrupted, cfg, checkpoint_path=ckpt, progress=False)
     assert load_checkpoint(ckpt)["step"] == 15
     torch.manual_seed(1234)  # global RNG state of the new process must not matter
     resumed = build()
-    res = train(resumed, data, cfg, vae_loss(0.5), checkpoint_path=ckpt, progress=False)
+    res = train(resumed, data, vae_loss(0.5), cfg, checkpoint_path=ckpt, progress=False)
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert res.history == ref_res.history
@@ -115,9 +140,25 @@ def test_result_cache_hits_and_misses(tmp_path, monkeypatch):
     data = tiny_data()
     cfg = TrainConfig(steps=20, batch_size=16, log_every=10)
     cache = ResultCache(tmp_path, enabled=True)
-    m1, r1 = fit(lambda: BetaVAE(CFG), data, cfg, vae_loss(1.0), key=("vae", CFG, 1.0), cache=cache, progress=False)
+    m1, r1 = fit(
+        lambda: BetaVAE(CFG),
+        data,
+        vae_loss(1.0),
+        cfg,
+        key=("vae", CFG, 1.0),
+        cache=cache,
+        progress=False,
+    )
     assert not r1.from_cache
-    m2, r2 = fit(lambda: BetaVAE(CFG), data, cfg, vae_loss(1.0), key=("vae", CFG, 1.0), cache=cache, progress=False)
+    m2, r2 = fit(
+        lambda: BetaVAE(CFG),
+        data,
+        vae_loss(1.0),
+        cfg,
+        key=("vae", CFG, 1.0),
+        cache=cache,
+        progress=False,
+    )
     assert r2.from_cache and r2.history == r1.history
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         torch.testing.assert_close(a, b)
@@ -134,18 +175,25 @@ def test_cache_off_by_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HVAE_CACHE", "0")
     cache = ResultCache(tmp_path)
     assert not cache.enabled
-    fit(build, tiny_data(), TrainConfig(steps=2, batch_size=8, log_every=1), vae_loss(1.0), key="k",
-        cache=cache, progress=False)
+    fit(
+        build,
+        tiny_data(),
+        vae_loss(1.0),
+        TrainConfig(steps=2, batch_size=8, log_every=1),
+        key="k",
+        cache=cache,
+        progress=False,
+    )
     assert not any(tmp_path.iterdir())
 
 
 def test_damaged_cache_entry_retrains(tmp_path):
     cache = ResultCache(tmp_path, enabled=True)
     data, cfg = tiny_data(), TrainConfig(steps=2, batch_size=8, log_every=1)
-    fit(build, data, cfg, vae_loss(1.0), key="k", cache=cache, progress=False)
+    fit(build, data, vae_loss(1.0), cfg, key="k", cache=cache, progress=False)
     for f in tmp_path.rglob("weights.pt"):
         f.write_bytes(b"garbage")
-    _, res = fit(build, data, cfg, vae_loss(1.0), key="k", cache=cache, progress=False)
+    _, res = fit(build, data, vae_loss(1.0), cfg, key="k", cache=cache, progress=False)
     assert not res.from_cache
 
 
@@ -160,10 +208,12 @@ def test_cache_write_only_by_env(tmp_path, monkeypatch):
     cache = ResultCache(tmp_path)
     assert cache.enabled and cache.write_only
     data, cfg = tiny_data(), TrainConfig(steps=2, batch_size=8, log_every=1)
-    _, r1 = fit(build, data, cfg, vae_loss(1.0), key="k", cache=cache, progress=False)
+    _, r1 = fit(build, data, vae_loss(1.0), cfg, key="k", cache=cache, progress=False)
     assert not r1.from_cache and any(tmp_path.rglob("weights.pt"))
-    _, r2 = fit(build, data, cfg, vae_loss(1.0), key="k", cache=cache, progress=False)
+    _, r2 = fit(build, data, vae_loss(1.0), cfg, key="k", cache=cache, progress=False)
     assert not r2.from_cache  # never read
     monkeypatch.setenv("HVAE_CACHE", "1")
-    _, r3 = fit(build, data, cfg, vae_loss(1.0), key="k", cache=ResultCache(tmp_path), progress=False)
+    _, r3 = fit(
+        build, data, vae_loss(1.0), cfg, key="k", cache=ResultCache(tmp_path), progress=False
+    )
     assert r3.from_cache and r3.history == r2.history

@@ -2,35 +2,42 @@
 traversals and the semi-supervised evaluation.
 
 * :mod:`.evaluation` — rate, distortion, ELBO, active units, empirical entropy, the β sweep
-  (book/01_rate_distortion.md); optimal critics and binary chains
-  (book/02_transitive_information.md).
+  (:ref:`ch-rate-distortion`); optimal critics and binary chains
+  (:ref:`ch-transitive`).
 * :mod:`.downstream` — per-layer rates, PSNR, classifier probes, label information, the
   distortion and Fano bounds, the binomial tolerance and the per-budget frontier
-  (book/03_rate_splitting.md).
+  (:ref:`ch-rate-splitting`).
 * :mod:`.controllability` — the factor classifier, controllability and Fréchet distances
-  (book/04_semafovae.md).
+  (:ref:`ch-semafovae`).
 * :mod:`.semisup` — conditional samples, traversals, interventions and the semi-supervised
-  evaluation (book/04_semafovae.md).
+  evaluation (:ref:`ch-semafovae`).
 
 The module :mod:`hvae_lib.analysis.controllability` and its function
 :func:`~hvae_lib.analysis.controllability.controllability` share a name; the package exports
 the function (``from hvae_lib.analysis import controllability``).
 """
+
 from .controllability import (
-    classifier_frechet_distance,
-    controllability,
     ControllabilityResult,
-    factor_accuracy,
-    factor_consistency,
     FactorClassifier,
     FactorClassifierConfig,
+    classifier_frechet_distance,
+    controllability,
+    factor_accuracy,
+    factor_consistency,
     frechet_distance,
     train_factor_classifier,
 )
 from .downstream import (
+    PROBES,
+    BoundCheck,
+    FanoCheck,
+    LabelInformation,
+    RateEvaluation,
+    SampleScore,
+    TopLayerCodes,
     best_per_budget,
     binomial_lower_limit,
-    BoundCheck,
     check_distortion_bound,
     check_fano_bound,
     distortion_lower_bound,
@@ -40,28 +47,23 @@ from .downstream import (
     faithful_probe_accuracy,
     fano_f,
     fano_inverse,
-    FanoCheck,
     fit_image_classifier,
     gaussian_sse_lower_bound,
     inception_style_score,
     label_distribution,
     label_information,
-    LabelInformation,
     probe_accuracy,
-    PROBES,
     psnr,
-    RateEvaluation,
     reconstruction_psnr,
     sample_quality,
-    SampleScore,
     top_layer_codes,
-    TopLayerCodes,
 )
 from .evaluation import (
-    active_units,
-    beta_sweep,
     BetaSweepConfig,
     BetaSweepResult,
+    VAEEvaluation,
+    active_units,
+    beta_sweep,
     binary_symmetric_chain,
     check_rate_distortion_monotone,
     empirical_entropy,
@@ -70,15 +72,14 @@ from .evaluation import (
     gaussian_pair_log_ratio,
     monte_carlo_rate,
     optimal_critic_values,
-    VAEEvaluation,
 )
 from .semisup import (
+    SemiSupervisedEvaluation,
     conditional_samples,
     evaluate_semisupervised,
     intervene_z1,
     posterior_traversal,
     prior_traversal,
-    SemiSupervisedEvaluation,
     traversal_smoothness,
     z1_kl_per_dim,
 )

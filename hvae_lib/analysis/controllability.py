@@ -1,7 +1,8 @@
 r"""Controllability of conditional generation, scored by a factor classifier (our FID replacement).
 
-The authors report FID (InceptionV3 at 299×299, 500 samples; semafovae.md §3.5). The Inception
-weights cannot be downloaded here, so — as the digest recommends (§6.3) — we train a small
+The authors' code reports FID (InceptionV3 at 299×299, 500 samples; trungnt13/odin-ai at commit
+``9c6986a``, ``odin/bay/vi/disentanglement_gym.py``). The Inception weights cannot be
+downloaded here, so (our choice) we train a small
 convolutional **factor classifier** on the dataset's own images (seconds on dSprites-lite) and
 score generated samples against the factors that were *requested*:
 
@@ -17,12 +18,14 @@ images ("FD-cls"; it is **not** FID and must not be called so):
 .. math::
     \mathrm{FD}=\|\mu_r-\mu_g\|^2+\mathrm{tr}\big(\Sigma_r+\Sigma_g-2(\Sigma_r^{1/2}\Sigma_g\Sigma_r^{1/2})^{1/2}\big).
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,11 +34,17 @@ from torch import nn
 
 from ..config import ConfigBase
 from ..models.blocks import ConvEncoderBody
-from ..train.loop import TrainConfig, TrainResult, train
+from ..train.loop import TrainConfig, TrainResult, build_seeded, train
 
 __all__ = [
-    "FactorClassifierConfig", "FactorClassifier", "train_factor_classifier", "factor_accuracy",
-    "ControllabilityResult", "controllability", "frechet_distance", "classifier_frechet_distance",
+    "FactorClassifierConfig",
+    "FactorClassifier",
+    "train_factor_classifier",
+    "factor_accuracy",
+    "ControllabilityResult",
+    "controllability",
+    "frechet_distance",
+    "classifier_frechet_distance",
     "factor_consistency",
 ]
 
@@ -52,14 +61,17 @@ class FactorClassifierConfig(ConfigBase):
     hidden : width of the penultimate (feature) layer.
     train : optimiser settings (cross-entropy summed over factors).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
     input_shape: tuple[int, int, int] = (1, 32, 32)
     factor_sizes: tuple[int, ...] = (3, 4, 8, 8, 8)
     channels: tuple[int, ...] = (16, 32, 32)
     hidden: int = 128
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=64, lr=1e-3, log_every=50))
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=600, batch_size=64, lr=1e-3, log_every=50)
+    )
 
     _nested = {"train": TrainConfig}
 
@@ -75,7 +87,7 @@ class FactorClassifierConfig(ConfigBase):
 class FactorClassifier(nn.Module):
     """``x [B, C, H, W] -> logits [B, sum K_f]`` (concatenated per-factor blocks).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     def __init__(self, config: FactorClassifierConfig) -> None:
@@ -107,12 +119,20 @@ class FactorClassifier(nn.Module):
         x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
         out = []
         for s in range(0, len(x), batch_size):
-            logits = self(x[s:s + batch_size].to(dev).float())
+            logits = self(x[s : s + batch_size].to(dev).float())
             out.append(torch.stack([b.argmax(-1) for b in self.split(logits)], dim=-1).cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.factor_sizes)), dtype=np.int64)
+        return (
+            torch.cat(out).numpy() if out else np.zeros((0, len(self.factor_sizes)), dtype=np.int64)
+        )
 
 
-def _classifier_loss(model: FactorClassifier, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _classifier_loss(
+    model: FactorClassifier,
+    batch: torch.Tensor,
+    *,
+    step: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     c, h, w = model.config.input_shape
     n_pix = c * h * w
     x = batch[:, :n_pix].reshape(-1, c, h, w)
@@ -120,41 +140,57 @@ def _classifier_loss(model: FactorClassifier, batch: torch.Tensor) -> tuple[torc
     logits = model.split(model(x))
     losses = [F.cross_entropy(lb, y[:, k]) for k, lb in enumerate(logits)]
     loss = torch.stack(losses).sum()
-    acc = torch.stack([(lb.argmax(-1) == y[:, k]).float().mean() for k, lb in enumerate(logits)]).mean()
+    acc = torch.stack(
+        [(lb.argmax(-1) == y[:, k]).float().mean() for k, lb in enumerate(logits)]
+    ).mean()
     return loss, {"loss": loss.detach(), "accuracy": acc.detach()}
 
 
-def train_factor_classifier(images: Any, factors: Any, config: FactorClassifierConfig, *,
-                            device: str | torch.device = "cpu", progress: bool = True
-                            ) -> tuple[FactorClassifier, TrainResult]:
-    r"""Train a :class:`FactorClassifier` with :func:`hvae_lib.train.train` (Adam, seeded).
+def train_factor_classifier(
+    images: Any,
+    factors: Any,
+    config: FactorClassifierConfig,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[FactorClassifier, TrainResult]:
+    r"""Train a :class:`FactorClassifier` with :func:`!hvae_lib.train.train` (Adam, seeded).
 
     Loss :math:`\sum_f\mathrm{CE}(c_f(x),y_f)`. Images and factors are packed into one float
-    tensor ``[N, C·H·W + K]`` so that :func:`~hvae_lib.train.train` draws them together.
+    tensor ``[N, C·H·W + K]`` so that :func:`!train` draws them together.
 
     Parameters
     ----------
     images : ``[N, C, H, W]`` in [0, 1]; factors : ``[N, K]`` integer indices.
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images).float()
     f = torch.as_tensor(np.asarray(factors) if not torch.is_tensor(factors) else factors)
     if x.ndim != 4 or f.ndim != 2 or len(x) != len(f) or f.shape[1] != len(config.factor_sizes):
-        raise ValueError(f"need images [N, C, H, W] and factors [N, {len(config.factor_sizes)}]; got "
-                         f"{tuple(x.shape)}, {tuple(f.shape)}")
-    torch.manual_seed(config.train.seed)
-    model = FactorClassifier(config)
+        raise ValueError(
+            f"need images [N, C, H, W] and factors [N, {len(config.factor_sizes)}]; got "
+            f"{tuple(x.shape)}, {tuple(f.shape)}"
+        )
+    model = build_seeded(lambda: FactorClassifier(config), config.train.seed)
     data = torch.cat([x.reshape(len(x), -1), f.float()], dim=1)
-    result = train(model, data, config.train, _classifier_loss, device=device, progress=progress,
-                   desc="factor classifier")
+    result = train(
+        model,
+        data,
+        _classifier_loss,
+        config.train,
+        device=device,
+        progress=progress,
+        desc="factor classifier",
+    )
     return model, result
 
 
 def factor_accuracy(classifier: FactorClassifier, images: Any, factors: Any) -> np.ndarray:
     """Per-factor accuracy ``float64 [K]`` of the classifier on (real) images with known factors.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     pred = classifier.predict(images)
     f = np.asarray(factors)
@@ -172,7 +208,8 @@ class ControllabilityResult:
     per_factor : ``[K]`` accuracies; chance : ``[K]`` chance levels ``1/K_f``;
     names : factor names; n : number of samples.
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
     per_factor: np.ndarray
@@ -190,19 +227,24 @@ class ControllabilityResult:
         return {**{n: float(a) for n, a in zip(self.names, self.per_factor)}, "mean": self.mean}
 
 
-def controllability(classifier: FactorClassifier, generated: Any, requested: Any,
-                    names: Sequence[str] | None = None) -> ControllabilityResult:
+def controllability(
+    classifier: FactorClassifier, generated: Any, requested: Any, names: Sequence[str] | None = None
+) -> ControllabilityResult:
     r"""Score generated images ``[N, C, H, W]`` against the requested factors ``[N, K]`` (:math:`\mathrm{acc}_f`).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     acc = factor_accuracy(classifier, generated, requested)
     sizes = classifier.factor_sizes
     nm = tuple(names) if names is not None else tuple(f"factor{k}" for k in range(len(sizes)))
     if len(nm) != len(sizes):
         raise ValueError(f"need {len(sizes)} names, got {len(nm)}")
-    return ControllabilityResult(per_factor=acc, chance=1.0 / np.asarray(sizes, dtype=np.float64), names=nm,
-                                 n=int(len(np.asarray(requested))))
+    return ControllabilityResult(
+        per_factor=acc,
+        chance=1.0 / np.asarray(sizes, dtype=np.float64),
+        names=nm,
+        n=int(len(np.asarray(requested))),
+    )
 
 
 def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
@@ -211,16 +253,22 @@ def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    r"""Fréchet (2-Wasserstein) distance between :math:`\mathcal N(\mu_1,\Sigma_1)` and :math:`\mathcal N(\mu_2,\Sigma_2)`.
+    r"""Fréchet (2-Wasserstein) distance between :math:`\mathcal N(\mu_1,\Sigma_1)` and
+    :math:`\mathcal N(\mu_2,\Sigma_2)`.
 
-    .. math:: \|\mu_1-\mu_2\|^2+\mathrm{tr}\,\Sigma_1+\mathrm{tr}\,\Sigma_2-2\,\mathrm{tr}(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2})^{1/2}
+    .. math::
+        \|\mu_1-\mu_2\|^2+\mathrm{tr}\,\Sigma_1+\mathrm{tr}\,\Sigma_2
+        -2\,\mathrm{tr}(\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2})^{1/2}
 
     computed with symmetric eigendecompositions (no SciPy); clipped at 0.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    cov1, cov2 = (
+        np.atleast_2d(np.asarray(cov1, np.float64)),
+        np.atleast_2d(np.asarray(cov2, np.float64)),
+    )
     if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != (mu1.size, mu1.size):
         raise ValueError("frechet_distance needs matching means [D] and covariances [D, D]")
     s1 = _sqrtm_psd(cov1)
@@ -230,14 +278,15 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
 
 @torch.no_grad()
-def classifier_frechet_distance(classifier: FactorClassifier, real: Any, generated: Any,
-                                batch_size: int = 512) -> float:
+def classifier_frechet_distance(
+    classifier: FactorClassifier, real: Any, generated: Any, batch_size: int = 512
+) -> float:
     """FD-cls: Fréchet distance between the classifier-feature Gaussians of real and generated images.
 
     Not FID (no Inception network); comparable only between models scored by the same classifier
     and sample sizes.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     classifier.eval()
     dev = next(classifier.parameters()).device
@@ -246,8 +295,16 @@ def classifier_frechet_distance(classifier: FactorClassifier, real: Any, generat
         x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).float()
         if len(x) < 2:
             raise ValueError("need at least two images per set")
-        return torch.cat([classifier.features(x[s:s + batch_size].to(dev)).cpu()
-                          for s in range(0, len(x), batch_size)]).double().numpy()
+        return (
+            torch.cat(
+                [
+                    classifier.features(x[s : s + batch_size].to(dev)).cpu()
+                    for s in range(0, len(x), batch_size)
+                ]
+            )
+            .double()
+            .numpy()
+        )
 
     a, b = feats(real), feats(generated)
     return frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
@@ -264,14 +321,16 @@ def factor_consistency(classifier: FactorClassifier, traversals: Any) -> tuple[f
 
     used in chapter 4 to compare interventions on :math:`z_0` and on :math:`z_1` [ours].
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    x = torch.as_tensor(np.asarray(traversals) if not torch.is_tensor(traversals) else traversals).float()
+    x = torch.as_tensor(
+        np.asarray(traversals) if not torch.is_tensor(traversals) else traversals
+    ).float()
     if x.ndim != 5 or x.shape[1] < 2:
         raise ValueError(f"traversals must be [R, P >= 2, C, H, W], got shape {tuple(x.shape)}")
     r, p = int(x.shape[0]), int(x.shape[1])
     pred = classifier.predict(x.flatten(0, 1)).reshape(r, p, -1)
     centre = p // 2
-    kept = float((pred == pred[:, centre:centre + 1]).mean())
-    change = float((x - x[:, centre:centre + 1]).abs().mean())
+    kept = float((pred == pred[:, centre : centre + 1]).mean())
+    change = float((x - x[:, centre : centre + 1]).abs().mean())
     return kept, change

@@ -10,13 +10,14 @@ Three tasks use different parts of a VAE (Xiao & Bamler 2023, slides p.4):
 * **generation** — :func:`inception_style_score`, :func:`sample_quality` with a classifier
   trained on the dataset (:func:`fit_image_classifier`).
 
-The bounds, as checkable functions (attribution as in the rate-splitting digest):
+The bounds, as checkable functions (Xiao & Bamler 2023, arXiv:2302.04855; the paper's full text
+was not available to us, so its statements follow the authors' ICLR 2023 slides):
 
-* distortion bound — **the paper's** (§4.1 of the digest, slides p.5):
+* distortion bound — **the paper's** (slides p.5):
   :math:`\mathbb E[D] \ge H[p_{\rm data}] - \mathbb E[\sum_l R_l]`; the proof via
   :math:`D + R = -\mathrm{ELBO} \ge -\log p_\theta(x)` and the Gaussian form
   (:func:`gaussian_sse_lower_bound`) are **our derivation**. See :func:`check_distortion_bound`.
-* Fano-type classification bound — **the paper's** (§4.2 of the digest, slides p.6):
+* Fano-type classification bound — **the paper's** (slides p.6):
   :math:`\text{accuracy} \le f^{-1}(I(\text{label}; z_2)) \le f^{-1}(\mathbb E R(z_2))` with
   :math:`f(\alpha)=H[p(\text{label})]+\alpha\log\alpha+(1-\alpha)\log\frac{1-\alpha}{M-1}`.
   The proof, the monotone branch :math:`[1/M, 1]` on which :func:`fano_inverse` inverts
@@ -30,13 +31,15 @@ range before every image metric; PSNR uses ``data_range = 1`` (not inferred from
 targets); test-set averages are sums divided by N (not means of batch means); the MI
 estimator has a leave-one-out variant besides the authors' plug-in one.
 
-Used in: book/03_rate_splitting.md
+Used in: :ref:`ch-rate-splitting`
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,12 +49,34 @@ from scipy.special import xlogy
 from ..models.hierarchical import HierarchicalVAE
 
 __all__ = [
-    "PROBES", "RateEvaluation", "evaluate_rates", "psnr", "reconstruction_psnr", "TopLayerCodes",
-    "top_layer_codes", "probe_accuracy", "faithful_probe_accuracy", "LabelInformation", "label_information",
-    "label_distribution", "SampleScore", "inception_style_score", "fit_image_classifier", "sample_quality",
-    "fano_f", "fano_inverse", "distortion_lower_bound", "gaussian_sse_lower_bound", "BoundCheck",
-    "check_distortion_bound", "FanoCheck", "check_fano_bound", "evaluate_model", "evaluate_grid",
-    "binomial_lower_limit", "best_per_budget",
+    "PROBES",
+    "RateEvaluation",
+    "evaluate_rates",
+    "psnr",
+    "reconstruction_psnr",
+    "TopLayerCodes",
+    "top_layer_codes",
+    "probe_accuracy",
+    "faithful_probe_accuracy",
+    "LabelInformation",
+    "label_information",
+    "label_distribution",
+    "SampleScore",
+    "inception_style_score",
+    "fit_image_classifier",
+    "sample_quality",
+    "fano_f",
+    "fano_inverse",
+    "distortion_lower_bound",
+    "gaussian_sse_lower_bound",
+    "BoundCheck",
+    "check_distortion_bound",
+    "FanoCheck",
+    "check_fano_bound",
+    "evaluate_model",
+    "evaluate_grid",
+    "binomial_lower_limit",
+    "best_per_budget",
 ]
 
 PROBES: tuple[str, ...] = ("logistic", "knn", "rbf_svm")
@@ -75,7 +100,9 @@ def _model_device(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
 def _check_images(model: HierarchicalVAE, data: torch.Tensor) -> None:
     shape = tuple(int(s) for s in model.config.input_shape)
     if data.dim() != 4 or tuple(data.shape[1:]) != shape or data.shape[0] == 0:
-        raise ValueError(f"expected images [N, {', '.join(map(str, shape))}] with N >= 1, got {tuple(data.shape)}")
+        raise ValueError(
+            f"expected images [N, {', '.join(map(str, shape))}] with N >= 1, got {tuple(data.shape)}"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,7 +118,8 @@ class RateEvaluation:
     rates : ``[N, L]``; column ``l-1`` is the one-sample estimate of :math:`R(z_l\mid z_{>l})`,
         the last column :math:`R(z_L)`.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     distortion: np.ndarray
@@ -119,15 +147,16 @@ class RateEvaluation:
 
 
 @torch.no_grad()
-def evaluate_rates(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512,
-                   seed: int = 0) -> RateEvaluation:
+def evaluate_rates(
+    model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512, seed: int = 0
+) -> RateEvaluation:
     """Per-example distortion and per-layer rates on a test set.
 
     ``data`` ``[N, C, H, W]``; one posterior sample per example from a ``torch.Generator``
     seeded with ``seed`` on the model's device. Averages are sums over all N divided by N
     (the authors average per-batch means, over-weighting the last batch).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     data = _as_tensor(data)
     _check_images(model, data)
@@ -136,15 +165,23 @@ def evaluate_rates(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, b
     gen = torch.Generator(device=device).manual_seed(int(seed))
     dist, rates = [], []
     for start in range(0, data.shape[0], int(batch_size)):
-        x = data[start:start + int(batch_size)].to(device, dtype)
+        x = data[start : start + int(batch_size)].to(device, dtype)
         out = model(x, generator=gen)
         dist.append(out.distortion.cpu().numpy())
         rates.append(out.rates.cpu().numpy())
-    return RateEvaluation(np.concatenate(dist).astype(np.float64), np.concatenate(rates).astype(np.float64))
+    return RateEvaluation(
+        np.concatenate(dist).astype(np.float64), np.concatenate(rates).astype(np.float64)
+    )
 
 
-def psnr(target: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.ndarray, *,
-         data_range: float = 1.0, clamp: bool = True, reduction: str = "dataset") -> float | np.ndarray:
+def psnr(
+    target: torch.Tensor | np.ndarray,
+    reconstruction: torch.Tensor | np.ndarray,
+    *,
+    data_range: float = 1.0,
+    clamp: bool = True,
+    reduction: str = "dataset",
+) -> float | np.ndarray:
     r"""Peak signal-to-noise ratio in dB.
 
     .. math:: \mathrm{PSNR} = 10\log_{10}\frac{\text{data\_range}^2}{\mathrm{MSE}}
@@ -159,12 +196,15 @@ def psnr(target: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.nd
         ``torchmetrics.PeakSignalNoiseRatio()`` accumulates); ``"mean"`` — the mean of
         per-image PSNRs; ``"none"`` — ``[N]`` per-image PSNRs.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     t = _as_numpy(target).astype(np.float64)
     r = _as_numpy(reconstruction).astype(np.float64)
     if t.shape != r.shape or t.ndim < 1 or t.shape[0] == 0:
-        raise ValueError(f"target {t.shape} and reconstruction {r.shape} must have the same shape [N, ...]")
+        raise ValueError(
+            f"target {t.shape} and reconstruction {r.shape} must have the same shape [N, ...]"
+        )
     if not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
     if clamp:
@@ -172,8 +212,8 @@ def psnr(target: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.nd
     err = (t - r) ** 2
     with np.errstate(divide="ignore"):
         if reduction == "dataset":
-            return float(10.0 * np.log10(data_range ** 2 / err.mean()))
-        per_image = 10.0 * np.log10(data_range ** 2 / err.reshape(err.shape[0], -1).mean(1))
+            return float(10.0 * np.log10(data_range**2 / err.mean()))
+        per_image = 10.0 * np.log10(data_range**2 / err.reshape(err.shape[0], -1).mean(1))
     if reduction == "mean":
         return float(per_image.mean())
     if reduction == "none":
@@ -182,21 +222,29 @@ def psnr(target: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.nd
 
 
 @torch.no_grad()
-def reconstruction_psnr(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512,
-                        data_range: float = 1.0, reduction: str = "dataset") -> float | np.ndarray:
+def reconstruction_psnr(
+    model: HierarchicalVAE,
+    data: torch.Tensor | np.ndarray,
+    *,
+    batch_size: int = 512,
+    data_range: float = 1.0,
+    reduction: str = "dataset",
+) -> float | np.ndarray:
     r"""PSNR of posterior-mean reconstructions :math:`\mathbb E[x\mid\bar z_1]`, clamped to the range.
 
     :math:`\bar z_2=\mu_2(x)`, :math:`\bar z_1` the mean of :math:`q(z_1\mid\bar z_2, x)` (the
-    authors' protocol, :meth:`HierarchicalVAE.reconstruct`), then :func:`psnr`.
+    authors' protocol, :meth:`.HierarchicalVAE.reconstruct`), then :func:`psnr`.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     data = _as_tensor(data)
     _check_images(model, data)
     model.eval()
     device, dtype = _model_device(model)
-    recs = [model.reconstruct(data[s:s + int(batch_size)].to(device, dtype)).cpu()
-            for s in range(0, data.shape[0], int(batch_size))]
+    recs = [
+        model.reconstruct(data[s : s + int(batch_size)].to(device, dtype)).cpu()
+        for s in range(0, data.shape[0], int(batch_size))
+    ]
     return psnr(data, torch.cat(recs), data_range=data_range, clamp=True, reduction=reduction)
 
 
@@ -213,7 +261,8 @@ class TopLayerCodes:
     std : ``[N, d]`` posterior standard deviation.
     sample : ``[N, d]`` one sample :math:`z_L\sim q(z_L\mid x)` per example.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     mean: np.ndarray
@@ -222,12 +271,13 @@ class TopLayerCodes:
 
 
 @torch.no_grad()
-def top_layer_codes(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512,
-                    seed: int = 0) -> TopLayerCodes:
+def top_layer_codes(
+    model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512, seed: int = 0
+) -> TopLayerCodes:
     """Posterior mean, std and one sample of the top layer :math:`q(z_L\\mid x)` for ``data``
     ``[N, C, H, W]``; the sample uses a ``torch.Generator`` seeded with ``seed``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     data = _as_tensor(data)
     _check_images(model, data)
@@ -236,13 +286,16 @@ def top_layer_codes(model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, 
     gen = torch.Generator(device=device).manual_seed(int(seed))
     mus, stds, zs = [], [], []
     for s in range(0, data.shape[0], int(batch_size)):
-        mu, std = model.top_posterior(data[s:s + int(batch_size)].to(device, dtype))
+        mu, std = model.top_posterior(data[s : s + int(batch_size)].to(device, dtype))
         eps = torch.randn(mu.shape, generator=gen, device=device, dtype=dtype)
         mus.append(mu.cpu())
         stds.append(std.cpu())
         zs.append((mu + std * eps).cpu())
-    return TopLayerCodes(torch.cat(mus).double().numpy(), torch.cat(stds).double().numpy(),
-                         torch.cat(zs).double().numpy())
+    return TopLayerCodes(
+        torch.cat(mus).double().numpy(),
+        torch.cat(stds).double().numpy(),
+        torch.cat(zs).double().numpy(),
+    )
 
 
 def _make_probe(name: str, seed: int) -> Any:
@@ -259,8 +312,15 @@ def _make_probe(name: str, seed: int) -> Any:
     raise ValueError(f"unknown probe {name!r}; valid: {', '.join(PROBES)}")
 
 
-def probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
-                   test_labels: np.ndarray, *, probes: Sequence[str] = PROBES, seed: int = 0) -> dict[str, float]:
+def probe_accuracy(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    probes: Sequence[str] = PROBES,
+    seed: int = 0,
+) -> dict[str, float]:
     """Test accuracy of scikit-learn classifiers fitted on ``train_features``.
 
     Probes (scikit-learn defaults otherwise, features not rescaled, as the authors):
@@ -275,9 +335,13 @@ def probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_fe
 
     Returns ``{probe: accuracy}``.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
-    xtr, xte = np.asarray(train_features, dtype=np.float64), np.asarray(test_features, dtype=np.float64)
+    xtr, xte = (
+        np.asarray(train_features, dtype=np.float64),
+        np.asarray(test_features, dtype=np.float64),
+    )
     ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
     if xtr.ndim != 2 or xte.ndim != 2 or xtr.shape[1] != xte.shape[1]:
         raise ValueError(f"features must be [N, d] with equal d, got {xtr.shape} and {xte.shape}")
@@ -293,13 +357,19 @@ def probe_accuracy(train_features: np.ndarray, train_labels: np.ndarray, test_fe
     return out
 
 
-def faithful_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, probes: Sequence[str] = PROBES,
-                            test_fraction: float = 0.2, seed: int = 42) -> dict[str, float]:
+def faithful_probe_accuracy(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    probes: Sequence[str] = PROBES,
+    test_fraction: float = 0.2,
+    seed: int = 42,
+) -> dict[str, float]:
     """The authors' protocol: one seeded permutation of the **test-set** codes, fit on 80 %,
     score on the remaining 20 % (noisy on small test sets; :func:`probe_accuracy` with train
     and test codes is our default).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     x, y = np.asarray(features), np.asarray(labels)
     if not 0 < test_fraction < 1:
@@ -313,7 +383,7 @@ def faithful_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, probes:
 def label_distribution(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     """Empirical class probabilities ``[M]`` of integer ``labels`` in ``0..M-1``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     y = np.asarray(labels)
     if y.ndim != 1 or y.size == 0 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
@@ -337,7 +407,8 @@ class LabelInformation:
     label_entropy : the empirical label entropy :math:`H` (nats), the plug-in's ceiling.
     num_points : N.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     plug_in: float
@@ -346,9 +417,15 @@ class LabelInformation:
     num_points: int
 
 
-def label_information(mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.Tensor, labels: np.ndarray, *,
-                      samples: np.ndarray | torch.Tensor | None = None, seed: int = 0,
-                      max_chunk_elements: int = 4_000_000) -> LabelInformation:
+def label_information(
+    mean: np.ndarray | torch.Tensor,
+    std: np.ndarray | torch.Tensor,
+    labels: np.ndarray,
+    *,
+    samples: np.ndarray | torch.Tensor | None = None,
+    seed: int = 0,
+    max_chunk_elements: int = 4_000_000,
+) -> LabelInformation:
     r"""Monte-Carlo estimate of :math:`I_q(\text{label}; z)` with mixture marginals.
 
     With one sample :math:`z_j\sim q(z\mid x_j)` per point and diagonal Gaussians
@@ -381,14 +458,17 @@ def label_information(mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.T
     samples : ``[N, d]`` one sample per point; drawn with a ``torch.Generator`` seeded by
         ``seed`` when ``None``.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     mu = torch.as_tensor(_as_numpy(mean), dtype=torch.float64)
     sd = torch.as_tensor(_as_numpy(std), dtype=torch.float64)
     y = np.asarray(labels)
     if mu.dim() != 2 or mu.shape != sd.shape or len(y) != mu.shape[0] or mu.shape[0] < 2:
-        raise ValueError(f"need mean and std [N, d] (N >= 2) and labels [N], got {tuple(mu.shape)}, "
-                         f"{tuple(sd.shape)}, {y.shape}")
+        raise ValueError(
+            f"need mean and std [N, d] (N >= 2) and labels [N], got {tuple(mu.shape)}, "
+            f"{tuple(sd.shape)}, {y.shape}"
+        )
     if not bool((sd > 0).all()):
         raise ValueError("std must be positive")
     n, d = mu.shape
@@ -407,25 +487,32 @@ def label_information(mean: np.ndarray | torch.Tensor, std: np.ndarray | torch.T
     plug, loo = np.empty(n), np.full(n, np.nan)
     cnt = torch.as_tensor(counts, dtype=torch.float64)
     for s in range(0, n, chunk):
-        zj = z[s:s + chunk]  # [c, d]
+        zj = z[s : s + chunk]  # [c, d]
         u = (zj[:, None, :] - mu[None, :, :]) * inv_sd[None, :, :]
-        logq = -0.5 * (u ** 2).sum(-1) + const[None, :]  # [c, N] log q(z_j | x_i)
+        logq = -0.5 * (u**2).sum(-1) + const[None, :]  # [c, N] log q(z_j | x_i)
         rows = torch.arange(zj.shape[0])
-        same = lab[s:s + chunk, None] == lab[None, :]
-        nl = cnt[lab[s:s + chunk]]
-        cond = torch.logsumexp(torch.where(same, logq, torch.full_like(logq, -math.inf)), 1) - torch.log(nl)
+        same = lab[s : s + chunk, None] == lab[None, :]
+        nl = cnt[lab[s : s + chunk]]
+        cond = torch.logsumexp(
+            torch.where(same, logq, torch.full_like(logq, -math.inf)), 1
+        ) - torch.log(nl)
         marg = torch.logsumexp(logq, 1) - math.log(n)
-        plug[s:s + chunk] = (cond - marg).numpy()
+        plug[s : s + chunk] = (cond - marg).numpy()
         logq[rows, rows + s] = -math.inf
         ok = nl > 1
-        cond_l = torch.logsumexp(torch.where(same, logq, torch.full_like(logq, -math.inf)), 1) - torch.log(
-            (nl - 1).clamp(min=1))
+        cond_l = torch.logsumexp(
+            torch.where(same, logq, torch.full_like(logq, -math.inf)), 1
+        ) - torch.log((nl - 1).clamp(min=1))
         marg_l = torch.logsumexp(logq, 1) - math.log(n - 1)
-        loo[s:s + chunk] = torch.where(ok, cond_l - marg_l, torch.full_like(marg_l, math.nan)).numpy()
+        loo[s : s + chunk] = torch.where(
+            ok, cond_l - marg_l, torch.full_like(marg_l, math.nan)
+        ).numpy()
     p = counts / n
     h = float(-(p * np.log(p)).sum())
     loo_mean = float(np.nanmean(loo)) if np.isfinite(loo).any() else float("nan")
-    return LabelInformation(plug_in=float(plug.mean()), leave_one_out=loo_mean, label_entropy=h, num_points=int(n))
+    return LabelInformation(
+        plug_in=float(plug.mean()), leave_one_out=loo_mean, label_entropy=h, num_points=int(n)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -442,7 +529,8 @@ class SampleScore:
     sharpness : mean over splits of :math:`e^{-\mathbb E_x H[p(y|x)]}` (at most 1).
     score_std : standard deviation of ``score`` over splits (0 for one split).
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     score: float
@@ -463,11 +551,13 @@ def inception_style_score(probs: np.ndarray, *, splits: int = 1) -> SampleScore:
     (Salimans et al. 2016; the factorisation as in the authors' slides p.7). ``splits`` equal
     parts are scored separately and averaged (the authors use 5 splits of 2,000).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < int(splits) or int(splits) < 1:
-        raise ValueError(f"probs must be [N, M] with N >= splits >= 1, got {p.shape}, splits={splits}")
+        raise ValueError(
+            f"probs must be [N, M] with N >= splits >= 1, got {p.shape}, splits={splits}"
+        )
     if (p < -1e-9).any() or not np.allclose(p.sum(1), 1.0, atol=1e-6):
         raise ValueError("each row of probs must be a probability vector")
     scores, divs, sharps = [], [], []
@@ -478,12 +568,22 @@ def inception_style_score(probs: np.ndarray, *, splits: int = 1) -> SampleScore:
         divs.append(math.exp(h_marg))
         sharps.append(math.exp(-h_cond))
         scores.append(divs[-1] * sharps[-1])
-    return SampleScore(score=float(np.mean(scores)), diversity=float(np.mean(divs)),
-                       sharpness=float(np.mean(sharps)), score_std=float(np.std(scores)))
+    return SampleScore(
+        score=float(np.mean(scores)),
+        diversity=float(np.mean(divs)),
+        sharpness=float(np.mean(sharps)),
+        score_std=float(np.std(scores)),
+    )
 
 
-def fit_image_classifier(images: np.ndarray | torch.Tensor, labels: np.ndarray, *, C: float = 1.0,
-                         max_iter: int = 2000, seed: int = 0) -> Any:
+def fit_image_classifier(
+    images: np.ndarray | torch.Tensor,
+    labels: np.ndarray,
+    *,
+    C: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> Any:
     """A dataset-specific classifier for :func:`sample_quality`: multinomial logistic regression
     on raw pixels (scikit-learn; about 97 % test accuracy on 8×8 digits). Any object with
     ``predict_proba`` on ``[N, C·H·W]`` pixel rows can replace it (e.g. a CNN wrapper for the
@@ -491,7 +591,7 @@ def fit_image_classifier(images: np.ndarray | torch.Tensor, labels: np.ndarray, 
 
     ``images`` ``[N, C, H, W]`` (or ``[N, F]``), ``labels`` ``[N]``. Returns the fitted estimator.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -503,8 +603,15 @@ def fit_image_classifier(images: np.ndarray | torch.Tensor, labels: np.ndarray, 
 
 
 @torch.no_grad()
-def sample_quality(model: HierarchicalVAE, classifier: Any, *, num_samples: int = 2000, splits: int = 1,
-                   seed: int = 0, data_range: float = 1.0) -> SampleScore:
+def sample_quality(
+    model: HierarchicalVAE,
+    classifier: Any,
+    *,
+    num_samples: int = 2000,
+    splits: int = 1,
+    seed: int = 0,
+    data_range: float = 1.0,
+) -> SampleScore:
     r"""IS-style score of ancestral samples.
 
     :math:`z_L\sim\mathcal N(0,I)`, :math:`z_l\sim p(z_l|z_{>l})` sampled, image = decoder mean
@@ -512,7 +619,7 @@ def sample_quality(model: HierarchicalVAE, classifier: Any, *, num_samples: int 
     ``classifier.predict_proba`` on flattened pixels, then :func:`inception_style_score`.
     Noise from a ``torch.Generator`` seeded with ``seed``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     if int(num_samples) < int(splits):
         raise ValueError(f"num_samples must be >= splits, got {num_samples}, {splits}")
@@ -536,14 +643,16 @@ def _check_label_probs(label_probs: Sequence[float] | np.ndarray) -> tuple[np.nd
     return p, float(-xlogy(p, p).sum()), int(p.size)
 
 
-def fano_f(alpha: float | np.ndarray, label_probs: Sequence[float] | np.ndarray) -> float | np.ndarray:
+def fano_f(
+    alpha: float | np.ndarray, label_probs: Sequence[float] | np.ndarray
+) -> float | np.ndarray:
     r""":math:`f(\alpha)=H[p(\text{label})]+\alpha\log\alpha+(1-\alpha)\log\frac{1-\alpha}{M-1}` (nats).
 
     Fano: a classifier with accuracy :math:`\alpha` has :math:`I(\text{label};\hat y)\ge f(\alpha)`.
     :math:`f` decreases on :math:`[0, 1/M]` and increases on :math:`[1/M, 1]` from
     :math:`H-\log M\le 0` to :math:`H` (our derivation). ``M`` is ``len(label_probs)``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     _, h, m = _check_label_probs(label_probs)
     a = np.asarray(alpha, dtype=np.float64)
@@ -553,8 +662,12 @@ def fano_f(alpha: float | np.ndarray, label_probs: Sequence[float] | np.ndarray)
     return float(val) if val.ndim == 0 else val
 
 
-def fano_inverse(information: float | np.ndarray, label_probs: Sequence[float] | np.ndarray,
-                 *, xtol: float = 1e-12) -> float | np.ndarray:
+def fano_inverse(
+    information: float | np.ndarray,
+    label_probs: Sequence[float] | np.ndarray,
+    *,
+    xtol: float = 1e-12,
+) -> float | np.ndarray:
     r"""Largest accuracy compatible with :math:`I` nats of label information: :math:`f^{-1}(I)`.
 
     Inverts :func:`fano_f` on its increasing branch :math:`[1/M, 1]` by Brent's method
@@ -566,7 +679,7 @@ def fano_inverse(information: float | np.ndarray, label_probs: Sequence[float] |
 
     ``information`` may be a scalar or an array (element-wise).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     p, h, m = _check_label_probs(label_probs)
     vals = np.asarray(information, dtype=np.float64)
@@ -597,24 +710,33 @@ def distortion_lower_bound(data_entropy: float, total_rate: float) -> float:
     in nats (differential entropy for continuous data — usually unknown, so in practice the
     bound is qualitative: iso-rate lines are iso-bound lines).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     return float(data_entropy) - float(total_rate)
 
 
-def gaussian_sse_lower_bound(data_entropy: float, total_rate: float, sigma: float, num_pixels: int) -> float:
+def gaussian_sse_lower_bound(
+    data_entropy: float, total_rate: float, sigma: float, num_pixels: int
+) -> float:
     r"""Our Gaussian form of the distortion bound (fixed-σ decoder over ``n`` pixels):
 
     .. math::
         \mathbb E\|x-f_\theta(z_1)\|^2 \ge 2\sigma^2\Big(H[p_{\rm data}]-\mathbb E R
         - n\log(\sigma\sqrt{2\pi})\Big).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     if not sigma > 0 or int(num_pixels) <= 0:
         raise ValueError(f"need sigma > 0 and num_pixels > 0, got {sigma}, {num_pixels}")
-    return 2 * sigma ** 2 * (float(data_entropy) - float(total_rate)
-                             - int(num_pixels) * math.log(sigma * math.sqrt(2 * math.pi)))
+    return (
+        2
+        * sigma**2
+        * (
+            float(data_entropy)
+            - float(total_rate)
+            - int(num_pixels) * math.log(sigma * math.sqrt(2 * math.pi))
+        )
+    )
 
 
 @dataclass
@@ -629,7 +751,8 @@ class BoundCheck:
     tolerance : slack allowed for estimation noise.
     holds : whether the inequality holds within the tolerance.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     name: str
@@ -644,15 +767,21 @@ class BoundCheck:
         return self.value - self.bound if self.name.endswith(">=") else self.bound - self.value
 
 
-def check_distortion_bound(mean_distortion: float, total_rate: float, data_entropy: float, *,
-                           tolerance: float = 0.0) -> BoundCheck:
+def check_distortion_bound(
+    mean_distortion: float, total_rate: float, data_entropy: float, *, tolerance: float = 0.0
+) -> BoundCheck:
     r"""Check the paper's :math:`\mathbb E[D] \ge H[p_{\rm data}] - \mathbb E[R]` (nats, test averages).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     bound = distortion_lower_bound(data_entropy, total_rate)
-    return BoundCheck("E[D] >=", float(mean_distortion), bound, float(tolerance),
-                      bool(mean_distortion >= bound - tolerance))
+    return BoundCheck(
+        "E[D] >=",
+        float(mean_distortion),
+        bound,
+        float(tolerance),
+        bool(mean_distortion >= bound - tolerance),
+    )
 
 
 @dataclass
@@ -669,7 +798,8 @@ class FanoCheck:
     chain_holds : ``information_bound <= rate_bound`` (i.e. the estimate of :math:`I` does not
         exceed the rate; ``True`` when no rate was given).
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     accuracy: float
@@ -680,17 +810,23 @@ class FanoCheck:
     chain_holds: bool
 
 
-def check_fano_bound(accuracy: float, information: float, label_probs: Sequence[float] | np.ndarray, *,
-                     top_rate: float | None = None, num_test: int | None = None,
-                     tolerance: float | None = None) -> FanoCheck:
+def check_fano_bound(
+    accuracy: float,
+    information: float,
+    label_probs: Sequence[float] | np.ndarray,
+    *,
+    top_rate: float | None = None,
+    num_test: int | None = None,
+    tolerance: float | None = None,
+) -> FanoCheck:
     r"""Check :math:`\text{accuracy}\le f^{-1}(I(\text{label};z_2))\le f^{-1}(\mathbb E R(z_2))`.
 
     The paper's bound; it covers classifiers of a **sampled** :math:`z_2` (a classifier of
-    :math:`\mu_2(x)` may exceed it — our derivation, digest §4.2). ``tolerance`` defaults to
+    :math:`\mu_2(x)` may exceed it — our derivation). ``tolerance`` defaults to
     :math:`2\sqrt{\alpha(1-\alpha)/N_{\rm test}}` (two binomial standard errors) when
     ``num_test`` is given, else 0.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     acc = float(accuracy)
     if not 0 <= acc <= 1:
@@ -700,17 +836,32 @@ def check_fano_bound(accuracy: float, information: float, label_probs: Sequence[
     b_info = float(fano_inverse(information, label_probs))
     b_rate = float(fano_inverse(top_rate, label_probs)) if top_rate is not None else float("nan")
     chain = True if top_rate is None else bool(b_info <= b_rate + 1e-12)
-    return FanoCheck(accuracy=acc, information_bound=b_info, rate_bound=b_rate, tolerance=float(tolerance),
-                     holds=bool(acc <= b_info + tolerance), chain_holds=chain)
+    return FanoCheck(
+        accuracy=acc,
+        information_bound=b_info,
+        rate_bound=b_rate,
+        tolerance=float(tolerance),
+        holds=bool(acc <= b_info + tolerance),
+        chain_holds=chain,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # everything for one model
 # ----------------------------------------------------------------------------------------------
-def evaluate_model(model: HierarchicalVAE, train_images: torch.Tensor | np.ndarray, train_labels: np.ndarray,
-                   test_images: torch.Tensor | np.ndarray, test_labels: np.ndarray, *,
-                   classifier: Any = None, probes: Sequence[str] = PROBES, mi_points: int = 2000,
-                   num_samples: int = 2000, seed: int = 0) -> dict[str, Any]:
+def evaluate_model(
+    model: HierarchicalVAE,
+    train_images: torch.Tensor | np.ndarray,
+    train_labels: np.ndarray,
+    test_images: torch.Tensor | np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    classifier: Any = None,
+    probes: Sequence[str] = PROBES,
+    mi_points: int = 2000,
+    num_samples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
     r"""All downstream numbers of one model as a flat ``dict`` (one row of a grid table).
 
     Keys: ``rate_1 ... rate_L``, ``total_rate``, ``distortion``, ``psnr`` (test set);
@@ -722,7 +873,7 @@ def evaluate_model(model: HierarchicalVAE, train_images: torch.Tensor | np.ndarr
     :math:`R(z_L)`, empirical test-label distribution); and with a ``classifier``
     ``is_score``, ``is_diversity``, ``is_sharpness`` (:func:`sample_quality`).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
     row: dict[str, Any] = {}
@@ -736,48 +887,86 @@ def evaluate_model(model: HierarchicalVAE, train_images: torch.Tensor | np.ndarr
     te = top_layer_codes(model, test_images, seed=seed + 1)
     for name, acc in probe_accuracy(tr.mean, ytr, te.mean, yte, probes=probes, seed=seed).items():
         row[f"acc_mu_{name}"] = acc
-    for name, acc in probe_accuracy(tr.sample, ytr, te.sample, yte, probes=probes, seed=seed).items():
+    for name, acc in probe_accuracy(
+        tr.sample, ytr, te.sample, yte, probes=probes, seed=seed
+    ).items():
         row[f"acc_z_{name}"] = acc
     k = min(int(mi_points), len(yte))
     info = label_information(te.mean[:k], te.std[:k], yte[:k], samples=te.sample[:k])
-    row["mi_plug_in"], row["mi_loo"], row["label_entropy"] = info.plug_in, info.leave_one_out, info.label_entropy
+    row["mi_plug_in"], row["mi_loo"], row["label_entropy"] = (
+        info.plug_in,
+        info.leave_one_out,
+        info.label_entropy,
+    )
     probs = label_distribution(yte, num_classes=int(max(ytr.max(), yte.max())) + 1)
     row["fano_info"] = float(fano_inverse(info.plug_in, probs))
     row["fano_rate"] = float(fano_inverse(row[f"rate_{model.num_layers}"], probs))
     if classifier is not None:
         s = sample_quality(model, classifier, num_samples=num_samples, seed=seed)
-        row["is_score"], row["is_diversity"], row["is_sharpness"] = s.score, s.diversity, s.sharpness
+        row["is_score"], row["is_diversity"], row["is_sharpness"] = (
+            s.score,
+            s.diversity,
+            s.sharpness,
+        )
     return row
 
 
-def evaluate_grid(models: Sequence[HierarchicalVAE], betas: Sequence[Sequence[float]],
-                  train_images: torch.Tensor | np.ndarray, train_labels: np.ndarray,
-                  test_images: torch.Tensor | np.ndarray, test_labels: np.ndarray, *, classifier: Any = None,
-                  probes: Sequence[str] = PROBES, mi_points: int = 2000, num_samples: int = 2000, seed: int = 0,
-                  progress: bool = True) -> dict[str, np.ndarray]:
+def evaluate_grid(
+    models: Sequence[HierarchicalVAE],
+    betas: Sequence[Sequence[float]],
+    train_images: torch.Tensor | np.ndarray,
+    train_labels: np.ndarray,
+    test_images: torch.Tensor | np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    classifier: Any = None,
+    probes: Sequence[str] = PROBES,
+    mi_points: int = 2000,
+    num_samples: int = 2000,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
     """:func:`evaluate_model` for every member of a grid, as columns ``{name: [G] array}``.
 
     ``models`` and ``betas`` have one entry per member (e.g. ``grid.models()`` and
-    ``grid.betas`` of a :class:`hvae_lib.train.ensemble.GridResult`); the columns ``beta_1 ...
+    ``grid.betas`` of a :class:`!hvae_lib.train.ensemble.GridResult`); the columns ``beta_1 ...
     beta_L`` hold the rate weights. Every member is evaluated with the same ``seed``
     (common random numbers across the grid).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     from tqdm.auto import tqdm
 
     if len(models) != len(betas) or len(models) == 0:
-        raise ValueError(f"need one beta tuple per model, got {len(models)} models and {len(betas)} betas")
+        raise ValueError(
+            f"need one beta tuple per model, got {len(models)} models and {len(betas)} betas"
+        )
     rows = []
-    for m, b in tqdm(list(zip(models, betas)), desc="evaluate grid", disable=not progress, leave=False):
+    for m, b in tqdm(
+        list(zip(models, betas)), desc="evaluate grid", disable=not progress, leave=False
+    ):
         row = {f"beta_{l + 1}": float(v) for l, v in enumerate(b)}
-        row.update(evaluate_model(m, train_images, train_labels, test_images, test_labels, classifier=classifier,
-                                  probes=probes, mi_points=mi_points, num_samples=num_samples, seed=seed))
+        row.update(
+            evaluate_model(
+                m,
+                train_images,
+                train_labels,
+                test_images,
+                test_labels,
+                classifier=classifier,
+                probes=probes,
+                mi_points=mi_points,
+                num_samples=num_samples,
+                seed=seed,
+            )
+        )
         rows.append(row)
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
-def binomial_lower_limit(successes: int | np.ndarray, trials: int, confidence: float) -> float | np.ndarray:
+def binomial_lower_limit(
+    successes: int | np.ndarray, trials: int, confidence: float
+) -> float | np.ndarray:
     r"""One-sided Clopper–Pearson lower confidence limit of a binomial proportion.
 
     With :math:`k` successes in :math:`n` trials, the limit :math:`p_L` solves
@@ -789,7 +978,7 @@ def binomial_lower_limit(successes: int | np.ndarray, trials: int, confidence: f
 
     ``successes`` may be an integer array (element-wise).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     from scipy.stats import beta
 
@@ -815,10 +1004,12 @@ def best_per_budget(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
 
     ``cost``, ``value``: ``[G]``. Returns ``[G]`` bool.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     c, v = np.asarray(cost, dtype=np.float64), np.asarray(value, dtype=np.float64)
     if c.shape != v.shape or c.ndim != 1 or c.size == 0:
-        raise ValueError(f"cost and value must be non-empty [G] arrays of equal shape, got {c.shape}, {v.shape}")
+        raise ValueError(
+            f"cost and value must be non-empty [G] arrays of equal shape, got {c.shape}, {v.shape}"
+        )
     dominated = (c[None, :] <= c[:, None]) & (v[None, :] > v[:, None])
     return ~dominated.any(axis=1)

@@ -1,13 +1,14 @@
 r"""Evaluating trained VAEs: rate, distortion, active units, the β sweep; optimal critics and
 binary chains for the information chapters.
 
-Used in: book/01_rate_distortion.md, book/02_transitive_information.md, book/04_semafovae.md.
+Used in: :ref:`ch-rate-distortion`, :ref:`ch-transitive`, :ref:`ch-semafovae`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -54,7 +55,9 @@ class VAEEvaluation:
 
 
 @torch.no_grad()
-def evaluate_vae(model: BetaVAE, data: torch.Tensor, *, batch_size: int = 512, seed: int = 0) -> VAEEvaluation:
+def evaluate_vae(
+    model: BetaVAE, data: torch.Tensor, *, batch_size: int = 512, seed: int = 0
+) -> VAEEvaluation:
     """Run ``model`` over ``data`` ``[N, C, H, W]`` in batches and collect per-example terms.
 
     The posterior sample of each example is drawn from a ``torch.Generator`` seeded with
@@ -63,9 +66,14 @@ def evaluate_vae(model: BetaVAE, data: torch.Tensor, *, batch_size: int = 512, s
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    parts: dict[str, list[np.ndarray]] = {"distortion": [], "rate": [], "rate_per_dim": [], "mu": []}
+    parts: dict[str, list[np.ndarray]] = {
+        "distortion": [],
+        "rate": [],
+        "rate_per_dim": [],
+        "mu": [],
+    }
     for start in range(0, data.shape[0], batch_size):
-        x = data[start:start + batch_size].to(device)
+        x = data[start : start + batch_size].to(device)
         x = x if x.is_floating_point() else x.float()
         out = model(x, generator=gen)
         for k in parts:
@@ -74,15 +82,21 @@ def evaluate_vae(model: BetaVAE, data: torch.Tensor, *, batch_size: int = 512, s
 
 
 @torch.no_grad()
-def monte_carlo_rate(model: BetaVAE, data: torch.Tensor, *, num_samples: int = 64, batch_size: int = 256,
-                     seed: int = 0) -> tuple[float, float]:
+def monte_carlo_rate(
+    model: BetaVAE,
+    data: torch.Tensor,
+    *,
+    num_samples: int = 64,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> tuple[float, float]:
     r"""Monte-Carlo estimate of the mean rate and its standard error.
 
     .. math::
         \hat R = \frac1N\sum_{n}\frac1S\sum_{s}\big[\log q(z_{ns}\mid x_n) - \log p(z_{ns})\big],
         \quad z_{ns}\sim q(z\mid x_n),
 
-    a check of the analytic KL that :class:`~hvae_lib.models.BetaVAE` reports. ``data``:
+    a check of the analytic KL that :class:`~hvae_lib.models.vae.BetaVAE` reports. ``data``:
     ``[N, C, H, W]``. Returns ``(estimate, standard error)`` in nats.
     """
     model.eval()
@@ -90,7 +104,7 @@ def monte_carlo_rate(model: BetaVAE, data: torch.Tensor, *, num_samples: int = 6
     gen = torch.Generator(device=device).manual_seed(seed)
     per_example = []
     for start in range(0, data.shape[0], batch_size):
-        x = data[start:start + batch_size].to(device)
+        x = data[start : start + batch_size].to(device)
         mu, logvar = model.encode(x if x.is_floating_point() else x.float())
         q, p = diag_gaussian(mu, logvar), standard_normal_like(mu)
         eps = torch.randn((num_samples, *mu.shape), generator=gen, device=device, dtype=mu.dtype)
@@ -137,7 +151,7 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BetaSweepConfig(ConfigBase):
-    """A β sweep: one :class:`BetaVAE` per β, same architecture, data and optimiser.
+    """A β sweep: one :class:`.BetaVAE` per β, same architecture, data and optimiser.
 
     Attributes
     ----------
@@ -164,31 +178,53 @@ class BetaSweepResult:
 
     def table(self) -> list[dict[str, float]]:
         """One row per β: mean distortion, rate, ELBO and number of active units."""
-        return [{"beta": b, "distortion": e.mean_distortion, "rate": e.mean_rate, "elbo": e.elbo,
-                 "active_units": int(active_units(e.mu).sum())}
-                for b, e in zip(self.betas, self.evaluations)]
+        return [
+            {
+                "beta": b,
+                "distortion": e.mean_distortion,
+                "rate": e.mean_rate,
+                "elbo": e.elbo,
+                "active_units": int(active_units(e.mu).sum()),
+            }
+            for b, e in zip(self.betas, self.evaluations)
+        ]
 
 
-def beta_sweep(config: BetaSweepConfig, train_data: torch.Tensor, eval_data: torch.Tensor, *,
-               device: str | torch.device = "cpu", cache: ResultCache | None = None,
-               progress: bool = True) -> BetaSweepResult:
+def beta_sweep(
+    config: BetaSweepConfig,
+    train_data: torch.Tensor,
+    eval_data: torch.Tensor,
+    *,
+    device: str | torch.device = "cpu",
+    cache: ResultCache | None = None,
+    progress: bool = True,
+) -> BetaSweepResult:
     """Train one β-VAE per β (or load it from the cache) and evaluate it on ``eval_data``.
 
     ``train_data`` / ``eval_data``: ``[N, C, H, W]`` float tensors in ``[0, 1]``.
     """
     models, results, evals = [], [], []
     for beta in config.betas:
-        model, res = fit(lambda: BetaVAE(config.model), train_data, config.train, vae_loss(beta),
-                         key=("beta_vae", config.model, float(beta)), cache=cache, device=device,
-                         progress=progress, desc=f"beta={beta:g}")
+        model, res = fit(
+            lambda: BetaVAE(config.model),
+            train_data,
+            vae_loss(beta),
+            config.train,
+            key=("beta_vae", config.model, float(beta)),
+            cache=cache,
+            device=device,
+            progress=progress,
+            desc=f"beta={beta:g}",
+        )
         models.append(model)
         results.append(res)
         evals.append(evaluate_vae(model, eval_data, seed=config.train.seed))
     return BetaSweepResult(list(map(float, config.betas)), models, results, evals)
 
 
-def check_rate_distortion_monotone(rates: Sequence[float], distortions: Sequence[float],
-                                   betas: Sequence[float], tol: float = 0.0) -> bool:
+def check_rate_distortion_monotone(
+    rates: Sequence[float], distortions: Sequence[float], betas: Sequence[float], tol: float = 0.0
+) -> bool:
     """True if, as β grows, the rate does not increase and the distortion does not decrease
     (each within ``tol`` nats): the qualitative shape of a rate–distortion sweep."""
     order = np.argsort(betas)
@@ -198,21 +234,32 @@ def check_rate_distortion_monotone(rates: Sequence[float], distortions: Sequence
 
 
 @torch.no_grad()
-def evaluate_with_labels(model, x: torch.Tensor, u: torch.Tensor | None, batch_size: int = 512,
-                         seed: int = 0) -> tuple[VAEEvaluation, np.ndarray]:
+def evaluate_with_labels(
+    model, x: torch.Tensor, u: torch.Tensor | None, batch_size: int = 512, seed: int = 0
+) -> tuple[VAEEvaluation, np.ndarray]:
     """:func:`evaluate_vae` for a standard (``u=None``) or conditional-prior VAE (labels ``u`` ``[N, K]``);
     also returns the posterior log-variances ``[N, D]`` (for the mixtures of
     :func:`hvae_lib.info.aggregate.aggregate_information`).
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    parts: dict[str, list[np.ndarray]] = {"distortion": [], "rate": [], "rate_per_dim": [], "mu": [], "logvar": []}
+    parts: dict[str, list[np.ndarray]] = {
+        "distortion": [],
+        "rate": [],
+        "rate_per_dim": [],
+        "mu": [],
+        "logvar": [],
+    }
     model.eval()
     for s in range(0, x.shape[0], batch_size):
-        xb = x[s:s + batch_size].to(device).float()
-        out = model(xb, generator=gen) if u is None else model(xb, u[s:s + batch_size].to(device).float(), generator=gen)
+        xb = x[s : s + batch_size].to(device).float()
+        out = (
+            model(xb, generator=gen)
+            if u is None
+            else model(xb, u[s : s + batch_size].to(device).float(), generator=gen)
+        )
         for k in parts:
             parts[k].append(getattr(out, k).cpu().numpy())
     cat = {k: np.concatenate(v) for k, v in parts.items()}
@@ -223,7 +270,7 @@ def evaluate_with_labels(model, x: torch.Tensor, u: torch.Tensor | None, batch_s
 def gaussian_pair_log_ratio(x: torch.Tensor, y: torch.Tensor, mi: float) -> torch.Tensor:
     r"""The optimal critic's log density ratio on all pairs of a batch of Gaussian pairs.
 
-    For the pairs of :func:`hvae_lib.info.gaussian_pair_sampler` (``d`` components with
+    For the pairs of :func:`~hvae_lib.info.gaussian.gaussian_pair_sampler` (``d`` components with
     correlation :math:`\rho=\sqrt{1-e^{-2I/d}}` each),
 
     .. math::
@@ -233,7 +280,7 @@ def gaussian_pair_log_ratio(x: torch.Tensor, y: torch.Tensor, mi: float) -> torc
     ``x, y``: ``[N, d]`` -> ``[N, N]`` (float64). InfoNCE's optimal critic is this ratio; NWJ's
     is the ratio plus 1 (Poole et al. 2019).
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
     x, y = x.double(), y.double()
     d = x.shape[1]
@@ -243,7 +290,9 @@ def gaussian_pair_log_ratio(x: torch.Tensor, y: torch.Tensor, mi: float) -> torc
     return -0.5 * d * math.log(one_m) - (rho * rho * sq - 2.0 * rho * x @ y.T) / (2.0 * one_m)
 
 
-def optimal_critic_values(mi: float, dim: int, batch_size: int, n_batches: int, seed: int = 0) -> dict[str, np.ndarray]:
+def optimal_critic_values(
+    mi: float, dim: int, batch_size: int, n_batches: int, seed: int = 0
+) -> dict[str, np.ndarray]:
     r"""Per-batch InfoNCE and NWJ values of the *analytic optimal critic* on Gaussian pairs.
 
     With the critic fixed at its optimum the estimators' own bias and variance show without
@@ -253,7 +302,7 @@ def optimal_critic_values(mi: float, dim: int, batch_size: int, n_batches: int, 
 
     Returns ``{"infonce": [n_batches], "nwj": [n_batches]}`` in nats.
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
     sampler = gaussian_pair_sampler(float(mi), int(dim))
     gen = torch.Generator().manual_seed(int(seed))
@@ -275,7 +324,7 @@ def binary_symmetric_chain(eps_ab: float, eps_bc: float) -> np.ndarray:
     :math:`\mathrm{corr}(A,C)=(1-2\varepsilon_{AB})(1-2\varepsilon_{BC})`, as in the Gaussian
     chain with :math:`\rho = 1-2\varepsilon`.
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
     for e in (eps_ab, eps_bc):
         if not 0.0 <= e <= 1.0:

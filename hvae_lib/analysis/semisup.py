@@ -1,4 +1,8 @@
-r"""Generation, traversals, interventions and evaluation of the semi-supervised models (§2.8).
+r"""Generation, traversals, interventions and evaluation of the semi-supervised models.
+
+The procedures follow the authors' code [SF:L476–595, L950–985, L1535–1606]; [SF:L…] are lines
+of ``examples/vae/semafo_final.py`` in the authors' repository trungnt13/odin-ai at commit
+``9c6986a``.
 
 * :func:`conditional_samples` (:math:`y\to u\to z_0\to z_1\to x`), :func:`prior_traversal`
   (:math:`\pm3\sigma` of :math:`p(z_0\mid u)`), :func:`intervene_z1` (:math:`z_0` held fixed,
@@ -6,12 +10,14 @@ r"""Generation, traversals, interventions and evaluation of the semi-supervised 
   :func:`z1_kl_per_dim` (which :math:`z_1` dimensions are used) and :func:`traversal_smoothness`.
 * :func:`evaluate_semisupervised` (unbiased test ELBO with :math:`y` latent, label accuracies).
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +30,14 @@ from ..objectives.m2 import M2LossConfig
 from ..objectives.semafo import SemafoLossConfig
 
 __all__ = [
-    "conditional_samples", "prior_traversal", "intervene_z1", "z1_kl_per_dim", "traversal_smoothness",
-    "posterior_traversal", "SemiSupervisedEvaluation", "evaluate_semisupervised",
+    "conditional_samples",
+    "prior_traversal",
+    "intervene_z1",
+    "z1_kl_per_dim",
+    "traversal_smoothness",
+    "posterior_traversal",
+    "SemiSupervisedEvaluation",
+    "evaluate_semisupervised",
 ]
 
 
@@ -34,23 +46,32 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def conditional_samples(model: nn.Module, factors: Any, generator: torch.Generator | None = None, *,
-                        mean: bool = False, batch_size: int = 512) -> torch.Tensor:
+def conditional_samples(
+    model: nn.Module,
+    factors: Any,
+    generator: torch.Generator | None = None,
+    *,
+    mean: bool = False,
+    batch_size: int = 512,
+) -> torch.Tensor:
     r"""Controllable generation: mean images ``[N, C, H, W]`` for requested factors ``[N, K]``.
 
     SemafoVAE: :math:`y\to u\sim q(u|y)\to z_0\sim p(z_0|u)\to z_1\sim p(z_1|z_0,u)\to\mathbb E[x]`
-    (the same :math:`u` at both levels [ours, §5 #6]); M2: :math:`z\sim\mathcal N(0,I)`,
+    (the same :math:`u` at both levels [ours]); M2: :math:`z\sim\mathcal N(0,I)`,
     :math:`\mathbb E[x\mid y,z]`. ``mean=True`` takes every latent at its mean.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     f = torch.as_tensor(np.asarray(factors), dtype=torch.long)
     model.eval()
     out = []
     for s in range(0, len(f), batch_size):
-        y = f[s:s + batch_size].to(_device(model))
-        kw = dict(sample_u=not mean, sample_z0=not mean, sample_z1=not mean) if hasattr(model, "prior_z0") \
+        y = f[s : s + batch_size].to(_device(model))
+        kw = (
+            dict(sample_u=not mean, sample_z0=not mean, sample_z1=not mean)
+            if hasattr(model, "prior_z0")
             else dict(sample_z=not mean)
+        )
         out.append(model.generate(y, generator, **kw)["images"].cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -64,13 +85,14 @@ def _grid(n_points: int, k: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def prior_traversal(model: nn.Module, factors: Any, *, n_dims: int | None = None, k: float = 3.0,
-                    n_points: int = 11) -> dict[str, Any]:
-    r"""Traverse :math:`z_0` dimensions of the controllable prior :math:`p(z_0\mid u)` (§2.8).
+def prior_traversal(
+    model: nn.Module, factors: Any, *, n_dims: int | None = None, k: float = 3.0, n_points: int = 11
+) -> dict[str, Any]:
+    r"""Traverse :math:`z_0` dimensions of the controllable prior :math:`p(z_0\mid u)`.
 
     :math:`u=\mathbb E\,q(u\mid y)` for the requested factors, centre :math:`\mu=\mathbb E\,p(z_0\mid u)`;
     dimensions ordered by prior std, descending; each traversed over :math:`\mu_d\pm k\sigma_d`
-    (authors ±3σ [SF:L1535–1606]; ``k=3`` [ours, §5 #16]). HVAE: :math:`z_1` at its prior mean.
+    (authors ±3σ [SF:L1535–1606]; ``k=3`` [ours]). HVAE: :math:`z_1` at its prior mean.
 
     Parameters
     ----------
@@ -81,7 +103,8 @@ def prior_traversal(model: nn.Module, factors: Any, *, n_dims: int | None = None
     dict: ``images`` ``[n_dims, n_points, C, H, W]``, ``dims`` ``[n_dims]``, ``std`` ``[n_dims]``,
     ``offsets`` ``[n_points]`` (in units of σ).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     model.eval()
     y = torch.as_tensor(np.asarray(factors), dtype=torch.long).reshape(1, -1).to(_device(model))
@@ -95,27 +118,40 @@ def prior_traversal(model: nn.Module, factors: Any, *, n_dims: int | None = None
         z = mu.repeat(len(grid), 1)
         z[:, d] = mu[0, d] + grid * std[d]
         rows.append(model.mean_image(z, u=u.repeat(len(grid), 1), sample_z1=False).cpu())
-    return {"images": torch.stack(rows), "dims": order.cpu(), "std": std[order].cpu(), "offsets": grid.cpu()}
+    return {
+        "images": torch.stack(rows),
+        "dims": order.cpu(),
+        "std": std[order].cpu(),
+        "offsets": grid.cpu(),
+    }
 
 
 @torch.no_grad()
-def intervene_z1(model: nn.Module, factors: Any, *, n_dims: int = 8, k: float = 3.0, n_points: int = 11,
-                 dims: Sequence[int] | None = None) -> dict[str, Any]:
-    r"""Intervention at the :math:`z_1` level with :math:`z_0` held fixed (``prior1_traverse``, §2.8).
+def intervene_z1(
+    model: nn.Module,
+    factors: Any,
+    *,
+    n_dims: int = 8,
+    k: float = 3.0,
+    n_points: int = 11,
+    dims: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    r"""Intervention at the :math:`z_1` level, :math:`z_0` held fixed (the authors' ``prior1_traverse``).
 
     :math:`u=\mathbb E\,q(u|y)`, :math:`z_0=\mathbb E\,p(z_0|u)` fixed; the ``n_dims``
     (flattened) dimensions of :math:`p(z_1\mid z_0,u)` with the largest std are traversed over
     :math:`\pm k\sigma`, the others at the prior mean (the authors' ordering). ``dims`` gives the
     flat indices to traverse instead, e.g. the dimensions with the largest KL from
     :func:`z1_kl_per_dim`: a collapsed dimension has the largest prior std and no effect on the
-    image. Needs a :class:`~hvae_lib.models.SemafoHVAE`.
+    image. Needs a :class:`~hvae_lib.models.semafo.SemafoHVAE`.
 
     Returns
     -------
     dict: ``images`` ``[n_dims, n_points, C, H, W]``, ``dims`` (flat indices), ``std``,
     ``offsets``, and ``base`` ``[C, H, W]`` (the image at the prior means).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     if not getattr(model, "hierarchical", False):
         raise ValueError("intervene_z1 needs a hierarchical model (SemafoHVAE)")
@@ -139,21 +175,28 @@ def intervene_z1(model: nn.Module, factors: Any, *, n_dims: int = 8, k: float = 
         z1[:, d] = mu_f[d] + grid * std_f[d]
         rows.append(model.mean_image(z0.repeat(len(grid), 1), z1.view(len(grid), *shape)).cpu())
     base = model.mean_image(z0, mu1)[0].cpu()
-    return {"images": torch.stack(rows), "dims": order.cpu(), "std": std_f[order].cpu(), "offsets": grid.cpu(),
-            "base": base}
+    return {
+        "images": torch.stack(rows),
+        "dims": order.cpu(),
+        "std": std_f[order].cpu(),
+        "offsets": grid.cpu(),
+        "base": base,
+    }
 
 
 @torch.no_grad()
-def z1_kl_per_dim(model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512) -> torch.Tensor:
+def z1_kl_per_dim(
+    model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512
+) -> torch.Tensor:
     r"""Mean KL of each (flattened) :math:`z_1` dimension over a dataset: ``[C1·R1·R1]`` nats.
 
     .. math:: \mathbb E_x\,\mathrm{KL}\big(q(z_{1,d}\mid x,z_0)\,\|\,p(z_{1,d}\mid z_0,u)\big),
               \quad z_0=\mathbb E\,q(z_0\mid x),\ u=\mathbb E\,q(u\mid y),
 
     with the true labels ``factors`` ``[N, K]``. Dimensions with (near) zero KL are collapsed:
-    the decoder ignores them. Needs a :class:`~hvae_lib.models.SemafoHVAE`.
+    the decoder ignores them. Needs a :class:`~hvae_lib.models.semafo.SemafoHVAE`.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     if not getattr(model, "hierarchical", False):
         raise ValueError("z1_kl_per_dim needs a hierarchical model (SemafoHVAE)")
@@ -162,12 +205,14 @@ def z1_kl_per_dim(model: nn.Module, images: Any, factors: Any, *, batch_size: in
     x_all = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
     f_all = torch.as_tensor(np.asarray(factors), dtype=torch.long)
     if len(x_all) != len(f_all) or len(x_all) == 0:
-        raise ValueError(f"need as many images as label rows (non-empty), got {len(x_all)} and {len(f_all)}")
+        raise ValueError(
+            f"need as many images as label rows (non-empty), got {len(x_all)} and {len(f_all)}"
+        )
     total = None
     for s in range(0, len(x_all), int(batch_size)):
-        x = x_all[s:s + batch_size].to(dev).float()
+        x = x_all[s : s + batch_size].to(dev).float()
         z0 = model.encode(x)[0]
-        u = model.encode_u(model.as_one_hot(f_all[s:s + batch_size].to(dev)))[0]
+        u = model.encode_u(model.as_one_hot(f_all[s : s + batch_size].to(dev)))[0]
         mq, lq = model.posterior_z1(x, z0)
         _, mp, lp = model.prior_z1(z0, u, sample=False)
         kl = gaussian_kl(mq, lq, mp, lp).flatten(1).sum(0)
@@ -183,11 +228,13 @@ def traversal_smoothness(images: torch.Tensor) -> float:
     changes the image equally, ``n_points - 1`` when the whole change happens in one step (a
     jump). Chapter 4 calls a traversal smooth when this is at most 3 [ours].
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     x = torch.as_tensor(images).float()
     if x.ndim < 2 or x.shape[0] < 2:
-        raise ValueError(f"need a traversal of at least 2 images [n_points, ...], got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"need a traversal of at least 2 images [n_points, ...], got shape {tuple(x.shape)}"
+        )
     steps = (x[1:] - x[:-1]).abs().flatten(1).mean(1)
     mean = float(steps.mean())
     if mean <= 0.0:
@@ -196,9 +243,16 @@ def traversal_smoothness(images: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def posterior_traversal(model: nn.Module, x: torch.Tensor, *, n_dims: int | None = None, k: float = 2.5,
-                        n_points: int = 11, z1: str = "posterior") -> dict[str, Any]:
-    r"""Traverse the posterior of one image (gym ``plot_latents_traverse``, §2.8).
+def posterior_traversal(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    n_dims: int | None = None,
+    k: float = 2.5,
+    n_points: int = 11,
+    z1: str = "posterior",
+) -> dict[str, Any]:
+    r"""Traverse the posterior of one image (the authors' ``plot_latents_traverse``).
 
     Encode :math:`x`; the dimensions of :math:`q(z_0|x)` with the **smallest** posterior std
     come first; each is traversed linearly over :math:`\mu_q\pm k\max(\sigma_q,\sigma_p)` with
@@ -215,7 +269,8 @@ def posterior_traversal(model: nn.Module, x: torch.Tensor, *, n_dims: int | None
     -------
     dict: ``images`` ``[n_dims, n_points, C, H, W]``, ``dims``, ``std`` (the ranges' σ), ``offsets``.
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     if z1 not in ("posterior", "prior"):
         raise ValueError(f"z1 must be 'posterior' or 'prior', got {z1!r}")
@@ -241,7 +296,12 @@ def posterior_traversal(model: nn.Module, x: torch.Tensor, *, n_dims: int | None
             rows.append(model.mean_image(z, m1).cpu())
         else:
             rows.append(model.mean_image(z, u=u.repeat(len(grid), 1), sample_z1=False).cpu())
-    return {"images": torch.stack(rows), "dims": order.cpu(), "std": scale[order].cpu(), "offsets": grid.cpu()}
+    return {
+        "images": torch.stack(rows),
+        "dims": order.cpu(),
+        "std": scale[order].cpu(),
+        "offsets": grid.cpu(),
+    }
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -260,7 +320,8 @@ class SemiSupervisedEvaluation:
         (SemafoVAE's label auto-encoder; ``None`` for M2).
     mu : ``[N, D]`` posterior means of the top latent (:math:`z_0`, or M2's :math:`z`).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
     elbo: float
@@ -273,15 +334,17 @@ class SemiSupervisedEvaluation:
 
 
 @torch.no_grad()
-def evaluate_semisupervised(model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512,
-                            seed: int = 0) -> SemiSupervisedEvaluation:
+def evaluate_semisupervised(
+    model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512, seed: int = 0
+) -> SemiSupervisedEvaluation:
     r"""Evaluate a semi-supervised model on labelled test data (labels used only for accuracies).
 
     The ELBO treats the label as latent, as the unlabelled objectives do with unit weights, but
     draws an exact categorical :math:`y\sim q(y\mid\cdot)` (the argmax of a Gumbel-softmax
     sample, ``hard=True``) so that the one-sample estimate is unbiased:
 
-    * SemafoVAE/HVAE: :math:`\log p(x|z)+\log p(y|u)-[\log q(z_0|x)-\log p(z_0|u)]-\mathrm{KL}_u-\mathrm{KL}_{z_1}+H[q(y|z_0)]`,
+    * SemafoVAE/HVAE:
+      :math:`\log p(x|z)+\log p(y|u)-[\log q(z_0|x)-\log p(z_0|u)]-\mathrm{KL}_u-\mathrm{KL}_{z_1}+H[q(y|z_0)]`,
       with the one-sample :math:`z_0` term (``mc_kl=True``), because :math:`u` depends on the
       :math:`z_0` sample through :math:`y`;
     * M2: :math:`\log p(x|y,z)+\log p(y)-\mathrm{KL}(q(z|x,y)\|p(z))+H[q(y|x)]`.
@@ -290,16 +353,21 @@ def evaluate_semisupervised(model: nn.Module, images: Any, factors: Any, *, batc
     ----------
     images : ``[N, C, H, W]``; factors : ``[N, K]`` integer indices; seed : seeds every draw.
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     x_all = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
     f_all = torch.as_tensor(np.asarray(factors), dtype=torch.long)
     if x_all.ndim != 4 or f_all.ndim != 2 or len(x_all) != len(f_all) or len(x_all) == 0:
-        raise ValueError(f"need non-empty images [N, C, H, W] and factors [N, K] with the same N; got "
-                         f"{tuple(x_all.shape)}, {tuple(f_all.shape)}")
+        raise ValueError(
+            f"need non-empty images [N, C, H, W] and factors [N, K] with the same N; got "
+            f"{tuple(x_all.shape)}, {tuple(f_all.shape)}"
+        )
     is_semafo = isinstance(model, SemafoVAE)
     if not is_semafo and not isinstance(model, M2VAE):
-        raise ValueError(f"model must be a SemafoVAE/SemafoHVAE or M2VAE, got {type(model).__name__}")
+        raise ValueError(
+            f"model must be a SemafoVAE/SemafoHVAE or M2VAE, got {type(model).__name__}"
+        )
     model.eval()
     dev = _device(model)
     gen = torch.Generator(device=dev).manual_seed(int(seed))
@@ -309,8 +377,8 @@ def evaluate_semisupervised(model: nn.Module, images: Any, factors: Any, *, batc
     hits_p = np.zeros(len(model.factor_sizes))
     mus = []
     for s in range(0, len(x_all), int(batch_size)):
-        x = x_all[s:s + batch_size].to(dev).float()
-        f = f_all[s:s + batch_size].to(dev)
+        x = x_all[s : s + batch_size].to(dev).float()
+        f = f_all[s : s + batch_size].to(dev)
         out = model(x, generator=gen, loss_config=lc)
         if is_semafo:
             elbo = out.log_px + out.log_py_u - out.kl_z0 - out.kl_u - out.kl_z1 + out.entropy_qy
@@ -322,13 +390,24 @@ def evaluate_semisupervised(model: nn.Module, images: Any, factors: Any, *, batc
             elbo = out.log_px + out.log_py - out.kl_z + out.entropy_qy
             qy = model.classifier(model.features(x))
             mu = model.posterior_means(x)
-        hits_q += (torch.stack([b.argmax(-1) for b in split_blocks(qy, model.factor_sizes)], -1) == f).sum(0).cpu().numpy()
+        hits_q += (
+            (torch.stack([b.argmax(-1) for b in split_blocks(qy, model.factor_sizes)], -1) == f)
+            .sum(0)
+            .cpu()
+            .numpy()
+        )
         for k, v in {"elbo": elbo, **out.terms()}.items():
             sums[k] = sums.get(k, 0.0) + float(v.sum())
         mus.append(mu.cpu().numpy().astype(np.float64))
     n = len(x_all)
     terms = {k: v / n for k, v in sums.items()}
     elbo_mean, log_px = terms.pop("elbo"), terms["log_px"]
-    return SemiSupervisedEvaluation(elbo=elbo_mean, log_px=log_px, rate=log_px - elbo_mean, terms=terms,
-                                    acc_qy=hits_q / n, acc_py=hits_p / n if is_semafo else None,
-                                    mu=np.concatenate(mus))
+    return SemiSupervisedEvaluation(
+        elbo=elbo_mean,
+        log_px=log_px,
+        rate=log_px - elbo_mean,
+        terms=terms,
+        acc_qy=hits_q / n,
+        acc_py=hits_p / n if is_semafo else None,
+        mu=np.concatenate(mus),
+    )

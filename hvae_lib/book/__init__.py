@@ -9,10 +9,11 @@
 
 This is the top layer: nothing else in :mod:`hvae_lib` imports it.
 """
+
 from .ledger import (
-    Claim,
     PAPERS,
     VERDICTS,
+    Claim,
     claims_dir,
     load_claims,
     record_claims,
@@ -22,7 +23,6 @@ from .pipeline import (
     ASSETS_URL_DIR,
     CHECK_MARK,
     MATHJAX_ENTRY,
-    NotebookRun,
     OFFLINE_ASSETS,
     PAIRED_FORMATS,
     PARAMETER_NAMES,
@@ -30,6 +30,7 @@ from .pipeline import (
     REQUIRE_ENTRY,
     WEB_DIR,
     WIDGETS_ENTRY,
+    NotebookRun,
     build,
     checked_cell_problems,
     copy_offline_assets,

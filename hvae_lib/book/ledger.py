@@ -1,44 +1,54 @@
 """The reproduction ledger: machine-readable claims that each chapter records when it runs.
 
 Every chapter that tests a claim of one of the two papers calls :func:`record_claims` at
-its end with one :class:`Claim` per claim: what the paper says (its value or trend, as the
-digest in ``shared/papers/`` states it), what this execution obtained (a number computed in
+its end with one :class:`Claim` per claim: what the paper says (its value or trend, as the paper's
+abstract, text or the authors' code states it), what this execution obtained (a number computed in
 the notebook, never typed in) and a verdict computed from the two. The files land in
-:func:`claims_dir` (one JSON file per chapter); the ledger page (``book/ledger.ipynb``)
+:func:`claims_dir` (one JSON file per chapter); the ledger page (:ref:`ledger`)
 reads them all and renders one table, so no number on that page is typed by hand.
 
 During ``python -m hvae_lib build`` the directory is ``_build/staging/claims`` (recreated by
 every build, so a page never shows a stale claim); an interactive run writes to
 ``$HVAE_CLAIMS_DIR`` or, by default, ``<repo>/_build/claims``.
 
-Used in: every chapter's closing cell and book/ledger.ipynb.
+Used in: every chapter's closing cell and :ref:`ledger`.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-__all__ = ["VERDICTS", "PAPERS", "Claim", "claims_dir", "record_claims", "load_claims", "verdict_from"]
+__all__ = [
+    "VERDICTS",
+    "PAPERS",
+    "Claim",
+    "claims_dir",
+    "record_claims",
+    "load_claims",
+    "verdict_from",
+]
 
 #: Allowed verdicts, from strongest to weakest.
 VERDICTS: tuple[str, ...] = (
-    "reproduced",          # the paper's value or trend is obtained at this scale
-    "consistent",          # our formalisation / a check that holds; the paper gives no number
-    "partially",           # the trend holds for some of the cases the paper shows
-    "not reproduced",      # the trend does not hold at this scale
-    "not tested",          # out of reach in this profile (e.g. needs the paper's scale)
+    "reproduced",  # the paper's value or trend is obtained at this scale
+    "consistent",  # our formalisation / a check that holds; the paper gives no number
+    "partially",  # the trend holds for some of the cases the paper shows
+    "not reproduced",  # the trend does not hold at this scale
+    "not tested",  # out of reach in this profile (e.g. needs the paper's scale)
 )
 
 #: Short keys for the two papers the book reproduces.
 PAPERS: dict[str, str] = {
     "ngo2022": "Ngo et al., The Transitive Information Theory and its Application to Deep "
-               "Generative Models (arXiv:2203.05074)",
+    "Generative Models (arXiv:2203.05074)",
     "xiao2023": "Xiao & Bamler, Trading Information between Latents in Hierarchical "
-                "Variational Autoencoders (ICLR 2023, arXiv:2302.04855)",
+    "Variational Autoencoders (ICLR 2023, arXiv:2302.04855)",
 }
 
 
@@ -51,8 +61,9 @@ class Claim:
     id : short stable identifier, unique within the chapter (e.g. ``"T1"``).
     paper : a key of :data:`PAPERS`.
     claim : the claim in one sentence, as the book states it.
-    paper_value : the paper's value or trend, worded as the digest gives it; say
-        "our formalisation" where the digest does, and never invent a number.
+    paper_value : the paper's value or trend, worded as its source (the abstract, the text or
+        the authors' code) gives it; say "our formalisation" where the statement is ours, and
+        never invent a number.
     obtained : what this execution measured, formatted from computed values.
     verdict : one of :data:`VERDICTS`, computed in the notebook (see :func:`verdict_from`).
     chapter : the chapter's notebook name (filled in by :func:`record_claims`).
@@ -74,7 +85,9 @@ class Claim:
         if self.paper not in PAPERS:
             raise ValueError(f"unknown paper {self.paper!r}; valid keys: {', '.join(PAPERS)}")
         if self.verdict not in VERDICTS:
-            raise ValueError(f"unknown verdict {self.verdict!r}; valid verdicts: {', '.join(VERDICTS)}")
+            raise ValueError(
+                f"unknown verdict {self.verdict!r}; valid verdicts: {', '.join(VERDICTS)}"
+            )
         for name in ("id", "claim", "paper_value", "obtained"):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"Claim.{name} must not be empty")
@@ -104,8 +117,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def record_claims(chapter: str, claims: Sequence[Claim], *, profile: str,
-                  directory: Path | None = None) -> Path:
+def record_claims(
+    chapter: str, claims: Sequence[Claim], *, profile: str, directory: Path | None = None
+) -> Path:
     """Write ``claims`` of ``chapter`` (e.g. ``"03_rate_splitting"``) to ``<dir>/<chapter>.json``.
 
     Raises
@@ -138,7 +152,9 @@ def record_claims(chapter: str, claims: Sequence[Claim], *, profile: str,
     return path
 
 
-def load_claims(directory: Path | None = None, chapters: Iterable[str] | None = None) -> list[Claim]:
+def load_claims(
+    directory: Path | None = None, chapters: Iterable[str] | None = None
+) -> list[Claim]:
     """Read every claim file in ``directory`` (default :func:`claims_dir`), in chapter order.
 
     ``chapters`` restricts and orders the result (e.g. the notebooks of ``_toc.yml``).

@@ -22,6 +22,7 @@ without executing anything (unchanged cells keep their stored outputs).
 
 Used in: README (both commands), tests/test_book.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .. import __version__
 from ..config import PROFILES, check_profile, resolve_device
@@ -91,10 +93,14 @@ def toc_files(root: Path = REPO_ROOT) -> list[Path]:
     out: list[Path] = []
     for name in names:
         base = root / name
-        candidates = [base] if base.suffix else [base.with_suffix(s) for s in (".ipynb", ".md", ".myst")]
+        candidates = (
+            [base] if base.suffix else [base.with_suffix(s) for s in (".ipynb", ".md", ".myst")]
+        )
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise FileNotFoundError(f"_toc.yml lists {name!r} but none of {[str(c) for c in candidates]} exists")
+            raise FileNotFoundError(
+                f"_toc.yml lists {name!r} but none of {[str(c) for c in candidates]} exists"
+            )
         out.append(found)
     return out
 
@@ -119,8 +125,15 @@ def kernel_env(params: dict[str, Any], cache: bool = True) -> dict[str, str]:
     return env
 
 
-def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, cwd: Path | None = None,
-                     env: dict[str, str] | None = None, progress: bool = True) -> NotebookRun:
+def execute_notebook(
+    src: Path,
+    dst: Path,
+    parameters: dict[str, Any],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    progress: bool = True,
+) -> NotebookRun:
     """Execute ``src`` with papermill into ``dst``; never raises for a failing cell.
 
     The kernel runs in ``cwd`` (default: the folder of ``dst``) with ``env`` added to the
@@ -134,8 +147,15 @@ def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, cwd: P
     os.environ.update(env or {})
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(cwd or dst.parent),
-                            kernel_name="python3", progress_bar=progress, log_output=False)
+        pm.execute_notebook(
+            str(src),
+            str(dst),
+            parameters=parameters,
+            cwd=str(cwd or dst.parent),
+            kernel_name="python3",
+            progress_bar=progress,
+            log_output=False,
+        )
         ok, error = True, ""
     except Exception as exc:  # papermill raises PapermillExecutionError for a failed cell
         ok, error = False, f"{type(exc).__name__}: {exc}"
@@ -145,8 +165,13 @@ def execute_notebook(src: Path, dst: Path, parameters: dict[str, Any], *, cwd: P
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return NotebookRun(path=str(src), seconds=time.perf_counter() - t0, ok=ok, error=error,
-                       parameters=dict(parameters))
+    return NotebookRun(
+        path=str(src),
+        seconds=time.perf_counter() - t0,
+        ok=ok,
+        error=error,
+        parameters=dict(parameters),
+    )
 
 
 def hardware_summary() -> dict[str, str]:
@@ -174,8 +199,18 @@ def library_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version(), "hvae_lib": __version__}
-    for dist in ("torch", "numpy", "scikit-learn", "matplotlib", "seaborn", "papermill",
-                 "jupyter-book", "sphinx", "myst-nb", "ipywidgets"):
+    for dist in (
+        "torch",
+        "numpy",
+        "scikit-learn",
+        "matplotlib",
+        "seaborn",
+        "papermill",
+        "jupyter-book",
+        "sphinx",
+        "myst-nb",
+        "ipywidgets",
+    ):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -183,7 +218,9 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def status_markdown(runs: Sequence[NotebookRun], params: dict[str, Any], root: Path = REPO_ROOT) -> str:
+def status_markdown(
+    runs: Sequence[NotebookRun], params: dict[str, Any], root: Path = REPO_ROOT
+) -> str:
     """The status page: one row per executed notebook, hardware and library versions."""
     hw = hardware_summary()
     lines = [
@@ -203,9 +240,15 @@ def status_markdown(runs: Sequence[NotebookRun], params: dict[str, Any], root: P
         "|---|---|---:|---|---|",
     ]
     for r in runs:
-        rel = Path(r.path).resolve().relative_to(root.resolve()) if Path(r.path).is_absolute() else Path(r.path)
-        lines.append(f"| `{rel}` | {'ok' if r.ok else 'FAILED'} | {r.seconds:.1f} | "
-                     f"{r.parameters.get('PROFILE', '')} | {r.parameters.get('DEVICE', '')} |")
+        rel = (
+            Path(r.path).resolve().relative_to(root.resolve())
+            if Path(r.path).is_absolute()
+            else Path(r.path)
+        )
+        lines.append(
+            f"| `{rel}` | {'ok' if r.ok else 'FAILED'} | {r.seconds:.1f} | "
+            f"{r.parameters.get('PROFILE', '')} | {r.parameters.get('DEVICE', '')} |"
+        )
     lines += ["", "| library | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in library_versions().items()]
     lines.append("")
@@ -286,6 +329,7 @@ def hide_injected_parameters(path: Path) -> None:
     if changed:
         nbformat.write(nb, path)
 
+
 # ---------------------------------------------------------------------------- offline assets
 #: The npm project (``web/package.json`` + committed ``package-lock.json``) that pins them.
 WEB_DIR = REPO_ROOT / "web"
@@ -294,11 +338,11 @@ WEB_DIR = REPO_ROOT / "web"
 ASSETS_URL_DIR = "_assets"
 #: (source under ``web/node_modules``, destination under ``_build/html/_assets``)
 OFFLINE_ASSETS: tuple[tuple[str, str], ...] = (
-    ("mathjax/es5", "mathjax"),                               # MathJax 3.2.2, all components
+    ("mathjax/es5", "mathjax"),  # MathJax 3.2.2, all components
     ("@jupyter-widgets/html-manager/dist", "jupyter-widgets/html-manager/dist"),  # ipywidgets 8.1
-    ("requirejs/require.js", "require.js"),                   # RequireJS 2.3.8
+    ("requirejs/require.js", "require.js"),  # RequireJS 2.3.8
 )
-MATHJAX_ENTRY = "mathjax/tex-mml-chtml.js"   # the component Sphinx loads from the CDN by default
+MATHJAX_ENTRY = "mathjax/tex-mml-chtml.js"  # the component Sphinx loads from the CDN by default
 WIDGETS_ENTRY = "jupyter-widgets/html-manager/dist/embed-amd.js"
 REQUIRE_ENTRY = "require.js"
 
@@ -324,11 +368,15 @@ def install_offline_assets(web_dir: Path = WEB_DIR) -> Path:
         return modules
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError("--offline-assets needs npm (Node.js) to install the pinned MathJax, "
-                           "widget manager and RequireJS from the npm registry; install Node.js "
-                           "(e.g. `apt-get install npm`) or build without --offline-assets")
+        raise RuntimeError(
+            "--offline-assets needs npm (Node.js) to install the pinned MathJax, "
+            "widget manager and RequireJS from the npm registry; install Node.js "
+            "(e.g. `apt-get install npm`) or build without --offline-assets"
+        )
     print(f"installing the offline assets: npm ci in {web_dir}", flush=True)
-    code = subprocess.call([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=str(web_dir))
+    code = subprocess.call(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=str(web_dir)
+    )
     if code != 0:
         raise RuntimeError(f"`npm ci` failed in {web_dir} (exit {code}); see npm's message above")
     stamp.write_text(lock.read_text())
@@ -378,11 +426,20 @@ def copy_offline_assets(modules: Path, html_dir: Path) -> Path:
     return dest_root
 
 
-
-def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: int = 1, *,
-          root: Path = REPO_ROOT, output: Path | None = None, only: Iterable[str] | None = None,
-          cache: bool = True, html: bool = True, progress: bool = True,
-          offline_assets: bool = False) -> int:
+def build(
+    profile: str = "quick",
+    device: str = "auto",
+    seed: int = 0,
+    threads: int = 1,
+    *,
+    root: Path = REPO_ROOT,
+    output: Path | None = None,
+    only: Iterable[str] | None = None,
+    cache: bool = True,
+    html: bool = True,
+    progress: bool = True,
+    offline_assets: bool = False,
+) -> int:
     """Execute the book's notebooks and build the HTML; return a process exit code.
 
     Parameters
@@ -418,16 +475,25 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
         previous = executed / nb.relative_to(root)
         if nb not in selected and previous.is_file():
             shutil.copy2(previous, staging / nb.relative_to(root))
-            print(f"reusing the executed copy of {nb.relative_to(root)} from the last build", flush=True)
+            print(
+                f"reusing the executed copy of {nb.relative_to(root)} from the last build",
+                flush=True,
+            )
     for i, nb in enumerate(selected, 1):
         dst = staging / nb.relative_to(root)
-        print(f"[{i}/{len(selected)}] executing {nb.relative_to(root)} "
-              f"(profile={profile}, device={device}, threads={params['THREADS']})", flush=True)
+        print(
+            f"[{i}/{len(selected)}] executing {nb.relative_to(root)} "
+            f"(profile={profile}, device={device}, threads={params['THREADS']})",
+            flush=True,
+        )
         run = execute_notebook(dst, dst, params, cwd=dst.parent, env=env, progress=progress)
         if dst.is_file():
             hide_injected_parameters(dst)
-        print(f"    {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
-              + ("" if run.ok else f"\n    {run.error.splitlines()[0] if run.error else ''}"), flush=True)
+        print(
+            f"    {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
+            + ("" if run.ok else f"\n    {run.error.splitlines()[0] if run.error else ''}"),
+            flush=True,
+        )
         runs.append(run)
         if run.ok:
             (executed / nb.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
@@ -435,19 +501,40 @@ def build(profile: str = "quick", device: str = "auto", seed: int = 0, threads: 
     status_path = staging / "book" / "status.md"
     status_path.write_text(status_markdown(runs, params, root))
     (output / "_build").mkdir(parents=True, exist_ok=True)
-    (output / "_build" / "status.json").write_text(json.dumps(
-        {"parameters": params, "runs": [r.__dict__ for r in runs], "hardware": hardware_summary(),
-         "versions": library_versions()}, indent=2))
+    (output / "_build" / "status.json").write_text(
+        json.dumps(
+            {
+                "parameters": params,
+                "runs": [r.__dict__ for r in runs],
+                "hardware": hardware_summary(),
+                "versions": library_versions(),
+            },
+            indent=2,
+        )
+    )
     failed = [r for r in runs if not r.ok]
     code = 0
     if html:
-        cmd = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())", "build", str(staging), "--path-output", str(output),
-               "-W", "-n", "--keep-going", "--all"]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+            "build",
+            str(staging),
+            "--path-output",
+            str(output),
+            "-W",
+            "-n",
+            "--keep-going",
+            "--all",
+        ]
         print("building HTML:", " ".join(cmd), flush=True)
         code = subprocess.call(cmd, cwd=str(staging))
         index = output / "_build" / "html" / "index.html"
         if modules is not None:
-            print(f"offline assets copied to {copy_offline_assets(modules, index.parent)}", flush=True)
+            print(
+                f"offline assets copied to {copy_offline_assets(modules, index.parent)}", flush=True
+            )
         if code == 0:
             print(f"book written to {index}")
         else:
@@ -474,16 +561,23 @@ def resolve_notebook(path: Path) -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"no notebook source at {path.resolve()}")
         if paired_source(nb) is None and not nb.is_file():
-            raise ValueError(f"{path} is not a notebook: its front matter has no "
-                             f"`jupytext: formats: {PAIRED_FORMATS}`")
+            raise ValueError(
+                f"{path} is not a notebook: its front matter has no "
+                f"`jupytext: formats: {PAIRED_FORMATS}`"
+            )
         return nb
     if not path.is_file():
         raise FileNotFoundError(f"no notebook at {path.resolve()}")
     return path
 
 
-def run_one(notebook: Path, params: dict[str, Any], output: Path | None = None, cache: bool = True,
-            progress: bool = True) -> int:
+def run_one(
+    notebook: Path,
+    params: dict[str, Any],
+    output: Path | None = None,
+    cache: bool = True,
+    progress: bool = True,
+) -> int:
     """Execute one notebook (``python -m hvae_lib run``; the ``.md`` or the ``.ipynb`` of a
     pair, whose inputs come from the ``.md``); return an exit code."""
     import nbformat
@@ -493,11 +587,19 @@ def run_one(notebook: Path, params: dict[str, Any], output: Path | None = None, 
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    dst = (Path(output) if output is not None else REPO_ROOT / "_build" / "executed" / notebook.name).resolve()
+    dst = (
+        Path(output) if output is not None else REPO_ROOT / "_build" / "executed" / notebook.name
+    ).resolve()
     dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(read_inputs(notebook), dst)
-    run = execute_notebook(dst, dst, params, cwd=notebook.parent, env=kernel_env(params, cache=cache),
-                           progress=progress)
+    run = execute_notebook(
+        dst,
+        dst,
+        params,
+        cwd=notebook.parent,
+        env=kernel_env(params, cache=cache),
+        progress=progress,
+    )
     if run.ok:
         print(f"executed {notebook} -> {dst} in {run.seconds:.1f} s")
         return 0
@@ -641,18 +743,26 @@ def refresh(notebook: Path) -> int:
     tmp.parent.mkdir(parents=True, exist_ok=True)
     source = sync_inputs(notebook)
     nbformat.write(source, tmp)
-    run = execute_notebook(tmp, tmp, params, cwd=notebook.parent, env=kernel_env(params, cache=False))
+    run = execute_notebook(
+        tmp, tmp, params, cwd=notebook.parent, env=kernel_env(params, cache=False)
+    )
     if not run.ok:
         print(f"FAILED: {run.error}", file=sys.stderr)
         return 1
     executed = nbformat.read(tmp, as_version=4)
-    executed.cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    executed.cells = [
+        c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])
+    ]
     if len(source.cells) != len(executed.cells):
-        raise RuntimeError(f"{notebook.name}: {len(executed.cells)} executed cells for {len(source.cells)} inputs")
+        raise RuntimeError(
+            f"{notebook.name}: {len(executed.cells)} executed cells for {len(source.cells)} inputs"
+        )
     for src_cell, ex_cell in zip(source.cells, executed.cells):
         if src_cell.cell_type == "code":
             src_cell.outputs = ex_cell.outputs
-            src_cell.execution_count = ex_cell.execution_count  # nbval skips checked cells without one
+            src_cell.execution_count = (
+                ex_cell.execution_count
+            )  # nbval skips checked cells without one
     write_paired(source, notebook)
     print(f"refreshed {notebook} in {run.seconds:.1f} s")
     return 0
@@ -669,43 +779,82 @@ def _parse_value(text: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point of ``python -m hvae_lib``."""
-    parser = argparse.ArgumentParser(prog="python -m hvae_lib", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m hvae_lib", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--profile", default=os.environ.get("HVAE_PROFILE", "quick"),
-                       help=f"one of: {', '.join(PROFILES)} (default: $HVAE_PROFILE or quick)")
-        p.add_argument("--device", default=os.environ.get("HVAE_DEVICE", "auto"),
-                       help="auto (GPU if available, else CPU), cpu, cuda or cuda:N")
+        p.add_argument(
+            "--profile",
+            default=os.environ.get("HVAE_PROFILE", "quick"),
+            help=f"one of: {', '.join(PROFILES)} (default: $HVAE_PROFILE or quick)",
+        )
+        p.add_argument(
+            "--device",
+            default=os.environ.get("HVAE_DEVICE", "auto"),
+            help="auto (GPU if available, else CPU), cpu, cuda or cuda:N",
+        )
         p.add_argument("--seed", type=int, default=int(os.environ.get("HVAE_SEED", "0")))
-        p.add_argument("--threads", type=int, default=int(os.environ.get("HVAE_THREADS", "1")),
-                       help="torch/BLAS threads per notebook (default 1; 0 = all cores). One thread is "
-                            "the robust choice on a small or shared machine: measured on 2 busy cores, "
-                            "chapter 1 took 291 s with 2 threads and 90-134 s with 1")
-        p.add_argument("--no-cache", action="store_true",
-                       help="retrain everything (ignore the result cache; also when $HVAE_CACHE is 0)")
+        p.add_argument(
+            "--threads",
+            type=int,
+            default=int(os.environ.get("HVAE_THREADS", "1")),
+            help="torch/BLAS threads per notebook (default 1; 0 = all cores). One thread is "
+            "the robust choice on a small or shared machine: measured on 2 busy cores, "
+            "chapter 1 took 291 s with 2 threads and 90-134 s with 1",
+        )
+        p.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="retrain everything (ignore the result cache; also when $HVAE_CACHE is 0)",
+        )
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     b = sub.add_parser("build", help="execute the notebooks in _toc.yml and build the HTML book")
     common(b)
-    b.add_argument("--only", nargs="+", metavar="NAME", help="execute only notebooks whose name contains NAME")
-    b.add_argument("--no-html", action="store_true", help="execute the notebooks but skip jupyter-book")
-    b.add_argument("--offline-assets", action="store_true",
-                   help="serve MathJax, the widget manager and RequireJS from the book (pinned in "
-                        "web/package-lock.json, installed with npm) instead of CDNs")
-    b.add_argument("--output", type=Path, default=None,
-                   help="folder that receives _build/ (default: the repository)")
+    b.add_argument(
+        "--only", nargs="+", metavar="NAME", help="execute only notebooks whose name contains NAME"
+    )
+    b.add_argument(
+        "--no-html", action="store_true", help="execute the notebooks but skip jupyter-book"
+    )
+    b.add_argument(
+        "--offline-assets",
+        action="store_true",
+        help="serve MathJax, the widget manager and RequireJS from the book (pinned in "
+        "web/package-lock.json, installed with npm) instead of CDNs",
+    )
+    b.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="folder that receives _build/ (default: the repository)",
+    )
     r = sub.add_parser("run", help="execute one notebook with papermill")
     r.add_argument("notebook", type=Path)
     common(r)
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="set a parameter (repeatable); VALUE is parsed as YAML (numbers, true/false)")
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter (repeatable); VALUE is parsed as YAML (numbers, true/false)",
+    )
     r.add_argument("-o", "--output", type=Path, help="executed copy (default _build/executed/NAME)")
-    f = sub.add_parser("refresh", help="re-execute a chapter (its .md or .ipynb) and store the outputs "
-                                       "of its NBVAL_CHECK_OUTPUT cells in the .ipynb")
+    f = sub.add_parser(
+        "refresh",
+        help="re-execute a chapter (its .md or .ipynb) and store the outputs "
+        "of its NBVAL_CHECK_OUTPUT cells in the .ipynb",
+    )
     f.add_argument("notebook", type=Path, nargs="+")
-    y = sub.add_parser("sync", help="rewrite a chapter's .ipynb from its .md (inputs), keeping the stored "
-                                    "outputs of unchanged cells; no execution")
+    y = sub.add_parser(
+        "sync",
+        help="rewrite a chapter's .ipynb from its .md (inputs), keeping the stored "
+        "outputs of unchanged cells; no execution",
+    )
     y.add_argument("notebook", type=Path, nargs="+")
     args = parser.parse_args(argv)
 
@@ -716,16 +865,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return max(sync(nb) for nb in args.notebook)
         params = parameters_for(args.profile, args.device, args.seed, args.threads)
         if args.command == "build":
-            return build(**{k: params[k.upper()] for k in ("profile", "device", "seed", "threads")},
-                         only=args.only, cache=not args.no_cache and cache_enabled_by_env(), html=not args.no_html,
-                         progress=not args.no_progress, output=args.output,
-                         offline_assets=args.offline_assets)
+            return build(
+                **{k: params[k.upper()] for k in ("profile", "device", "seed", "threads")},
+                only=args.only,
+                cache=not args.no_cache and cache_enabled_by_env(),
+                html=not args.no_html,
+                progress=not args.no_progress,
+                output=args.output,
+                offline_assets=args.offline_assets,
+            )
         for name, value in args.parameter:
             params[name] = _parse_value(value)
-        params.update(parameters_for(str(params["PROFILE"]), str(params["DEVICE"]),  # re-validate
-                                     int(params["SEED"]), int(params["THREADS"])))
-        return run_one(args.notebook, params, args.output, cache=not args.no_cache and cache_enabled_by_env(),
-                       progress=not args.no_progress)
+        params.update(
+            parameters_for(
+                str(params["PROFILE"]),
+                str(params["DEVICE"]),  # re-validate
+                int(params["SEED"]),
+                int(params["THREADS"]),
+            )
+        )
+        return run_one(
+            args.notebook,
+            params,
+            args.output,
+            cache=not args.no_cache and cache_enabled_by_env(),
+            progress=not args.no_progress,
+        )
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

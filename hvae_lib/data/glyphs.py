@@ -1,6 +1,6 @@
 """Procedural "class + nuisance" glyphs: a class label plus independent, labelled nuisances.
 
-For the rate-splitting chapter (digest §8.1, secondary dataset): images whose **class** is one
+For the rate-splitting chapter (our secondary dataset, quick profile): images whose **class** is one
 of 10 glyph templates and whose appearance also varies by nuisances that carry no class
 information, so the book can show class information going to the top layer :math:`z_2` and
 texture to :math:`z_1`.
@@ -16,8 +16,9 @@ texture to :math:`z_1`.
 Rendering is vectorised (``affine_grid`` / ``grid_sample``) and seeded: the same ``seed``
 gives the same images on every run, and any number of images can be drawn.
 
-Used in: book/03_rate_splitting.md
+Used in: :ref:`ch-rate-splitting`
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,7 +42,8 @@ class GlyphData:
     labels : int64 ``[N]`` glyph class in 0..9.
     factors : ``{name: float64 [N]}`` for every name in :data:`GLYPH_NUISANCES`.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     images: np.ndarray
@@ -64,8 +66,15 @@ def _templates() -> np.ndarray:
     return t
 
 
-def glyphs(n: int, *, resolution: int = 16, seed: int = 0, max_shift: float = 2.0,
-           scale_range: tuple[float, float] = (0.6, 0.9), texture_max: float = 0.25) -> GlyphData:
+def glyphs(
+    n: int,
+    *,
+    resolution: int = 16,
+    seed: int = 0,
+    max_shift: float = 2.0,
+    scale_range: tuple[float, float] = (0.6, 0.9),
+    texture_max: float = 0.25,
+) -> GlyphData:
     r"""Draw ``n`` glyph images with a uniformly random class and independent nuisances.
 
     Each image is :math:`x = \mathrm{clip}_{[0,1]}\big(c\cdot[(1-w)\,g + w\,\mathrm{dilate}(g)]
@@ -88,7 +97,8 @@ def glyphs(n: int, *, resolution: int = 16, seed: int = 0, max_shift: float = 2.
     ValueError
         For ``n < 1``, ``resolution < 8`` or inconsistent ranges.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     import torch
     import torch.nn.functional as F
@@ -97,7 +107,9 @@ def glyphs(n: int, *, resolution: int = 16, seed: int = 0, max_shift: float = 2.
         raise ValueError(f"need n >= 1 and resolution >= 8, got n={n}, resolution={resolution}")
     lo, hi = (float(v) for v in scale_range)
     if not 0 < lo <= hi <= 1 or max_shift < 0 or texture_max < 0:
-        raise ValueError("need 0 < scale_range[0] <= scale_range[1] <= 1, max_shift >= 0, texture_max >= 0")
+        raise ValueError(
+            "need 0 < scale_range[0] <= scale_range[1] <= 1, max_shift >= 0, texture_max >= 0"
+        )
     n, r = int(n), int(resolution)
     rng = np.random.default_rng(int(seed))
     labels = rng.integers(0, 10, n)
@@ -123,6 +135,9 @@ def glyphs(n: int, *, resolution: int = 16, seed: int = 0, max_shift: float = 2.
     w = torch.from_numpy(f["stroke"]).view(n, 1, 1, 1)
     g = (1 - w) * g + w * F.max_pool2d(g, 3, stride=1, padding=1)
     tex = F.interpolate(torch.from_numpy(noise), size=(r, r), mode="bilinear", align_corners=False)
-    x = torch.from_numpy(f["contrast"]).view(n, 1, 1, 1) * g + torch.from_numpy(f["texture"]).view(n, 1, 1, 1) * tex
+    x = (
+        torch.from_numpy(f["contrast"]).view(n, 1, 1, 1) * g
+        + torch.from_numpy(f["texture"]).view(n, 1, 1, 1) * tex
+    )
     images = x.clamp(0.0, 1.0).to(torch.float32).numpy()
     return GlyphData(images=np.ascontiguousarray(images), labels=labels.astype(np.int64), factors=f)

@@ -1,10 +1,11 @@
 """Labels and splits of datasets: coarse labels from factor indices, a seeded train/test split.
 
-Used in: book/01_rate_distortion.md, book/02_transitive_information.md.
+Used in: :ref:`ch-rate-distortion`, :ref:`ch-transitive`.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,7 +15,7 @@ __all__ = ["coarse_labels", "train_test_split"]
 def train_test_split(n: int, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split of ``range(n)`` into sorted train and test index arrays.
 
-    Used in: book/01_rate_distortion.md
+    Used in: :ref:`ch-rate-distortion`
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -23,8 +24,13 @@ def train_test_split(n: int, test_fraction: float, seed: int = 0) -> tuple[np.nd
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def coarse_labels(factors: np.ndarray, factor_names: Sequence[str], factor_sizes: Sequence[int],
-                  chosen: Sequence[str], bins: int) -> tuple[np.ndarray, int]:
+def coarse_labels(
+    factors: np.ndarray,
+    factor_names: Sequence[str],
+    factor_sizes: Sequence[int],
+    chosen: Sequence[str],
+    bins: int,
+) -> tuple[np.ndarray, int]:
     """A discrete label from coarsened factor indices, e.g. a 4 × 4 grid of positions.
 
     Each chosen factor index :math:`f\\in\\{0,\\dots,S-1\\}` becomes the bin
@@ -42,7 +48,8 @@ def coarse_labels(factors: np.ndarray, factor_names: Sequence[str], factor_sizes
     -------
     ``(labels int64 [N], number of label values)``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     f = np.asarray(factors)
     names = list(factor_names)

@@ -16,8 +16,9 @@ labels in 0..9.
   dicts, lists, bytes, strings and integers need no globals. Any other global makes the load
   fail with a ``ValueError`` before anything is constructed.
 
-Used in: book/03_rate_splitting.md (paper profile)
+Used in: :ref:`ch-rate-splitting` (paper profile)
 """
+
 from __future__ import annotations
 
 import importlib
@@ -30,8 +31,14 @@ import numpy as np
 
 from .digits import LabelledImages
 
-__all__ = ["load_svhn", "load_cifar10", "SVHN_SPLITS", "CIFAR10_TRAIN_FILES", "CIFAR10_TEST_FILE",
-           "CIFAR10_CLASSES"]
+__all__ = [
+    "load_svhn",
+    "load_cifar10",
+    "SVHN_SPLITS",
+    "CIFAR10_TRAIN_FILES",
+    "CIFAR10_TEST_FILE",
+    "CIFAR10_CLASSES",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -40,11 +47,23 @@ SVHN_SPLITS: tuple[str, ...] = ("train", "test", "extra")
 
 CIFAR10_TRAIN_FILES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE: str = "test_batch"
-CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                                    "ship", "truck")
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
-def _finish(images_nchw: np.ndarray, labels: np.ndarray, dtype: str, limit: int | None) -> LabelledImages:
+def _finish(
+    images_nchw: np.ndarray, labels: np.ndarray, dtype: str, limit: int | None
+) -> LabelledImages:
     if limit is not None:
         if int(limit) <= 0:
             raise ValueError(f"limit must be positive, got {limit}")
@@ -55,11 +74,14 @@ def _finish(images_nchw: np.ndarray, labels: np.ndarray, dtype: str, limit: int 
         images = images_nchw.astype(np.uint8)
     else:
         raise ValueError(f"unknown dtype {dtype!r}; valid: float32, uint8")
-    return LabelledImages(np.ascontiguousarray(images), np.ascontiguousarray(labels.astype(np.int64)))
+    return LabelledImages(
+        np.ascontiguousarray(images), np.ascontiguousarray(labels.astype(np.int64))
+    )
 
 
-def load_svhn(path: PathLike, split: str | None = None, *, dtype: str = "float32",
-              limit: int | None = None) -> LabelledImages:
+def load_svhn(
+    path: PathLike, split: str | None = None, *, dtype: str = "float32", limit: int | None = None
+) -> LabelledImages:
     """Read an SVHN cropped-digits ``.mat`` file.
 
     Parameters
@@ -84,7 +106,8 @@ def load_svhn(path: PathLike, split: str | None = None, *, dtype: str = "float32
         Not a MATLAB v5 file (v7.3/HDF5 files are not supported), missing ``X`` or ``y``, or
         shapes, dtypes or labels that are not SVHN's.
 
-    Used in: book/03_rate_splitting.md (paper profile)
+
+    Used in: :ref:`ch-rate-splitting` (paper profile)
     """
     from scipy.io import loadmat
 
@@ -98,15 +121,20 @@ def load_svhn(path: PathLike, split: str | None = None, *, dtype: str = "float32
     if not p.is_file():
         raise FileNotFoundError(
             f"SVHN file not found: {p}. Download the 'cropped digits' files (train_32x32.mat, "
-            "test_32x32.mat) from http://ufldl.stanford.edu/housenumbers/ and pass their path.")
+            "test_32x32.mat) from http://ufldl.stanford.edu/housenumbers/ and pass their path."
+        )
     try:
         mat = loadmat(str(p))
     except NotImplementedError as exc:  # MATLAB v7.3 = HDF5
-        raise ValueError(f"{p}: MATLAB v7.3 (HDF5) files are not supported; SVHN ships v5 files ({exc})") from exc
+        raise ValueError(
+            f"{p}: MATLAB v7.3 (HDF5) files are not supported; SVHN ships v5 files ({exc})"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for garbage input
         raise ValueError(f"{p} is not a readable MATLAB .mat file: {exc}") from exc
     if "X" not in mat or "y" not in mat:
-        raise ValueError(f"{p}: expected variables 'X' and 'y', found {sorted(k for k in mat if not k.startswith('__'))}")
+        raise ValueError(
+            f"{p}: expected variables 'X' and 'y', found {sorted(k for k in mat if not k.startswith('__'))}"
+        )
     X, y = np.asarray(mat["X"]), np.asarray(mat["y"])
     if X.ndim != 4 or X.shape[:3] != (32, 32, 3):
         raise ValueError(f"{p}: 'X' has shape {X.shape}, expected [32, 32, 3, N]")
@@ -117,7 +145,12 @@ def load_svhn(path: PathLike, split: str | None = None, *, dtype: str = "float32
     y = y.reshape(-1)
     if y.shape[0] != X.shape[3]:
         raise ValueError(f"{p}: {X.shape[3]} images but {y.shape[0]} labels")
-    if not np.issubdtype(y.dtype, np.number) or (y != np.round(y)).any() or y.min() < 0 or y.max() > 10:
+    if (
+        not np.issubdtype(y.dtype, np.number)
+        or (y != np.round(y)).any()
+        or y.min() < 0
+        or y.max() > 10
+    ):
         raise ValueError(f"{p}: labels must be integers in 0..10 (10 = digit 0)")
     labels = y.astype(np.int64) % 10
     images = np.transpose(X, (3, 2, 0, 1))  # [32, 32, 3, N] -> [N, 3, 32, 32]
@@ -128,18 +161,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals needed to rebuild NumPy arrays."""
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name} (only NumPy arrays, "
-                                         "dicts, lists, bytes, strings and numbers are allowed)")
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name} (only NumPy arrays, "
+                "dicts, lists, bytes, strings and numbers are allowed)"
+            )
         if module.startswith("numpy.core."):
             try:  # NumPy 2 renamed numpy.core to numpy._core
-                return getattr(importlib.import_module("numpy._core." + module.split(".", 2)[2]), name)
+                return getattr(
+                    importlib.import_module("numpy._core." + module.split(".", 2)[2]), name
+                )
             except ImportError:
                 pass
         return getattr(importlib.import_module(module), name)
@@ -150,9 +191,13 @@ def _safe_unpickle(path: Path) -> Any:
         with open(path, "rb") as fh:
             return _RestrictedUnpickler(fh, encoding="bytes").load()
     except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch that is safe to load ({exc})") from exc
+        raise ValueError(
+            f"{path} is not a CIFAR-10 python batch that is safe to load ({exc})"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - truncated or foreign files raise many types
-        raise ValueError(f"{path} is not a CIFAR-10 python batch: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(
+            f"{path} is not a CIFAR-10 python batch: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _get(d: dict[Any, Any], key: str) -> Any:
@@ -165,7 +210,9 @@ def _get(d: dict[Any, Any], key: str) -> Any:
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     obj = _safe_unpickle(path)
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a dict with 'data' and 'labels', got {type(obj).__name__}")
+        raise ValueError(
+            f"{path}: expected a dict with 'data' and 'labels', got {type(obj).__name__}"
+        )
     try:
         data, labels = _get(obj, "data"), _get(obj, "labels")
     except KeyError as exc:
@@ -181,8 +228,9 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
-def load_cifar10(root: PathLike, split: str = "train", *, dtype: str = "float32",
-                 limit: int | None = None) -> LabelledImages:
+def load_cifar10(
+    root: PathLike, split: str = "train", *, dtype: str = "float32", limit: int | None = None
+) -> LabelledImages:
     """Read CIFAR-10 python batches safely (restricted unpickler; see the module docstring).
 
     Parameters
@@ -196,7 +244,7 @@ def load_cifar10(root: PathLike, split: str = "train", *, dtype: str = "float32"
     Returns
     -------
     LabelledImages
-        images ``[N, 3, 32, 32]``; labels int64 ``[N]`` in 0..9 (:data:`CIFAR10_CLASSES`).
+        images ``[N, 3, 32, 32]``; labels int64 ``[N]`` in 0..9 (``CIFAR10_CLASSES``).
 
     Raises
     ------
@@ -206,7 +254,8 @@ def load_cifar10(root: PathLike, split: str = "train", *, dtype: str = "float32"
         Unknown split, a pickle that needs anything but NumPy arrays and plain containers,
         or contents that are not a CIFAR-10 batch.
 
-    Used in: book/03_rate_splitting.md (paper profile)
+
+    Used in: :ref:`ch-rate-splitting` (paper profile)
     """
     if split not in ("train", "test"):
         raise ValueError(f"unknown CIFAR-10 split {split!r}; valid: train, test")
@@ -214,14 +263,17 @@ def load_cifar10(root: PathLike, split: str = "train", *, dtype: str = "float32"
     if not base.is_dir():
         raise FileNotFoundError(
             f"CIFAR-10 directory not found: {base}. Download the 'CIFAR-10 python version' from "
-            "https://www.cs.toronto.edu/~kriz/cifar.html, extract it, and pass the cifar-10-batches-py directory.")
+            "https://www.cs.toronto.edu/~kriz/cifar.html, extract it, and pass the cifar-10-batches-py directory."
+        )
     if (base / "cifar-10-batches-py").is_dir():
         base = base / "cifar-10-batches-py"
     names = CIFAR10_TRAIN_FILES if split == "train" else (CIFAR10_TEST_FILE,)
     missing = [n for n in names if not (base / n).is_file()]
     if missing:
-        raise FileNotFoundError(f"CIFAR-10 {split} batch file(s) {', '.join(missing)} not found in {base} "
-                                f"(expected {', '.join(names)})")
+        raise FileNotFoundError(
+            f"CIFAR-10 {split} batch file(s) {', '.join(missing)} not found in {base} "
+            f"(expected {', '.join(names)})"
+        )
     parts = [_read_cifar_batch(base / n) for n in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])

@@ -2,10 +2,10 @@
 
 This is the only package that knows the profiles.
 
-* :mod:`.ch01_rate_distortion` — book/01_rate_distortion.md
-* :mod:`.ch02_transitive` — book/02_transitive_information.md (also :func:`compare_priors`)
-* :mod:`.ch03_rate_splitting` — book/03_rate_splitting.md
-* :mod:`.ch04_semafovae` — book/04_semafovae.md
+* :mod:`.ch01_rate_distortion` — :ref:`ch-rate-distortion`
+* :mod:`.ch02_transitive` — :ref:`ch-transitive` (also :func:`.compare_priors`)
+* :mod:`.ch03_rate_splitting` — :ref:`ch-rate-splitting`
+* :mod:`.ch04_semafovae` — :ref:`ch-semafovae`
 
 Import the chapter's module, e.g. ``from hvae_lib.experiments.ch03_rate_splitting import
 rate_splitting_settings``.

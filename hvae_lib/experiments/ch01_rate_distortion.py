@@ -1,7 +1,8 @@
 """Chapter 1 (rate–distortion): the settings of the ``quick`` and ``paper`` profiles.
 
-Used in: book/01_rate_distortion.md
+Used in: :ref:`ch-rate-distortion`
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,15 +48,30 @@ def rate_distortion_settings(profile: str) -> RateDistortionSettings:
     betas = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     if profile == "quick":
         return RateDistortionSettings(
-            dataset="dsprites_lite", test_fraction=0.1,
-            sweep=BetaSweepConfig(betas=betas,
-                                  model=VAEConfig(input_shape=(1, 32, 32), latent_dim=10, architecture="mlp",
-                                                  hidden=(256,)),
-                                  train=TrainConfig(steps=1200, batch_size=64, lr=1e-3, log_every=50)))
+            dataset="dsprites_lite",
+            test_fraction=0.1,
+            sweep=BetaSweepConfig(
+                betas=betas,
+                model=VAEConfig(
+                    input_shape=(1, 32, 32), latent_dim=10, architecture="mlp", hidden=(256,)
+                ),
+                train=TrainConfig(steps=1200, batch_size=64, lr=1e-3, log_every=50),
+            ),
+        )
     return RateDistortionSettings(
-        dataset="dsprites", test_fraction=0.05,
-        sweep=BetaSweepConfig(betas=(0.25, *betas, 64.0),
-                              model=VAEConfig(input_shape=(1, 64, 64), latent_dim=10, architecture="conv",
-                                              hidden=(32, 32, 64, 64), dense=256),
-                              train=TrainConfig(steps=100_000, batch_size=64, lr=5e-4, log_every=500,
-                                                checkpoint_every=10_000)))
+        dataset="dsprites",
+        test_fraction=0.05,
+        sweep=BetaSweepConfig(
+            betas=(0.25, *betas, 64.0),
+            model=VAEConfig(
+                input_shape=(1, 64, 64),
+                latent_dim=10,
+                architecture="conv",
+                hidden=(32, 32, 64, 64),
+                dense=256,
+            ),
+            train=TrainConfig(
+                steps=100_000, batch_size=64, lr=5e-4, log_every=500, checkpoint_every=10_000
+            ),
+        ),
+    )

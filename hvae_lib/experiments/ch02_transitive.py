@@ -4,8 +4,9 @@ r"""Chapter 2 (transitive information): the settings of the profiles and the pri
 * :func:`compare_priors` — a standard VAE and a conditional-prior VAE trained with the same β
   and budget, with rate, distortion, :math:`I_q(X;Z)` and :math:`I_q(Z;U)` of both.
 
-Used in: book/02_transitive_information.md
+Used in: :ref:`ch-transitive`
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,15 +14,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..analysis.evaluation import VAEEvaluation, evaluate_with_labels
+from ..analysis.evaluation import evaluate_with_labels
 from ..config import ConfigBase, check_profile
 from ..info.aggregate import aggregate_information
-from ..models.conditional_prior import ConditionalPriorVAE, ConditionalPriorVAEConfig, pack_images_labels
+from ..models.conditional_prior import (
+    ConditionalPriorVAE,
+    ConditionalPriorVAEConfig,
+    pack_images_labels,
+)
 from ..models.vae import BetaVAE, VAEConfig
 from ..objectives.vae import conditional_prior_loss, vae_loss
 from ..train.loop import ResultCache, TrainConfig, fit
 
-__all__ = ["TransitiveSettings", "transitive_settings", "PriorComparisonRow", "PriorComparison", "compare_priors"]
+__all__ = [
+    "TransitiveSettings",
+    "transitive_settings",
+    "PriorComparisonRow",
+    "PriorComparison",
+    "compare_priors",
+]
 
 
 @dataclass(frozen=True)
@@ -88,25 +99,41 @@ def transitive_settings(profile: str) -> TransitiveSettings:
     1,200 Adam steps each; InfoNCE and NWJ at 5 values of the true MI with 400 steps each.
     paper: 200,000 joints; the convolutional β-VAE of chapter 1's paper profile on the full
     procedural dSprites grid, 50,000 steps per model, informations on 20,000 random images;
-    11 MI values with 3,000 critic steps each. The paper does not report these experiments
-    (semafovae.md §0): the scale is our choice.
+    11 MI values with 3,000 critic steps each. These experiments are ours (the
+    paper's text was not available to us), and so is their scale.
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
     check_profile(profile)
     if profile == "quick":
         return TransitiveSettings(
-            model=VAEConfig(input_shape=(1, 32, 32), latent_dim=10, architecture="mlp", hidden=(256,)),
-            train=TrainConfig(steps=1200, batch_size=64, lr=1e-3, log_every=50))
+            model=VAEConfig(
+                input_shape=(1, 32, 32), latent_dim=10, architecture="mlp", hidden=(256,)
+            ),
+            train=TrainConfig(steps=1200, batch_size=64, lr=1e-3, log_every=50),
+        )
     return TransitiveSettings(
-        joints_per_alpha=50_000, n_chains=20_000, dataset="dsprites",
-        model=VAEConfig(input_shape=(1, 64, 64), latent_dim=10, architecture="conv", hidden=(32, 32, 64, 64),
-                        dense=256),
-        train=TrainConfig(steps=50_000, batch_size=64, lr=5e-4, log_every=500, checkpoint_every=10_000),
-        info_examples=20_000, info_samples=2,
+        joints_per_alpha=50_000,
+        n_chains=20_000,
+        dataset="dsprites",
+        model=VAEConfig(
+            input_shape=(1, 64, 64),
+            latent_dim=10,
+            architecture="conv",
+            hidden=(32, 32, 64, 64),
+            dense=256,
+        ),
+        train=TrainConfig(
+            steps=50_000, batch_size=64, lr=5e-4, log_every=500, checkpoint_every=10_000
+        ),
+        info_examples=20_000,
+        info_samples=2,
         mi_values=tuple(float(v) for v in np.linspace(0.0, 5.0, 11)),
-        estimator_steps=3000, estimator_eval_batches=50, optimal_critic_batches=2000,
-        explorer_rhos=(0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99))
+        estimator_steps=3000,
+        estimator_eval_batches=50,
+        optimal_critic_batches=2000,
+        explorer_rhos=(0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99),
+    )
 
 
 @dataclass
@@ -148,8 +175,21 @@ class PriorComparison:
             ai = self.info[name]
             gap, gap_se = ai.rate_gap(ev.rate)
             sl, sl_se = ai.t3_slack(ev.rate)
-            out.append(PriorComparisonRow(name, ev.mean_rate, ev.mean_distortion, ai.i_xz, ai.i_xz_se, ai.i_zu,
-                                          ai.i_zu_se, gap, gap_se, sl, sl_se))
+            out.append(
+                PriorComparisonRow(
+                    name,
+                    ev.mean_rate,
+                    ev.mean_distortion,
+                    ai.i_xz,
+                    ai.i_xz_se,
+                    ai.i_zu,
+                    ai.i_zu_se,
+                    gap,
+                    gap_se,
+                    sl,
+                    sl_se,
+                )
+            )
         return out
 
     def table(self) -> list[dict[str, float | str]]:
@@ -157,9 +197,17 @@ class PriorComparison:
         return [r.__dict__.copy() for r in self.rows()]
 
 
-def compare_priors(settings: TransitiveSettings, images: torch.Tensor, labels: np.ndarray, num_labels: int, *,
-                   device: str | torch.device = "cpu", cache: ResultCache | None = None, progress: bool = True,
-                   seed: int = 0) -> PriorComparison:
+def compare_priors(
+    settings: TransitiveSettings,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    num_labels: int,
+    *,
+    device: str | torch.device = "cpu",
+    cache: ResultCache | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> PriorComparison:
     r"""Train a standard VAE and a conditional-prior VAE with the same β and budget, and
     measure rate, distortion, :math:`I_q(X;Z)` and :math:`I_q(Z;U)` of both.
 
@@ -175,32 +223,63 @@ def compare_priors(settings: TransitiveSettings, images: torch.Tensor, labels: n
     settings : :class:`TransitiveSettings` (``model``, ``train``, ``beta``, ``prior_hidden``,
         ``info_examples``, ``info_samples``).
     images : ``[N, C, H, W]`` binary images (``uint8`` or float).
-    labels : int ``[N]`` in ``0 .. num_labels - 1`` (e.g. from :func:`hvae_lib.data.coarse_labels`).
+    labels : int ``[N]`` in ``0 .. num_labels - 1`` (e.g. from :func:`.coarse_labels`).
     num_labels : size of the one-hot code of :math:`u`.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (images.shape[0],) or labels.min() < 0 or labels.max() >= num_labels:
-        raise ValueError(f"labels must be {images.shape[0]} integers in [0, {num_labels}); got shape {labels.shape}")
+        raise ValueError(
+            f"labels must be {images.shape[0]} integers in [0, {num_labels}); got shape {labels.shape}"
+        )
     u = torch.from_numpy(np.eye(num_labels, dtype=np.uint8)[labels])
     beta = float(settings.beta)
-    std, std_res = fit(lambda: BetaVAE(settings.model), images, settings.train, vae_loss(beta),
-                       key=("beta_vae", settings.model, beta), cache=cache, device=device, progress=progress,
-                       desc="standard prior")
-    ccfg = ConditionalPriorVAEConfig(vae=settings.model, label_dim=num_labels, prior_hidden=settings.prior_hidden)
-    cond, cond_res = fit(lambda: ConditionalPriorVAE(ccfg), pack_images_labels(images, u), settings.train,
-                         conditional_prior_loss(beta), key=("conditional_prior_vae", ccfg, beta), cache=cache,
-                         device=device, progress=progress, desc="conditional prior")
+    std, std_res = fit(
+        lambda: BetaVAE(settings.model),
+        images,
+        vae_loss(beta),
+        settings.train,
+        key=("beta_vae", settings.model, beta),
+        cache=cache,
+        device=device,
+        progress=progress,
+        desc="standard prior",
+    )
+    ccfg = ConditionalPriorVAEConfig(
+        vae=settings.model, label_dim=num_labels, prior_hidden=settings.prior_hidden
+    )
+    cond, cond_res = fit(
+        lambda: ConditionalPriorVAE(ccfg),
+        pack_images_labels(images, u),
+        conditional_prior_loss(beta),
+        settings.train,
+        key=("conditional_prior_vae", ccfg, beta),
+        cache=cache,
+        device=device,
+        progress=progress,
+        desc="conditional prior",
+    )
     n = images.shape[0]
-    idx = (np.arange(n) if settings.info_examples <= 0 or settings.info_examples >= n
-           else np.sort(np.random.default_rng(seed).choice(n, settings.info_examples, replace=False)))
+    idx = (
+        np.arange(n)
+        if settings.info_examples <= 0 or settings.info_examples >= n
+        else np.sort(np.random.default_rng(seed).choice(n, settings.info_examples, replace=False))
+    )
     x_eval, u_eval, lab_eval = images[idx], u[idx], labels[idx]
     evaluations, info = {}, {}
     for name, model, uu in (("standard", std, None), ("conditional", cond, u_eval)):
         ev, logvar = evaluate_with_labels(model, x_eval, uu, seed=seed)
         evaluations[name] = ev
-        info[name] = aggregate_information(ev.mu, logvar, lab_eval, num_samples=settings.info_samples, seed=seed)
-    return PriorComparison(models={"standard": std, "conditional": cond},
-                           results={"standard": std_res, "conditional": cond_res},
-                           evaluations=evaluations, info=info, labels=lab_eval, num_labels=int(num_labels))
+        info[name] = aggregate_information(
+            ev.mu, logvar, lab_eval, num_samples=settings.info_samples, seed=seed
+        )
+    return PriorComparison(
+        models={"standard": std, "conditional": cond},
+        results={"standard": std_res, "conditional": cond_res},
+        evaluations=evaluations,
+        info=info,
+        labels=lab_eval,
+        num_labels=int(num_labels),
+    )

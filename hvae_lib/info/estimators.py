@@ -3,26 +3,28 @@ r"""Variational mutual-information estimators trained with torch.
 Four estimators of :math:`I(X;Y)` from samples, each returning an :class:`MIEstimate`
 (estimate in nats, training curve, which bound it is):
 
-==================  ====================================================  ===========================
-estimator           bound (population value, optimal critic/decoder)       bias and variance
-==================  ====================================================  ===========================
-Barber–Agakov       :math:`I\ge H(Y)+\mathbb E\log r(y\mid x)`             lower bound, gap
-                                                                           :math:`\mathbb E\,\mathrm{KL}(p(y|x)\|r(y|x))`;
-                                                                           low variance; needs the
-                                                                           true :math:`H(Y)`
-InfoNCE             :math:`I\ge \log N + \mathbb E\big[f(x_i,y_i)           lower bound, **never above**
-                    - \log\sum_j e^{f(x_i,y_j)}\big]`                      :math:`\log N`; low variance;
-                                                                           badly biased if
-                                                                           :math:`I\gtrsim\log N`
-NWJ (f-div.)        :math:`I\ge \mathbb E_p f - e^{-1}\mathbb E_{p_xp_y}e^{f}`  lower bound, unbiased
-                                                                           minibatch estimate;
-                                                                           variance grows like
-                                                                           :math:`e^{I}`
-MINE (DV)           :math:`I\ge \mathbb E_p T-\log\mathbb E_{p_xp_y}e^{T}`    tighter than NWJ for the same
-                                                                           critic; the minibatch log
-                                                                           of a mean is biased, high
-                                                                           variance
-==================  ====================================================  ===========================
+.. list-table::
+   :header-rows: 1
+   :widths: 14 46 40
+
+   * - estimator
+     - bound (population value, optimal critic/decoder)
+     - bias and variance
+   * - Barber–Agakov
+     - :math:`I\ge H(Y)+\mathbb E\log r(y\mid x)`
+     - lower bound, gap :math:`\mathbb E\,\mathrm{KL}(p(y|x)\|r(y|x))`; low variance; needs the
+       true :math:`H(Y)`
+   * - InfoNCE
+     - :math:`I\ge \log N + \mathbb E\big[f(x_i,y_i) - \log\sum_j e^{f(x_i,y_j)}\big]`
+     - lower bound, **never above** :math:`\log N`; low variance; badly biased if
+       :math:`I\gtrsim\log N`
+   * - NWJ (f-div.)
+     - :math:`I\ge \mathbb E_p f - e^{-1}\mathbb E_{p_xp_y}e^{f}`
+     - lower bound, unbiased minibatch estimate; variance grows like :math:`e^{I}`
+   * - MINE (DV)
+     - :math:`I\ge \mathbb E_p T-\log\mathbb E_{p_xp_y}e^{T}`
+     - tighter than NWJ for the same critic; the minibatch log of a mean is biased, high
+       variance
 
 Implementation notes
 --------------------
@@ -46,11 +48,13 @@ Implementation notes
 The InfoNCE, NWJ and DV formulas are available as pure functions of a score matrix
 (:func:`infonce_lower_bound`, :func:`nwj_lower_bound`, :func:`dv_lower_bound`).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, TypeVar, Union
+from typing import Literal, TypeVar, Union
 
 import numpy as np
 import torch
@@ -182,7 +186,9 @@ def _make_critic(critic: CriticSpec, d_x: int, d_y: int, hidden: int, embed: int
 # ===================================================================== bounds on scores
 def _check_scores(scores: Tensor) -> int:
     if scores.ndim != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
-        raise ValueError(f"scores must be a square [N, N] matrix with N >= 2; got {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must be a square [N, N] matrix with N >= 2; got {tuple(scores.shape)}"
+        )
     return int(scores.shape[0])
 
 
@@ -216,7 +222,8 @@ def infonce_lower_bound(scores: Tensor) -> Tensor:
     Tensor
         Scalar float64, in nats (differentiable); ``<= log N`` exactly.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     n = _check_scores(scores)
     # each term is <= 0 exactly (the log-sum-exp includes the diagonal term); adding log N
@@ -245,7 +252,8 @@ def nwj_lower_bound(scores: Tensor) -> Tensor:
     Tensor
         Scalar, in nats (differentiable).
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_scores(scores)
     return scores.diagonal().mean() - torch.exp(_offdiag_logmeanexp(scores) - 1.0)
@@ -272,7 +280,8 @@ def dv_lower_bound(scores: Tensor) -> Tensor:
     Tensor
         Scalar, in nats (differentiable).
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_scores(scores)
     return scores.diagonal().mean() - _offdiag_logmeanexp(scores)
@@ -314,7 +323,9 @@ class _Source:
             x0, y0 = self._check_pair(*data(2, torch.Generator().manual_seed(0)))
         else:
             if not isinstance(data, (tuple, list)) or len(data) != 2:
-                raise TypeError("data must be a pair (x, y) of tensors/arrays or a sampler(n, generator)")
+                raise TypeError(
+                    "data must be a pair (x, y) of tensors/arrays or a sampler(n, generator)"
+                )
             x, y = self._check_pair(*data)
             n = x.shape[0]
             if not 0.0 <= holdout < 1.0:
@@ -322,9 +333,13 @@ class _Source:
             perm = torch.randperm(n, generator=self.gen)
             n_hold = int(round(holdout * n))
             if holdout > 0 and n_hold < 2:
-                raise ValueError(f"holdout={holdout} leaves fewer than 2 of {n} samples for evaluation")
+                raise ValueError(
+                    f"holdout={holdout} leaves fewer than 2 of {n} samples for evaluation"
+                )
             if n - n_hold < 2:
-                raise ValueError(f"holdout={holdout} leaves fewer than 2 of {n} samples for training")
+                raise ValueError(
+                    f"holdout={holdout} leaves fewer than 2 of {n} samples for training"
+                )
             tr = perm[n_hold:]
             ho = perm[:n_hold] if n_hold > 0 else tr  # holdout = 0: evaluate on the training data
             self.x_tr, self.y_tr = x[tr].to(device), y[tr].to(device)
@@ -340,12 +355,16 @@ class _Source:
         if self.y_dtype is None:  # categorical labels
             yt = torch.as_tensor(y)
             if yt.ndim != 1 or yt.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-                raise ValueError(f"categorical y must be a 1-d integer tensor [N]; got {tuple(yt.shape)} {yt.dtype}")
+                raise ValueError(
+                    f"categorical y must be a 1-d integer tensor [N]; got {tuple(yt.shape)} {yt.dtype}"
+                )
             yt = yt.long()
         else:
             yt = _as_2d_tensor(y, "y")
         if xt.shape[0] != yt.shape[0]:
-            raise ValueError(f"x and y must have the same number of rows; got {xt.shape[0]} and {yt.shape[0]}")
+            raise ValueError(
+                f"x and y must have the same number of rows; got {xt.shape[0]} and {yt.shape[0]}"
+            )
         if xt.dtype.is_floating_point and not torch.isfinite(xt).all():
             raise ValueError("x contains NaN or infinite values")
         if yt.dtype.is_floating_point and not torch.isfinite(yt).all():
@@ -356,7 +375,9 @@ class _Source:
         if self.sampler is not None:
             x, y = self._check_pair(*self.sampler(self.batch_size, self.gen))
             return x.to(self.device), y.to(self.device)
-        idx = torch.randperm(self.x_tr.shape[0], generator=self.gen)[: self.batch_size].to(self.device)
+        idx = torch.randperm(self.x_tr.shape[0], generator=self.gen)[: self.batch_size].to(
+            self.device
+        )
         return self.x_tr[idx], self.y_tr[idx]
 
     def eval_batches(self, n_batches: int) -> Iterator[tuple[Tensor, Tensor]]:
@@ -422,7 +443,9 @@ def _train_critic(
     return curve
 
 
-def _evaluate(critic: nn.Module, source: _Source, n_eval_batches: int, fn: Callable[[Tensor], Tensor]) -> np.ndarray:
+def _evaluate(
+    critic: nn.Module, source: _Source, n_eval_batches: int, fn: Callable[[Tensor], Tensor]
+) -> np.ndarray:
     vals = []
     with torch.no_grad():
         for x, y in source.eval_batches(n_eval_batches):
@@ -446,7 +469,7 @@ _COMMON_DOC = """\
         ``[N, 1]``), split by a seeded permutation into a training part and a held-out
         fraction ``holdout``; or a sampler ``sampler(n, generator) -> (x, y)`` drawing
         fresh CPU tensors with the given ``torch.Generator`` (e.g.
-        :func:`hvae_lib.info.gaussian_pair_sampler`).
+        :func:`~hvae_lib.info.gaussian.gaussian_pair_sampler`).
     batch_size : int
         Batch size ``N`` (pairs per step; the critic scores all ``N^2`` combinations).
     n_steps : int
@@ -509,7 +532,8 @@ def infonce_estimate(
     MIEstimate
         ``method="infonce"``, ``upper_limit = log(N_eval)``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_counts(n_steps, n_eval_batches)
     dev = _resolve_device(device)
@@ -564,7 +588,8 @@ def nwj_estimate(
     MIEstimate
         ``method="nwj"``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_counts(n_steps, n_eval_batches)
     dev = _resolve_device(device)
@@ -630,7 +655,8 @@ def mine_estimate(
     MIEstimate
         ``method="mine"``; ``eval_values`` are per-batch DV values.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     if not 0.0 < ema_rate <= 1.0:
         raise ValueError(f"ema_rate must be in (0, 1]; got {ema_rate}")
@@ -664,7 +690,9 @@ def mine_estimate(
             pos.append(s.diagonal())
             neg_lse.append(_offdiag_logmeanexp(s) + math.log(n * (n - 1)))
             n_neg += n * (n - 1)
-        pooled = torch.cat(pos).mean() - (torch.logsumexp(torch.stack(neg_lse), 0) - math.log(n_neg))
+        pooled = torch.cat(pos).mean() - (
+            torch.logsumexp(torch.stack(neg_lse), 0) - math.log(n_neg)
+        )
     v = np.asarray(vals)
     return MIEstimate(
         method="mine",
@@ -688,7 +716,9 @@ class _GaussianDecoder(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         out = self.net(x)
         mu, log_var = out[:, : self.d_y], out[:, self.d_y :].clamp(-12.0, 12.0)
-        return (-0.5 * (math.log(2 * math.pi) + log_var + (y - mu) ** 2 * torch.exp(-log_var))).sum(-1)
+        return (-0.5 * (math.log(2 * math.pi) + log_var + (y - mu) ** 2 * torch.exp(-log_var))).sum(
+            -1
+        )
 
 
 class _CategoricalDecoder(nn.Module):
@@ -720,13 +750,14 @@ def barber_agakov_estimate(
 
     A decoder :math:`r(y\mid x)` is trained by maximum likelihood; the estimate is
     ``entropy_y`` plus its mean held-out log-likelihood. This is the bound behind the
-    reconstruction and classifier terms of a VAE / SemafoVAE objective (semafovae.md §1.4).
+    reconstruction and classifier terms of a VAE / SemafoVAE objective (Barber & Agakov 2003;
+    the link to SemafoVAE's terms is our derivation).
 
     *Direction and bias*: a lower bound, with gap
     :math:`\mathbb E_{p(x)}\mathrm{KL}(p(y\mid x)\,\|\,r(y\mid x))` (biased low by the
     decoder's misfit); low variance. It **needs the true entropy** :math:`H(Y)` (discrete
     :math:`y`) or differential entropy :math:`h(Y)` (continuous :math:`y`), known in
-    closed form for synthetic data (e.g. :func:`hvae_lib.info.gaussian_entropy`).
+    closed form for synthetic data (e.g. :func:`~hvae_lib.info.gaussian.gaussian_entropy`).
 
     Parameters
     ----------
@@ -747,17 +778,25 @@ def barber_agakov_estimate(
     MIEstimate
         ``method="barber_agakov"``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_counts(n_steps, n_eval_batches)
     dev = _resolve_device(device)
     categorical = n_classes is not None
-    src = _Source(data, batch_size, holdout, seed, dev, y_dtype=None if categorical else torch.float32)
+    src = _Source(
+        data, batch_size, holdout, seed, dev, y_dtype=None if categorical else torch.float32
+    )
     if categorical:
         nc = int(n_classes)  # type: ignore[arg-type]
-        build: Callable[[], nn.Module] = lambda: _CategoricalDecoder(src.d_x, nc, hidden)
+
+        def build() -> nn.Module:
+            return _CategoricalDecoder(src.d_x, nc, hidden)
     else:
-        build = lambda: _GaussianDecoder(src.d_x, src.d_y, hidden)
+
+        def build() -> nn.Module:
+            return _GaussianDecoder(src.d_x, src.d_y, hidden)
+
     dec = _init_module(build, seed, dev)
     h = float(entropy_y)
 
@@ -772,7 +811,9 @@ def barber_agakov_estimate(
         curve[step] = h + float(ll.detach())
     dec.eval()
     with torch.no_grad():
-        vals = np.asarray([h + float(dec(x, y).mean()) for x, y in src.eval_batches(n_eval_batches)])
+        vals = np.asarray(
+            [h + float(dec(x, y).mean()) for x, y in src.eval_batches(n_eval_batches)]
+        )
     return MIEstimate(
         method="barber_agakov",
         estimate=float(vals.mean()),
@@ -782,4 +823,3 @@ def barber_agakov_estimate(
         eval_values=vals,
         batch_size=src.batch_size,
     )
-

@@ -8,15 +8,17 @@ For jointly Gaussian :math:`(A, B)` with covariance :math:`\Sigma`,
 
 which for scalars with correlation :math:`\rho` is :math:`-\tfrac12\log(1-\rho^2)`.
 These are the reference values for the variational estimators in
-:mod:`hvae_lib.info.estimators`. Note that T1 (semafovae.md §1) needs a *discrete*
+:mod:`hvae_lib.info.estimators`. Note that T1 (our formalisation, :mod:`hvae_lib.info.transitive`)
+needs a *discrete*
 middle variable; for a Gaussian chain :math:`H(B)` is a differential entropy and the
 lower bound does not apply, while the T2 ceiling (data processing) does.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -86,7 +88,8 @@ def gaussian_entropy(cov: ArrayLike, base: float | None = None) -> float:
         E.g. ``0.5 * log(2*pi*e) = 1.4189`` nats for a standard normal; this is the known
         :math:`H(Y)` that the Barber–Agakov estimator needs.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     c = _check_cov(cov)
     d = c.shape[0]
@@ -126,7 +129,8 @@ def gaussian_mutual_information(
     ValueError
         Non-square / asymmetric ``cov``, bad or overlapping indices, or a singular block.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     c = _check_cov(cov)
     a = _check_idx(idx_a, c.shape[0], "idx_a")
@@ -143,7 +147,8 @@ def gaussian_mutual_information(
 
 
 def mi_from_correlation(rho: float | ArrayLike) -> float | np.ndarray:
-    r"""Mutual information of a bivariate Gaussian with correlation :math:`\rho`: :math:`-\tfrac12\log(1-\rho^2)` (nats).
+    r"""Mutual information of a bivariate Gaussian with correlation :math:`\rho`:
+    :math:`-\tfrac12\log(1-\rho^2)` (nats).
 
     Parameters
     ----------
@@ -154,7 +159,8 @@ def mi_from_correlation(rho: float | ArrayLike) -> float | np.ndarray:
     -------
     float or numpy.ndarray
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     r = np.asarray(rho, dtype=np.float64)
     if np.any(np.abs(r) >= 1):
@@ -175,7 +181,8 @@ def correlation_from_mi(mi: float | ArrayLike) -> float | np.ndarray:
     -------
     float or numpy.ndarray
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     m = np.asarray(mi, dtype=np.float64)
     if np.any(m < 0) or not np.all(np.isfinite(m)):
@@ -257,7 +264,8 @@ def gaussian_markov_chain(
     GaussianChain
         With ``cov``, indices, closed-form ``i_ab``, ``i_bc``, ``i_ac`` and ``sample``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     dim = int(dim)
     if dim < 1:
@@ -265,7 +273,9 @@ def gaussian_markov_chain(
     r1 = np.broadcast_to(np.asarray(rho_ab, dtype=np.float64), (dim,)).copy()
     r2 = np.broadcast_to(np.asarray(rho_bc, dtype=np.float64), (dim,)).copy()
     if np.any(np.abs(r1) >= 1) or np.any(np.abs(r2) >= 1):
-        raise ValueError(f"correlations must satisfy |rho| < 1; got rho_ab={rho_ab!r}, rho_bc={rho_bc!r}")
+        raise ValueError(
+            f"correlations must satisfy |rho| < 1; got rho_ab={rho_ab!r}, rho_bc={rho_bc!r}"
+        )
     eye = np.eye(dim)
     rab, rbc = np.diag(r1), np.diag(r2)
     cov = np.block([[eye, rab, rab @ rbc], [rab, eye, rbc], [rab @ rbc, rbc, eye]])
@@ -299,7 +309,8 @@ def gaussian_pair_sampler(mi: float, dim: int = 1) -> PairSampler:
         ``sampler(n, generator) -> (x, y)``: float32 CPU tensors of shape ``[n, dim]``
         drawn with the given ``torch.Generator``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     dim = int(dim)
     if dim < 1:

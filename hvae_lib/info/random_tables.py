@@ -7,9 +7,10 @@ concentration ``alpha`` is drawn as normalised ``Gamma(alpha, 1)`` variables;
 tables (useful to approach the equality cases of the bounds), ``alpha > 1`` gives
 near-uniform ones.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -86,7 +87,8 @@ def random_joint(rng: np.random.Generator, shape: Sequence[int], alpha: float = 
     numpy.ndarray, shape ``shape``
         Non-negative, sums to 1 (to about ``1e-16``).
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_rng(rng)
     shp = _check_shape(shape)
@@ -127,7 +129,8 @@ def random_joints(
     -------
     numpy.ndarray, shape ``[M, *shape]``
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_rng(rng)
     shp = _check_shape(shape)
@@ -139,7 +142,9 @@ def random_joints(
     if min_shape is not None:
         lo = _check_shape(min_shape, "min_shape")
         if len(lo) != len(shp) or any(a > b for a, b in zip(lo, shp)):
-            raise ValueError(f"min_shape {lo} must have one entry per axis of shape {shp}, each <= it")
+            raise ValueError(
+                f"min_shape {lo} must have one entry per axis of shape {shp}, each <= it"
+            )
         mask = np.ones((n,) + shp, dtype=bool)
         for ax, (a, b) in enumerate(zip(lo, shp)):
             sizes = rng.integers(a, b + 1, size=n)
@@ -178,7 +183,8 @@ def random_conditional(
     numpy.ndarray, shape ``[n_condition, n_outcome]`` (or ``[n, n_condition, n_outcome]``)
         Every row sums to 1. Example: ``q_z_given_x = random_conditional(rng, n_x, n_z)``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_rng(rng)
     nc, no = _check_shape((n_condition, n_outcome), "(n_condition, n_outcome)")
@@ -208,7 +214,8 @@ def random_markov_chain(
     -------
     numpy.ndarray, shape ``[A, B, C]``
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     return random_markov_chains(rng, 1, shape, alpha)[0]
 
@@ -232,7 +239,8 @@ def random_markov_chains(
     -------
     numpy.ndarray, shape ``[M, A, B, C]``
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     _check_rng(rng)
     a, b, c = _check_shape(shape) if len(tuple(shape)) == 3 else _bad_chain_shape(shape)

@@ -1,6 +1,6 @@
 r"""Transitive information: exact checks of T1–T3 on discrete tables.
 
-T1–T3 are **our formalisation (semafovae.md §1), consistent with the paper's abstract**
+T1–T3 are **our formalisation, consistent with the paper's abstract**
 (Ngo et al., *The Transitive Information Theory and its Application to Deep Generative
 Models*, arXiv:2203.05074); the paper's own theorem statements were not available to us.
 
@@ -20,6 +20,7 @@ Also the standard-VAE rate decomposition
 All quantities are in nats unless ``base`` is given. Functions named ``*_batch`` take
 arrays with a leading batch axis ``M`` and return arrays of shape ``[M]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -104,7 +105,7 @@ class TransitiveBounds:
     upper: FloatOrArray
     i_ac_given_b: FloatOrArray
     h_b_given_ac: FloatOrArray
-    is_markov: Union[bool, np.ndarray]
+    is_markov: bool | np.ndarray
     markov_tol: float
 
     @property
@@ -175,7 +176,7 @@ def transitive_bounds(
 ) -> TransitiveBounds:
     r"""T1 lower bound, :math:`I(A;C)` and T2 ceiling for one joint table ``p[a, b, c]``.
 
-    Our formalisation (semafovae.md §1), consistent with the paper's abstract:
+    Our formalisation, consistent with the paper's abstract:
 
     .. math::
         \underbrace{I(A;B)+I(B;C)-H(B)}_{\text{T1, any joint}}
@@ -203,7 +204,8 @@ def transitive_bounds(
     ValueError
         If ``p_abc`` is not a valid 3-axis probability table.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc")
     out = _transitive_core(arr[None], float(markov_tol), log_base(base))
@@ -219,8 +221,8 @@ def transitive_bounds_batch(
 
     Checking T1/T2 on 10,000 random 4×4×4 joints takes a few milliseconds. Tables of
     different alphabet sizes can share a batch by zero padding (see
-    :func:`hvae_lib.info.random_joints` with ``min_shape``). T1–T3 are our formalisation
-    (semafovae.md §1), consistent with the paper's abstract.
+    :func:`.random_joints` with ``min_shape``). T1–T3 are our formalisation,
+    consistent with the paper's abstract.
 
     Parameters
     ----------
@@ -237,7 +239,8 @@ def transitive_bounds_batch(
         Fields are arrays of shape ``[M]``; ``.summary()`` gives the worst cases, e.g.
         ``min_lower_slack`` (T1 holds iff it is ``>= 0`` up to rounding).
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     arr = validate_joint(p_abc, ndim=3, name="p_abc", batch_ndim=1)
     return _transitive_core(arr, float(markov_tol), log_base(base))
@@ -296,7 +299,8 @@ def labelled_joint(p_xu: ArrayLike, q_z_given_x: ArrayLike) -> np.ndarray:
     -------
     numpy.ndarray, shape ``[X, Z, U]``
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     pxu = validate_joint(p_xu, ndim=2, name="p_xu")
     qzx = validate_conditional(q_z_given_x, name="q_z_given_x")
@@ -320,7 +324,8 @@ def chain_joint(p_x: ArrayLike, q_z_given_x: ArrayLike, q_u_given_z: ArrayLike) 
     -------
     numpy.ndarray, shape ``[X, Z, U]``
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     px = validate_joint(p_x, ndim=1, name="p_x")
     qzx = validate_conditional(q_z_given_x, name="q_z_given_x")
@@ -336,14 +341,14 @@ def _rate_identity_core(
     q: np.ndarray, p_zu: np.ndarray, q_zx: np.ndarray | None, scale: float
 ) -> RateIdentity:
     """Batched T3 for ``q [..., X, Z, U]``, ``p_zu [..., U, Z]``, ``q_zx [..., X, Z]``."""
-    q_xz = q.sum(axis=-1)                # [..., X, Z]
-    q_zu = q.sum(axis=-3)                # [..., Z, U]
-    q_x = q_xz.sum(axis=-1)              # [..., X]
-    q_u = q_zu.sum(axis=-2)              # [..., U]
+    q_xz = q.sum(axis=-1)  # [..., X, Z]
+    q_zu = q.sum(axis=-3)  # [..., Z, U]
+    q_x = q_xz.sum(axis=-1)  # [..., X]
+    q_u = q_zu.sum(axis=-2)  # [..., U]
     if q_zx is None:
         with np.errstate(divide="ignore", invalid="ignore"):
             q_zx = np.where(q_x[..., :, None] > 0, q_xz / q_x[..., :, None], 0.0)
-    p_uz = np.swapaxes(p_zu, -1, -2)     # [..., Z, U]: p(z|u) indexed [z, u]
+    p_uz = np.swapaxes(p_zu, -1, -2)  # [..., Z, U]: p(z|u) indexed [z, u]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_enc = np.log(np.where(q > 0, q_zx[..., :, :, None], 1.0))
         log_pri = np.log(np.where(q > 0, p_uz[..., None, :, :], 1.0))
@@ -385,7 +390,9 @@ def _check_t3_inputs(
     if q_z_given_x is not None:
         q_zx = validate_conditional(q_z_given_x, name="q_z_given_x", ndim=2 + batch)
         if q_zx.shape != q.shape[:-3] + (nx, nz):
-            raise ValueError(f"q_z_given_x must have shape {q.shape[:-3] + (nx, nz)}; got {q_zx.shape}")
+            raise ValueError(
+                f"q_z_given_x must have shape {q.shape[:-3] + (nx, nz)}; got {q_zx.shape}"
+            )
         q_xz = q.sum(axis=-1)
         q_x = q_xz.sum(axis=-1, keepdims=True)
         if np.max(np.abs(q_xz - q_x * q_zx)) > SUM_TOL:
@@ -404,7 +411,7 @@ def conditional_prior_rate_identity(
 ) -> RateIdentity:
     r"""T3, the conditional-prior rate identity, evaluated exactly on a discrete joint.
 
-    Our formalisation (semafovae.md §1.3), consistent with the paper's abstract. For any
+    Our formalisation, consistent with the paper's abstract. For any
     joint :math:`q(x,z,u)` whose :math:`z`-given-:math:`x` conditional is the encoder and
     any conditional prior :math:`p(z\mid u)`:
 
@@ -448,10 +455,13 @@ def conditional_prior_rate_identity(
     >>> abs(t3.residual) < 1e-12
     True
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     q, p_zu, q_zx = _check_t3_inputs(q_xzu, p_z_given_u, q_z_given_x, batch=0)
-    out = _rate_identity_core(q[None], p_zu[None], None if q_zx is None else q_zx[None], log_base(base))
+    out = _rate_identity_core(
+        q[None], p_zu[None], None if q_zx is None else q_zx[None], log_base(base)
+    )
     _scalarise(out)
     return out
 
@@ -477,7 +487,8 @@ def conditional_prior_rate_identity_batch(
         Fields are arrays ``[M]``; T3 says ``residual`` is 0 and ``information_slack``
         is ``>= 0``.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     q, p_zu, q_zx = _check_t3_inputs(q_xzu, p_z_given_u, q_z_given_x, batch=1)
     return _rate_identity_core(q, p_zu, q_zx, log_base(base))
@@ -531,7 +542,8 @@ def prior_rate_decomposition(
     -------
     PriorRateDecomposition
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     px = validate_joint(p_x, ndim=1, name="p_x")
     qzx = validate_conditional(q_z_given_x, name="q_z_given_x")
@@ -541,7 +553,7 @@ def prior_rate_decomposition(
             f"q_z_given_x must have shape (|X|, |Z|) = {(px.shape[0], pz.shape[0])}; got {qzx.shape}"
         )
     scale = log_base(base)
-    kl_rows = kl_sum(qzx, np.broadcast_to(pz, qzx.shape), (-1,))   # [X]
+    kl_rows = kl_sum(qzx, np.broadcast_to(pz, qzx.shape), (-1,))  # [X]
     kl_rows = np.where(px > 0, kl_rows, 0.0)
     rate = float((px * kl_rows).sum())
     q_xz = px[:, None] * qzx

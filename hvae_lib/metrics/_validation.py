@@ -4,6 +4,7 @@ Every metric takes **sample-major** arrays: ``codes`` of shape ``[N, D]`` (float
 ``factors`` of shape ``[N, K]`` (integer class indices). These helpers turn bad input into a
 ``ValueError`` that says what was wrong, before any classifier or estimator sees it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,7 +38,9 @@ def check_codes(codes: Any, name: str = "codes", *, min_dims: int = 1) -> np.nda
             f"{name} contains {n_bad} NaN or infinite value(s), first at row {row}, column {col}"
         )
     if arr.shape[1] < min_dims:
-        raise ValueError(f"{name} needs at least {min_dims} code dimensions; got D = {arr.shape[1]}")
+        raise ValueError(
+            f"{name} needs at least {min_dims} code dimensions; got D = {arr.shape[1]}"
+        )
     return arr
 
 

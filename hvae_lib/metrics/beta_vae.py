@@ -1,8 +1,10 @@
 """BetaVAE score (disentanglement_lib's ``beta_vae_sklearn`` definition)."""
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,8 @@ def beta_vae_features(codes_1: Any, codes_2: Any) -> np.ndarray:
     -------
     numpy.ndarray of shape [P, D]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     a = np.asarray(codes_1, dtype=np.float64)
     b = np.asarray(codes_2, dtype=np.float64)
@@ -53,7 +56,8 @@ def beta_vae_from_features(
     -------
     dict with ``train_accuracy``, ``eval_accuracy``
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -61,13 +65,19 @@ def beta_vae_from_features(
     x_tr = np.asarray(train_features, dtype=np.float64)
     y_tr = np.asarray(train_labels).reshape(-1)
     if np.unique(y_tr).size < 2:
-        raise ValueError("BetaVAE training labels take a single value; need K >= 2 factors and more points")
+        raise ValueError(
+            "BetaVAE training labels take a single value; need K >= 2 factors and more points"
+        )
     model = LogisticRegression(solver=solver, max_iter=max_iter, random_state=random_state)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ConvergenceWarning)
         model.fit(x_tr, y_tr)
     train_acc = float(np.mean(model.predict(x_tr) == y_tr))
-    eval_acc = float(model.score(np.asarray(eval_features, dtype=np.float64), np.asarray(eval_labels).reshape(-1)))
+    eval_acc = float(
+        model.score(
+            np.asarray(eval_features, dtype=np.float64), np.asarray(eval_labels).reshape(-1)
+        )
+    )
     return {"train_accuracy": train_acc, "eval_accuracy": eval_acc}
 
 
@@ -86,8 +96,12 @@ def _collect_points(
     for start in range(0, num_points, per_chunk):
         m = min(per_chunk, num_points - start)
         ks = rng.integers(0, num_factors, size=m)
-        f1 = np.asarray(sample_factors(m * batch_size, rng), dtype=np.int64).reshape(m, batch_size, num_factors)
-        f2 = np.asarray(sample_factors(m * batch_size, rng), dtype=np.int64).reshape(m, batch_size, num_factors)
+        f1 = np.asarray(sample_factors(m * batch_size, rng), dtype=np.int64).reshape(
+            m, batch_size, num_factors
+        )
+        f2 = np.asarray(sample_factors(m * batch_size, rng), dtype=np.int64).reshape(
+            m, batch_size, num_factors
+        )
         rows = np.arange(m)[:, None]
         cols = np.arange(batch_size)[None, :]
         f2[rows, cols, ks[:, None]] = f1[rows, cols, ks[:, None]]
@@ -127,7 +141,7 @@ def beta_vae_score(
     Parameters
     ----------
     sample_factors, observe, encode : callables
-        As in :func:`~hvae_lib.metrics.factor_vae_score`; use :meth:`GridEncoder.sampler`
+        As in :func:`.factor_vae_score`; use :meth:`.GridEncoder.sampler`
         for table lookups (the study budget needs about two million codes).
     rng : numpy.random.Generator
         Also seeds the logistic regression.
@@ -145,7 +159,8 @@ def beta_vae_score(
     dict
         ``train_accuracy``, ``eval_accuracy`` (report this).
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     if batch_size < 1 or min(num_train, num_eval) < 1:
         raise ValueError("batch_size, num_train and num_eval must be positive")
@@ -161,4 +176,6 @@ def beta_vae_score(
     args = (sample_factors, observe, encode, rng)
     x_tr, y_tr = _collect_points(*args, num_train, batch_size, num_factors, chunk_size)
     x_ev, y_ev = _collect_points(*args, num_eval, batch_size, num_factors, chunk_size)
-    return beta_vae_from_features(x_tr, y_tr, x_ev, y_ev, solver=solver, max_iter=max_iter, random_state=seed)
+    return beta_vae_from_features(
+        x_tr, y_tr, x_ev, y_ev, solver=solver, max_iter=max_iter, random_state=seed
+    )

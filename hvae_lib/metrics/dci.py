@@ -7,6 +7,7 @@ hyper-parameters, as in disentanglement_lib; it costs minutes per model at the s
 with the same number of stages, learning rate and depth, and split-gain importances (see
 :func:`importance_matrix`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -71,7 +72,8 @@ def dci_from_importance(importance: Any) -> DCIScores:
     DCIScores
         ``(disentanglement, completeness)``, a named tuple.
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     r = check_importance(importance)
     n_codes, n_factors = r.shape
@@ -170,7 +172,9 @@ def _factor_seeds(random_state: int | np.random.Generator | None, n: int) -> lis
     if isinstance(random_state, (int, np.integer)):
         state = np.random.SeedSequence(int(random_state)).generate_state(n)
         return [int(s) & 0x7FFFFFFF for s in state]
-    raise ValueError(f"random_state must be an int, a numpy Generator or None; got {random_state!r}")
+    raise ValueError(
+        f"random_state must be an int, a numpy Generator or None; got {random_state!r}"
+    )
 
 
 def importance_matrix(
@@ -214,7 +218,8 @@ def importance_matrix(
     importance : numpy.ndarray, shape [D, K]
     accuracy_train, accuracy_test : numpy.ndarray, shape [K]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     x_tr, y_tr = check_pair(codes_train, factors_train, suffix="_train", min_dims=2, min_factors=2)
     x_te = check_codes(codes_test, "codes_test", min_dims=2)
@@ -225,16 +230,20 @@ def importance_matrix(
             f"{x_te.shape[0]} != {y_te.shape[0]}"
         )
     if x_te.shape[1] != x_tr.shape[1]:
-        raise ValueError(f"codes_train has D = {x_tr.shape[1]} but codes_test has D = {x_te.shape[1]}")
+        raise ValueError(
+            f"codes_train has D = {x_tr.shape[1]} but codes_test has D = {x_te.shape[1]}"
+        )
     if y_te.shape[1] != y_tr.shape[1]:
-        raise ValueError(f"factors_train has K = {y_tr.shape[1]} but factors_test has K = {y_te.shape[1]}")
+        raise ValueError(
+            f"factors_train has K = {y_tr.shape[1]} but factors_test has K = {y_te.shape[1]}"
+        )
     if importance not in IMPORTANCE_METHODS:
-        raise ValueError(f"unknown importance method {importance!r}; choose one of {IMPORTANCE_METHODS}")
+        raise ValueError(
+            f"unknown importance method {importance!r}; choose one of {IMPORTANCE_METHODS}"
+        )
     n_factors = y_tr.shape[1]
     seeds = _factor_seeds(random_state, n_factors)
-    jobs = [
-        (importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k]) for k in range(n_factors)
-    ]
+    jobs = [(importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k]) for k in range(n_factors)]
     if n_jobs == 1:
         results = [_fit_one_factor(*job) for job in jobs]
     else:
@@ -288,7 +297,8 @@ def dci(
         Keys ``disentanglement``, ``completeness``, ``informativeness_train``,
         ``informativeness_test``.
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     r, acc_train, acc_test = importance_matrix(
         codes_train,

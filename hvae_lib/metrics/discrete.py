@@ -4,6 +4,7 @@ All quantities are in **nats** (natural logarithm), as in disentanglement_lib's
 ``discrete_mutual_info`` / ``discrete_entropy`` (which call scikit-learn's
 ``mutual_info_score``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,7 +45,8 @@ def histogram_discretize(codes: Any, num_bins: int = 20) -> np.ndarray:
     numpy.ndarray of int64, shape [N, D]
         Bin indices in ``1..B``.
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     z = check_codes(codes)
     if int(num_bins) != num_bins or num_bins < 1:
@@ -69,7 +71,7 @@ def plugin_mutual_info(a: np.ndarray, b: np.ndarray) -> float:
 
     with empirical frequencies :math:`\hat p`. Equal to scikit-learn's ``mutual_info_score``.
 
-    Used in: book/appendix_metrics.md
+    Used in: :ref:`appendix-metrics`
     """
     a = np.asarray(a).reshape(-1)
     b = np.asarray(b).reshape(-1)
@@ -107,7 +109,8 @@ def discrete_mutual_info(discrete_codes: Any, factors: Any) -> np.ndarray:
     -------
     numpy.ndarray of shape [D, K]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     z = np.asarray(discrete_codes)
     v = check_factors(factors, require_variation=False)
@@ -138,7 +141,8 @@ def discrete_entropy(factors: Any) -> np.ndarray:
     -------
     numpy.ndarray of shape [K]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     v = check_factors(factors, require_variation=False)
     h = np.empty(v.shape[1])

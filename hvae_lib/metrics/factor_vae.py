@@ -1,7 +1,9 @@
 """FactorVAE score (disentanglement_lib's ``factor_vae`` definition)."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,8 @@ def prune_dims(variances: Any, threshold: float = 0.0) -> np.ndarray:
     -------
     numpy.ndarray of bool, shape [D]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     v = np.asarray(variances, dtype=np.float64)
     return np.sqrt(v) >= threshold
@@ -57,7 +60,8 @@ def factor_vae_votes(
     -------
     numpy.ndarray of int64, shape [K, D]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     lv = np.asarray(batch_variances, dtype=np.float64)
     ks = np.asarray(factor_index, dtype=np.int64).reshape(-1)
@@ -87,7 +91,8 @@ def factor_vae_from_votes(train_votes: Any, eval_votes: Any) -> dict[str, float]
     -------
     dict with ``train_accuracy``, ``eval_accuracy``
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     tv = np.asarray(train_votes)
     ev = np.asarray(eval_votes)
@@ -121,7 +126,9 @@ def _collect_votes(
         f = f.reshape(m, batch_size, num_factors)
         rows = np.arange(m)
         f[rows[:, None], np.arange(batch_size)[None, :], ks[:, None]] = f[rows, 0, ks][:, None]
-        codes = check_encoded(encode(observe(f.reshape(m * batch_size, num_factors), rng)), m * batch_size)
+        codes = check_encoded(
+            encode(observe(f.reshape(m * batch_size, num_factors), rng)), m * batch_size
+        )
         lv = codes.reshape(m, batch_size, -1).var(axis=1, ddof=1)
         votes += factor_vae_votes(lv, ks, global_variances, active, num_factors)
     return votes
@@ -163,7 +170,7 @@ def factor_vae_score(
     sample_factors : callable ``(n, rng) -> int array [n, K]``
     observe : callable ``(factors, rng) -> observations``
     encode : callable ``(observations) -> codes [n, D]``
-        Use :meth:`GridEncoder.sampler` for table lookups instead of encoder calls.
+        Use :meth:`.GridEncoder.sampler` for table lookups instead of encoder calls.
     rng : numpy.random.Generator
     batch_size, num_train, num_eval, num_variance_estimate : int
         Study budgets: 64, 10,000, 5,000, 10,000 (about a million codes).
@@ -178,7 +185,8 @@ def factor_vae_score(
         ``train_accuracy``, ``eval_accuracy`` (report this), ``num_active_dims`` (the number
         of active codes; disentanglement_lib stores D here, see the appendix).
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     if batch_size < 2:
         raise ValueError("batch_size must be at least 2 (a variance needs two samples)")

@@ -1,4 +1,5 @@
 """Mutual Information Gap (MIG), disentanglement_lib's ``discrete_mig`` definition."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,14 +33,17 @@ def mig_from_mutual_info(mutual_info: Any, entropy: Any) -> float:
     -------
     float
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     m = np.asarray(mutual_info, dtype=np.float64)
     h = np.asarray(entropy, dtype=np.float64).reshape(-1)
     if m.ndim != 2 or m.shape[0] < 2:
         raise ValueError(f"MIG needs a [D, K] mutual-information matrix with D >= 2; got {m.shape}")
     if h.shape[0] != m.shape[1]:
-        raise ValueError(f"entropy has {h.shape[0]} entries but mutual_info has {m.shape[1]} factors")
+        raise ValueError(
+            f"entropy has {h.shape[0]} entries but mutual_info has {m.shape[1]} factors"
+        )
     if not (h > 0).all():
         raise ValueError("every factor entropy must be positive (constant factors are not allowed)")
     top2 = -np.sort(-m, axis=0)[:2]
@@ -50,7 +54,7 @@ def mig(codes: Any, factors: Any, *, num_bins: int | None = 20) -> float:
     r"""Mutual Information Gap with histogram discretisation (``discrete_mig``).
 
     Each code is discretised into ``num_bins`` equal-width bins over its observed range
-    (:func:`~hvae_lib.metrics.histogram_discretize`); then, with plug-in estimates in nats,
+    (:func:`~hvae_lib.metrics.discrete.histogram_discretize`); then, with plug-in estimates in nats,
 
     .. math::
         \mathrm{MIG} = \frac1K \sum_{k=1}^K
@@ -76,7 +80,8 @@ def mig(codes: Any, factors: Any, *, num_bins: int | None = 20) -> float:
     float
         MIG in [0, 1].
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     z, v = check_pair(codes, factors, min_dims=2)
     if num_bins is None:

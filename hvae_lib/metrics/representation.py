@@ -15,9 +15,11 @@ Lower layers must be computed from means propagated top-down,
 the model's ``posterior_means`` (or of the callable passed here). Name the representation
 next to every reported score, e.g. ``MIG(z0)`` versus ``MIG(z0+z1)``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -72,9 +74,10 @@ def representation(
         For ``"per_layer"``: one ``[N, D_l]`` array per layer, top first.
 
     Use ``functools.partial(representation, model, layers="top")`` as the ``encode``
-    function of :class:`~hvae_lib.metrics.GridEncoder`.
+    function of :class:`~hvae_lib.metrics.sampling.GridEncoder`.
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     import torch
 
@@ -90,9 +93,13 @@ def representation(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive; got {batch_size}")
 
-    x_all = torch.as_tensor(np.asarray(observations) if not torch.is_tensor(observations) else observations)
+    x_all = torch.as_tensor(
+        np.asarray(observations) if not torch.is_tensor(observations) else observations
+    )
     if x_all.ndim < 2 or x_all.shape[0] == 0:
-        raise ValueError(f"observations must have shape [N, ...] with N > 0; got {tuple(x_all.shape)}")
+        raise ValueError(
+            f"observations must have shape [N, ...] with N > 0; got {tuple(x_all.shape)}"
+        )
     x_all = x_all.to(torch.float32)
     module = model if isinstance(model, torch.nn.Module) else getattr(fn, "__self__", None)
     if device is None:
@@ -114,7 +121,14 @@ def representation(
                 xb = x_all[start : start + batch_size].to(device)
                 outs = _as_layers(fn(xb))
                 chunks.append(
-                    [torch.as_tensor(o).detach().reshape(xb.shape[0], -1).to("cpu", torch.float64).numpy() for o in outs]
+                    [
+                        torch.as_tensor(o)
+                        .detach()
+                        .reshape(xb.shape[0], -1)
+                        .to("cpu", torch.float64)
+                        .numpy()
+                        for o in outs
+                    ]
                 )
     finally:
         if was_training and isinstance(module, torch.nn.Module):

@@ -19,10 +19,12 @@ disentanglement_lib consumes one ``RandomState(0)`` sequentially in batches of 1
 from a ``Generator`` (in larger chunks) gives different samples from the same distribution,
 so scores are comparable in distribution, not bit-identical.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,7 +49,9 @@ class GroundTruthData(Protocol):
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
 
-    def sample_observations_from_factors(self, factors: np.ndarray, rng: np.random.Generator) -> Any: ...
+    def sample_observations_from_factors(
+        self, factors: np.ndarray, rng: np.random.Generator
+    ) -> Any: ...
 
     def index_to_factors(self, idx: Any) -> np.ndarray: ...
 
@@ -88,10 +92,10 @@ class GroundTruthSampler(NamedTuple):
     @classmethod
     def from_dataset(
         cls, dataset: GroundTruthData, encode: Callable[[Any], np.ndarray]
-    ) -> "GroundTruthSampler":
+    ) -> GroundTruthSampler:
         """Render observations with the dataset and encode them on every call.
 
-        Used in: book/appendix_metrics.md
+        Used in: :ref:`appendix-metrics`
         """
         return cls(dataset.sample_factors, dataset.sample_observations_from_factors, encode)
 
@@ -110,7 +114,8 @@ def sample_codes_and_factors(
     codes : numpy.ndarray of float64, shape [num_points, D]
     factors : numpy.ndarray of int64, shape [num_points, K]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     if num_points < 1:
         raise ValueError(f"num_points must be positive; got {num_points}")
@@ -136,13 +141,16 @@ class SyntheticFactors:
     factor_sizes : sequence of int
         Number of values of each factor (each at least 1).
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
 
     def __init__(self, factor_sizes: Sequence[int] = (10,) * 10) -> None:
         sizes = tuple(int(s) for s in factor_sizes)
         if not sizes or min(sizes) < 1:
-            raise ValueError(f"factor_sizes must be a non-empty list of positive ints; got {factor_sizes!r}")
+            raise ValueError(
+                f"factor_sizes must be a non-empty list of positive ints; got {factor_sizes!r}"
+            )
         self.factor_sizes: tuple[int, ...] = sizes
 
     @property
@@ -219,7 +227,8 @@ class GridEncoder:
     encoder_calls : int
         Number of calls of ``encode``.
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
 
     def __init__(

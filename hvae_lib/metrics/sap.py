@@ -1,4 +1,5 @@
 """Separated Attribute Predictability (SAP), disentanglement_lib's ``sap_score`` definition."""
+
 from __future__ import annotations
 
 import warnings
@@ -27,7 +28,8 @@ def sap_from_score_matrix(scores: Any) -> float:
     -------
     float
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] < 2:
@@ -69,7 +71,8 @@ def sap_score_matrix(
     -------
     numpy.ndarray of shape [D, K]
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     z, v = check_pair(codes_train, factors_train, suffix="_train", min_dims=2)
     n_codes, n_factors = z.shape[1], v.shape[1]
@@ -147,7 +150,8 @@ def sap(
     -------
     float
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     s = sap_score_matrix(
         codes_train,

@@ -1,4 +1,5 @@
 """All five metrics on one representation, with the study budgets by default."""
+
 from __future__ import annotations
 
 import time
@@ -67,7 +68,8 @@ def evaluate_metrics(
         ``{"mig": {"discrete_mig"}, "dci": {...}, "sap": {"SAP_score"},
         "factor_vae": {...}, "beta_vae": {...}, "seconds": {metric: wall time}}``.
 
-    Used in: book/appendix_metrics.md
+
+    Used in: :ref:`appendix-metrics`
     """
     unknown = set(metrics) - {"mig", "dci", "sap", "factor_vae", "beta_vae"}
     if unknown:
@@ -89,8 +91,13 @@ def evaluate_metrics(
         ntr = dci_num_train or num_train
         nte = dci_num_test or num_test
         out["dci"] = dci(
-            z_tr[:ntr], v_tr[:ntr], z_te[:nte], v_te[:nte],
-            random_state=0, importance=dci_importance, n_jobs=dci_n_jobs,
+            z_tr[:ntr],
+            v_tr[:ntr],
+            z_te[:nte],
+            v_te[:nte],
+            random_state=0,
+            importance=dci_importance,
+            n_jobs=dci_n_jobs,
         )
         seconds["dci"] = time.perf_counter() - t0
     if "sap" in metrics:

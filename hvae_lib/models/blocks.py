@@ -2,19 +2,21 @@
 
 Image tensors are ``[B, C, H, W]`` with square ``H = W``; flat tensors are ``[B, F]``.
 
-Used in: book/01_rate_distortion.md and every later model chapter.
+Used in: :ref:`ch-rate-distortion` and every later model chapter.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 
-def mlp(sizes: Sequence[int], *, activation: type[nn.Module] = nn.ReLU,
-        final_activation: bool = False) -> nn.Sequential:
+def mlp(
+    sizes: Sequence[int], *, activation: type[nn.Module] = nn.ReLU, final_activation: bool = False
+) -> nn.Sequential:
     """A multilayer perceptron ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
 
     Parameters
@@ -36,7 +38,8 @@ def mlp(sizes: Sequence[int], *, activation: type[nn.Module] = nn.ReLU,
 def _num_halvings(resolution: int, bottom: int) -> int:
     if resolution < bottom or resolution & (resolution - 1) or bottom & (bottom - 1):
         raise ValueError(
-            f"conv bodies need a power-of-two resolution >= {bottom}, got {resolution}")
+            f"conv bodies need a power-of-two resolution >= {bottom}, got {resolution}"
+        )
     return int(math.log2(resolution // bottom))
 
 
@@ -48,8 +51,13 @@ class ConvEncoderBody(nn.Module):
     (repeated with its last value if shorter).
     """
 
-    def __init__(self, in_channels: int, resolution: int, channels: Sequence[int] = (32, 32, 64, 64),
-                 bottom: int = 4) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        resolution: int,
+        channels: Sequence[int] = (32, 32, 64, 64),
+        bottom: int = 4,
+    ) -> None:
         super().__init__()
         n = _num_halvings(resolution, bottom)
         widths = [int(c) for c in channels] or [32]
@@ -75,8 +83,14 @@ class ConvDecoderBody(nn.Module):
     one outputs ``out_channels`` maps with no activation.
     """
 
-    def __init__(self, in_features: int, out_channels: int, resolution: int,
-                 channels: Sequence[int] = (64, 64, 32, 32), bottom: int = 4) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_channels: int,
+        resolution: int,
+        channels: Sequence[int] = (64, 64, 32, 32),
+        bottom: int = 4,
+    ) -> None:
         super().__init__()
         n = _num_halvings(resolution, bottom)
         widths = [int(c) for c in channels] or [32]

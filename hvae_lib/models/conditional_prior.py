@@ -2,29 +2,29 @@ r"""A VAE whose prior is a learned conditional Gaussian :math:`p(z\mid u)` of a 
 
 Generative model :math:`p_\psi(z\mid u)=\mathcal N(\mu_\psi(u),\mathrm{diag}\,\sigma^2_\psi(u))` with
 :math:`u` a one-hot code (or concatenated one-hots) of observed labels, and the decoder
-:math:`p_\theta(x\mid z)` of a :class:`~hvae_lib.models.BetaVAE`; inference
+:math:`p_\theta(x\mid z)` of a :class:`~hvae_lib.models.vae.BetaVAE`; inference
 :math:`q_\phi(z\mid x)`, the same encoder. The forward pass returns, per example,
 
 .. math::
     D(x) = -\log p_\theta(x\mid z),\ z\sim q_\phi(z\mid x),\qquad
     R_u(x, u) = \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p_\psi(z\mid u)\big)\ \text{(analytic)},
 
-and the loss is :math:`\mathbb E[D + \beta R_u]`. By T3 (our formalisation, semafovae.md §1.3)
+and the loss is :math:`\mathbb E[D + \beta R_u]`. By T3 (our formalisation)
 the average rate is :math:`\mathbb E R_u = I_q(X;Z) - I_q(Z;U) +
 \mathbb E_{q(u)}\mathrm{KL}(q(z\mid u)\|p(z\mid u))`: the information that :math:`z` shares
 with :math:`u` is not charged. It is the labelled half of SemafoVAE's objective with the
 label itself in place of the label-VAE latent.
 
-The training loop (:func:`hvae_lib.train.train`) draws minibatches from one tensor, so images
+The training loop (:func:`!hvae_lib.train.train`) draws minibatches from one tensor, so images
 and labels travel together: :func:`pack_images_labels` flattens each image and appends its
-label code (``uint8`` when both are binary), and the loss of :func:`conditional_prior_loss`
+label code (``uint8`` when both are binary), and the loss of :func:`!conditional_prior_loss`
 unpacks them.
 
-Used in: book/02_transitive_information.md
+Used in: :ref:`ch-transitive`
 """
+
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +39,6 @@ from .vae import BetaVAE, VAEConfig, VAEOutput
 __all__ = [
     "ConditionalPriorVAEConfig",
     "ConditionalPriorVAE",
-    "conditional_prior_loss",
     "pack_images_labels",
     "unpack_images_labels",
 ]
@@ -51,7 +50,7 @@ class ConditionalPriorVAEConfig(ConfigBase):
 
     Attributes
     ----------
-    vae : encoder and decoder (the same as a :class:`~hvae_lib.models.BetaVAE`'s).
+    vae : encoder and decoder (the same as a :class:`~hvae_lib.models.vae.BetaVAE`'s).
     label_dim : size ``K`` of the label code :math:`u` (e.g. 16 for a one-hot of 16 classes).
     prior_hidden : hidden widths of the prior network :math:`u\\mapsto(\\mu,\\log\\sigma^2)`;
         ``()`` makes it linear, which for a one-hot :math:`u` is a table of one Gaussian per
@@ -74,11 +73,11 @@ class ConditionalPriorVAEConfig(ConfigBase):
 class ConditionalPriorVAE(nn.Module):
     r"""VAE with the learned conditional prior :math:`p(z\mid u)` (see the module docstring).
 
-    ``forward(x [B, C, H, W], u [B, K])`` -> :class:`~hvae_lib.models.VAEOutput` whose ``rate``
+    ``forward(x [B, C, H, W], u [B, K])`` -> :class:`~hvae_lib.models.vae.VAEOutput` whose ``rate``
     ``[B]`` is :math:`\mathrm{KL}(q(z\mid x)\,\|\,p(z\mid u))` and ``rate_per_dim`` ``[B, D]``
-    its per-dimension terms. Device-agnostic like :class:`~hvae_lib.models.BetaVAE`.
+    its per-dimension terms. Device-agnostic like :class:`~hvae_lib.models.vae.BetaVAE`.
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
 
     def __init__(self, config: ConditionalPriorVAEConfig) -> None:
@@ -86,8 +85,11 @@ class ConditionalPriorVAE(nn.Module):
         self.config = config
         self.vae = BetaVAE(config.vae)  # encoder body, Gaussian head and decoder
         k, d = int(config.label_dim), int(config.vae.latent_dim)
-        body: nn.Module = (mlp([k, *config.prior_hidden], final_activation=True)
-                           if config.prior_hidden else nn.Identity())
+        body: nn.Module = (
+            mlp([k, *config.prior_hidden], final_activation=True)
+            if config.prior_hidden
+            else nn.Identity()
+        )
         feat = int(config.prior_hidden[-1]) if config.prior_hidden else k
         self.prior_net = nn.Sequential(body)
         self.prior_head = GaussianHead(feat, d)
@@ -103,7 +105,11 @@ class ConditionalPriorVAE(nn.Module):
         return int(self.config.label_dim)
 
     def _check_u(self, u: torch.Tensor, batch: int | None = None) -> torch.Tensor:
-        if u.ndim != 2 or u.shape[1] != self.label_dim or (batch is not None and u.shape[0] != batch):
+        if (
+            u.ndim != 2
+            or u.shape[1] != self.label_dim
+            or (batch is not None and u.shape[0] != batch)
+        ):
             want = f"[{batch if batch is not None else 'B'}, {self.label_dim}]"
             raise ValueError(f"u must have shape {want}, got {tuple(u.shape)}")
         return u if u.is_floating_point() else u.float()
@@ -124,7 +130,9 @@ class ConditionalPriorVAE(nn.Module):
         r"""Expected image :math:`\mathbb E[x\mid z]` ``[B, C, H, W]``."""
         return self.vae.mean_image(z)
 
-    def forward(self, x: torch.Tensor, u: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+    def forward(
+        self, x: torch.Tensor, u: torch.Tensor, generator: torch.Generator | None = None
+    ) -> VAEOutput:
         r"""Distortion and rate :math:`\mathrm{KL}(q(z|x)\|p(z|u))` per example.
 
         .. math::
@@ -139,8 +147,15 @@ class ConditionalPriorVAE(nn.Module):
         cfg = self.config.vae
         dist = distortion(x, out, cfg.likelihood, cfg.sigma)
         kl_dims = gaussian_kl(mu, logvar, mu_p, logvar_p)
-        return VAEOutput(distortion=dist, rate=kl_dims.sum(-1), rate_per_dim=kl_dims, mu=mu,
-                         logvar=logvar, z=z, decoder_out=out)
+        return VAEOutput(
+            distortion=dist,
+            rate=kl_dims.sum(-1),
+            rate_per_dim=kl_dims,
+            mu=mu,
+            logvar=logvar,
+            z=z,
+            decoder_out=out,
+        )
 
     @torch.no_grad()
     def sample(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -153,7 +168,9 @@ class ConditionalPriorVAE(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-def pack_images_labels(images: torch.Tensor | np.ndarray, u: torch.Tensor | np.ndarray) -> torch.Tensor:
+def pack_images_labels(
+    images: torch.Tensor | np.ndarray, u: torch.Tensor | np.ndarray
+) -> torch.Tensor:
     """One row per example: the flattened image followed by its label code.
 
     Parameters
@@ -167,12 +184,15 @@ def pack_images_labels(images: torch.Tensor | np.ndarray, u: torch.Tensor | np.n
     one-hot labels; 4× smaller than float), else ``float32``. Unpack with
     :func:`unpack_images_labels`.
 
-    Used in: book/02_transitive_information.md
+
+    Used in: :ref:`ch-transitive`
     """
     x = torch.as_tensor(images)
     lab = torch.as_tensor(u)
     if x.ndim != 4 or lab.ndim != 2 or x.shape[0] != lab.shape[0]:
-        raise ValueError(f"need images [N, C, H, W] and u [N, K] with the same N; got {tuple(x.shape)}, {tuple(lab.shape)}")
+        raise ValueError(
+            f"need images [N, C, H, W] and u [N, K] with the same N; got {tuple(x.shape)}, {tuple(lab.shape)}"
+        )
     flat = x.reshape(x.shape[0], -1)
 
     def binary(t: torch.Tensor) -> bool:
@@ -182,7 +202,9 @@ def pack_images_labels(images: torch.Tensor | np.ndarray, u: torch.Tensor | np.n
     return torch.cat([flat.to(dtype), lab.to(dtype)], dim=1)
 
 
-def unpack_images_labels(batch: torch.Tensor, image_shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def unpack_images_labels(
+    batch: torch.Tensor, image_shape: tuple[int, int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`pack_images_labels`: ``[B, C*H*W + K] -> (x [B, C, H, W], u [B, K])`` (float)."""
     n_pix = int(np.prod(image_shape))
     if batch.ndim != 2 or batch.shape[1] <= n_pix:

@@ -3,7 +3,7 @@ r"""Hierarchical VAEs with generalized top-down inference and per-layer rates (r
 Xiao & Bamler, *Trading Information between Latents in Hierarchical Variational
 Autoencoders*, ICLR 2023. Layers are numbered **bottom-up**: :math:`z_1` sits next to
 :math:`x`, :math:`z_L` is the top layer (the authors' code calls :math:`z_1` ``y`` and
-:math:`z_2` ``z``; see :func:`betas_from_authors`).
+:math:`z_2` ``z``; see :func:`!betas_from_authors`).
 
 Generative model (the decoder sees only :math:`z_1`)
 
@@ -50,14 +50,16 @@ Every standard deviation is ``softplus(.) + std_floor`` (one convention for post
 conditional priors; the authors' code mixes softplus-std without a floor and softplus-variance,
 which made two of their grid points diverge).
 
-Used in: book/03_rate_splitting.md
+Used in: :ref:`ch-rate-splitting`
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,10 +70,10 @@ from ..distributions import LIKELIHOODS, diag_gaussian, distortion, gaussian_kl
 from .blocks import mlp
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
-"""Valid values of :attr:`HierarchicalVAEConfig.architecture`."""
+"""Valid values of ``architecture`` in :class:`HierarchicalVAEConfig`."""
 
 INFERENCE_VARIANTS: tuple[str, ...] = ("separate", "ladder")
-"""Valid values of :attr:`HierarchicalVAEConfig.inference`."""
+"""Valid values of ``inference`` in :class:`HierarchicalVAEConfig`."""
 
 PAPER_PRESETS: tuple[str, ...] = ("svhn", "cifar10", "mnist")
 """Names accepted by :func:`paper_preset`."""
@@ -106,7 +108,8 @@ class HierarchicalVAEConfig(ConfigBase):
         :math:`(\\sigma, \\beta)` and :math:`(\\sigma', \\beta\\sigma^2/\\sigma'^2)` train the same model.
     std_floor : added to every ``softplus`` standard deviation.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     input_shape: tuple[int, int, int] = (1, 8, 8)
@@ -122,15 +125,25 @@ class HierarchicalVAEConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}")
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}"
+            )
         if self.inference not in INFERENCE_VARIANTS:
-            raise ValueError(f"unknown inference variant {self.inference!r}; valid: {', '.join(INFERENCE_VARIANTS)}")
+            raise ValueError(
+                f"unknown inference variant {self.inference!r}; valid: {', '.join(INFERENCE_VARIANTS)}"
+            )
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+            raise ValueError(
+                f"unknown likelihood {self.likelihood!r}; valid: {', '.join(LIKELIHOODS)}"
+            )
         if len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape):
-            raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}")
+            raise ValueError(
+                f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}"
+            )
         if len(self.latent_dims) < 2:
-            raise ValueError(f"a hierarchical VAE needs L >= 2 layers, got latent_dims={self.latent_dims}")
+            raise ValueError(
+                f"a hierarchical VAE needs L >= 2 layers, got latent_dims={self.latent_dims}"
+            )
         if any(int(d) <= 0 for d in self.latent_dims):
             raise ValueError(f"latent_dims must be positive, got {self.latent_dims}")
         for name in ("hidden", "prior_hidden", "channels"):
@@ -155,7 +168,9 @@ class HierarchicalVAEConfig(ConfigBase):
     def latent_shapes(self) -> tuple[tuple[int, ...], ...]:
         """Per-layer sample shapes without the batch dimension, bottom-up."""
         dims = [int(d) for d in self.latent_dims]
-        first: tuple[int, ...] = (dims[0], BOTTOM, BOTTOM) if self.architecture == "conv" else (dims[0],)
+        first: tuple[int, ...] = (
+            (dims[0], BOTTOM, BOTTOM) if self.architecture == "conv" else (dims[0],)
+        )
         return (first, *((d,) for d in dims[1:]))
 
     @property
@@ -175,7 +190,8 @@ def conv_resolutions(resolution: int) -> list[int]:
     ValueError
         For any other size.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     r = int(resolution)
     if r == 28:
@@ -185,7 +201,9 @@ def conv_resolutions(resolution: int) -> list[int]:
         while out[-1] > BOTTOM:
             out.append(out[-1] // 2)
         return out
-    raise ValueError(f"the conv architecture supports image sizes 8, 16, 32, 64, ... and 28, got {r}")
+    raise ValueError(
+        f"the conv architecture supports image sizes 8, 16, 32, 64, ... and 28, got {r}"
+    )
 
 
 def _down(c_in: int, c_out: int, r_in: int, r_out: int) -> nn.Conv2d:
@@ -218,7 +236,7 @@ class SoftplusGaussianHead(nn.Module):
     ``h`` ``[B, F]`` (or ``[B, C, H, W]`` for a conv layer) -> ``(mu, std)`` each of shape
     ``[B, *shape]``, with :math:`\\sigma = \\mathrm{softplus}(s) + \\text{floor}`.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
 
     def __init__(self, layer: nn.Module, shape: Sequence[int], floor: float) -> None:
@@ -235,8 +253,9 @@ class SoftplusGaussianHead(nn.Module):
         return mu, F.softplus(s) + self.floor
 
 
-def precision_weighted_merge(mu_hat: torch.Tensor, std_hat: torch.Tensor, mu_p: torch.Tensor,
-                             std_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def precision_weighted_merge(
+    mu_hat: torch.Tensor, std_hat: torch.Tensor, mu_p: torch.Tensor, std_p: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Ladder-VAE merge of a bottom-up Gaussian estimate with the conditional prior.
 
     .. math::
@@ -246,9 +265,9 @@ def precision_weighted_merge(mu_hat: torch.Tensor, std_hat: torch.Tensor, mu_p: 
     (Sønderby et al. 2016; the product of the two Gaussian densities, renormalised). All
     arguments broadcast (typically ``[B, *shape]``). Returns ``(mu, std)``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
-    v_hat, v_p = std_hat ** 2, std_p ** 2
+    v_hat, v_p = std_hat**2, std_p**2
     total = v_hat + v_p
     mu = (mu_hat * v_p + mu_p * v_hat) / total
     return mu, torch.sqrt(v_hat * v_p / total)
@@ -300,8 +319,9 @@ class _TopPosterior(nn.Module):
 class _ConditionalPosterior(nn.Module):
     """:math:`q(z_l\\mid z_{>l}, x)`: [x-branch ‖ z-branch] -> merge -> Gaussian head."""
 
-    def __init__(self, x_branch: nn.Module, z_branch: nn.Module, merge: nn.Module,
-                 head: SoftplusGaussianHead) -> None:
+    def __init__(
+        self, x_branch: nn.Module, z_branch: nn.Module, merge: nn.Module, head: SoftplusGaussianHead
+    ) -> None:
         super().__init__()
         self.x_branch, self.z_branch, self.merge, self.head = x_branch, z_branch, merge, head
 
@@ -356,7 +376,8 @@ class HierarchicalOutput:
     samples : per layer the reparameterised sample :math:`z_l`.
     decoder_out : ``[B, C, H, W]`` logits (Bernoulli) or means (Gaussian) at :math:`z_1`.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
 
     distortion: torch.Tensor
@@ -382,7 +403,9 @@ class HierarchicalOutput:
         """``[B]``: :math:`D + \\sum_l \\beta_l R_l` (``betas`` bottom-up, length L)."""
         b = torch.as_tensor(betas, dtype=self.rates.dtype, device=self.rates.device)
         if b.shape != self.rates.shape[-1:]:
-            raise ValueError(f"need {self.rates.shape[-1]} betas (one per layer), got {tuple(b.shape)}")
+            raise ValueError(
+                f"need {self.rates.shape[-1]} betas (one per layer), got {tuple(b.shape)}"
+            )
         return self.distortion + (self.rates * b).sum(-1)
 
     def loss(self, betas: Sequence[float] | torch.Tensor) -> torch.Tensor:
@@ -398,7 +421,9 @@ class HierarchicalOutput:
         """
         total = torch.zeros_like(self.distortion)
         with _without_distribution_validation():
-            for mu, std, mp, sp, z in zip(self.means, self.stds, self.prior_means, self.prior_stds, self.samples):
+            for mu, std, mp, sp, z in zip(
+                self.means, self.stds, self.prior_means, self.prior_stds, self.samples
+            ):
                 q = diag_gaussian(mu.flatten(1), _logvar(std).flatten(1))
                 p = diag_gaussian(mp.flatten(1), _logvar(sp).flatten(1))
                 total = total + q.log_prob(z.flatten(1)) - p.log_prob(z.flatten(1))
@@ -417,7 +442,7 @@ class HierarchicalVAE(nn.Module):
     as the buffer ``sigma``; loading a state dict whose σ differs from the config raises (a
     guard against the authors' bug of evaluating with the wrong σ).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
 
     def __init__(self, config: HierarchicalVAEConfig) -> None:
@@ -436,7 +461,9 @@ class HierarchicalVAE(nn.Module):
 
         # conditional priors p(z_l | z_{>l}), l = 1..L-1
         self.priors = nn.ModuleList(
-            _ConditionalPrior(above_sizes[i], int(cfg.prior_hidden), shapes[i], fl) for i in range(L - 1))
+            _ConditionalPrior(above_sizes[i], int(cfg.prior_hidden), shapes[i], fl)
+            for i in range(L - 1)
+        )
 
         def flat_head(f: int, i: int) -> SoftplusGaussianHead:
             return SoftplusGaussianHead(nn.Linear(f, 2 * sizes[i]), shapes[i], fl)
@@ -445,26 +472,44 @@ class HierarchicalVAE(nn.Module):
             posts: list[nn.Module] = []
             for i in range(L - 1):  # layer l = i + 1
                 if not conv:
-                    posts.append(_ConditionalPosterior(
-                        nn.Sequential(flat_x, nn.Linear(n_in, hid), nn.ReLU()),
-                        nn.Sequential(nn.Linear(above_sizes[i], hid), nn.ReLU()),
-                        nn.Sequential(nn.Linear(2 * hid, hid), nn.ReLU()), flat_head(hid, i)))
+                    posts.append(
+                        _ConditionalPosterior(
+                            nn.Sequential(flat_x, nn.Linear(n_in, hid), nn.ReLU()),
+                            nn.Sequential(nn.Linear(above_sizes[i], hid), nn.ReLU()),
+                            nn.Sequential(nn.Linear(2 * hid, hid), nn.ReLU()),
+                            flat_head(hid, i),
+                        )
+                    )
                 elif i == 0:  # convolutional z_1: the authors' q(z1 | z2, x)
                     m = res[-2]
                     x_branch = _conv_chain(c_in, c, res[:-1])
                     c_x = c if len(res) > 2 else c_in
                     z_branch = nn.Sequential(
-                        nn.Linear(above_sizes[0], c * BOTTOM * BOTTOM), nn.ReLU(),
-                        nn.Unflatten(1, (c, BOTTOM, BOTTOM)), _up(c, c, BOTTOM, m), nn.ReLU())
+                        nn.Linear(above_sizes[0], c * BOTTOM * BOTTOM),
+                        nn.ReLU(),
+                        nn.Unflatten(1, (c, BOTTOM, BOTTOM)),
+                        _up(c, c, BOTTOM, m),
+                        nn.ReLU(),
+                    )
                     merge = nn.Sequential(_down(c_x + c, c, m, BOTTOM), nn.ReLU())
-                    head = SoftplusGaussianHead(nn.Conv2d(c, 2 * shapes[0][0], 3, 1, 1), shapes[0], fl)
+                    head = SoftplusGaussianHead(
+                        nn.Conv2d(c, 2 * shapes[0][0], 3, 1, 1), shapes[0], fl
+                    )
                     posts.append(_ConditionalPosterior(x_branch, z_branch, merge, head))
                 else:  # intermediate vector layer of a conv model (our generalisation, L >= 3)
-                    posts.append(_ConditionalPosterior(
-                        nn.Sequential(_conv_chain(c_in, c, res), nn.Flatten(),
-                                      nn.Linear(c * BOTTOM * BOTTOM, hid), nn.ReLU()),
-                        nn.Sequential(nn.Linear(above_sizes[i], hid), nn.ReLU()),
-                        nn.Sequential(nn.Linear(2 * hid, hid), nn.ReLU()), flat_head(hid, i)))
+                    posts.append(
+                        _ConditionalPosterior(
+                            nn.Sequential(
+                                _conv_chain(c_in, c, res),
+                                nn.Flatten(),
+                                nn.Linear(c * BOTTOM * BOTTOM, hid),
+                                nn.ReLU(),
+                            ),
+                            nn.Sequential(nn.Linear(above_sizes[i], hid), nn.ReLU()),
+                            nn.Sequential(nn.Linear(2 * hid, hid), nn.ReLU()),
+                            flat_head(hid, i),
+                        )
+                    )
             if conv:
                 top_body: nn.Module = nn.Sequential(_conv_chain(c_in, c, res), nn.Flatten())
                 top_feat = c * BOTTOM * BOTTOM
@@ -484,17 +529,38 @@ class HierarchicalVAE(nn.Module):
                 ups: list[nn.Module] = []
                 for i in range(L - 1):
                     if i == 0:
-                        ups.append(_BottomUp(nn.Sequential(*reduce()), SoftplusGaussianHead(
-                            nn.Conv2d(c, 2 * shapes[0][0], 3, 1, 1), shapes[0], fl)))
+                        ups.append(
+                            _BottomUp(
+                                nn.Sequential(*reduce()),
+                                SoftplusGaussianHead(
+                                    nn.Conv2d(c, 2 * shapes[0][0], 3, 1, 1), shapes[0], fl
+                                ),
+                            )
+                        )
                     else:
-                        ups.append(_BottomUp(nn.Sequential(*reduce(), nn.Flatten(),
-                                                           nn.Linear(c * BOTTOM * BOTTOM, hid), nn.ReLU()),
-                                             flat_head(hid, i)))
-                ups.append(_BottomUp(nn.Sequential(*reduce(), nn.Flatten()), flat_head(c * BOTTOM * BOTTOM, L - 1)))
+                        ups.append(
+                            _BottomUp(
+                                nn.Sequential(
+                                    *reduce(),
+                                    nn.Flatten(),
+                                    nn.Linear(c * BOTTOM * BOTTOM, hid),
+                                    nn.ReLU(),
+                                ),
+                                flat_head(hid, i),
+                            )
+                        )
+                ups.append(
+                    _BottomUp(
+                        nn.Sequential(*reduce(), nn.Flatten()),
+                        flat_head(c * BOTTOM * BOTTOM, L - 1),
+                    )
+                )
             else:
                 self.shared = nn.Sequential(flat_x, mlp([n_in, hid, hid], final_activation=True))
-                ups = [_BottomUp(nn.Sequential(nn.Linear(hid, hid), nn.ReLU()), flat_head(hid, i))
-                       for i in range(L - 1)]
+                ups = [
+                    _BottomUp(nn.Sequential(nn.Linear(hid, hid), nn.ReLU()), flat_head(hid, i))
+                    for i in range(L - 1)
+                ]
                 ups.append(_BottomUp(nn.Identity(), flat_head(hid, L - 1)))
             self.posteriors = nn.ModuleList(ups)
 
@@ -511,7 +577,9 @@ class HierarchicalVAE(nn.Module):
                 ch = c
             self.decoder: nn.Module = nn.Sequential(*layers)
         else:
-            self.decoder = nn.Sequential(mlp([sizes[0], hid, hid, n_in]), nn.Unflatten(1, (c_in, h, w)))
+            self.decoder = nn.Sequential(
+                mlp([sizes[0], hid, hid, n_in]), nn.Unflatten(1, (c_in, h, w))
+            )
         self.register_buffer("sigma", torch.tensor(float(cfg.sigma)))
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -529,6 +597,7 @@ class HierarchicalVAE(nn.Module):
         ``{"q(z2|x)": ..., "q(z1|z2,x)": ..., "p(z1|z2)": ..., "p(x|z1)": ...}``; the ladder
         variant adds ``"d(x)"`` and names the bottom-up blocks ``"q^(z_l|d)"``.
         """
+
         def n(mod: nn.Module) -> int:
             return sum(p.numel() for p in mod.parameters() if p.requires_grad)
 
@@ -547,27 +616,37 @@ class HierarchicalVAE(nn.Module):
         out["p(x|z1)"] = n(self.decoder)
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):  # type: ignore[override]
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ):  # type: ignore[override]
         """``nn.Module.load_state_dict`` that refuses a stored σ different from ``config.sigma``."""
         if "sigma" in state_dict:
             stored = float(torch.as_tensor(state_dict["sigma"]))
             if not math.isclose(stored, float(self.config.sigma), rel_tol=1e-6):
-                raise ValueError(f"state dict was trained with sigma={stored}, but this model's config has "
-                                 f"sigma={self.config.sigma}; build the model from the matching config")
+                raise ValueError(
+                    f"state dict was trained with sigma={stored}, but this model's config has "
+                    f"sigma={self.config.sigma}; build the model from the matching config"
+                )
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or tuple(x.shape[1:]) != tuple(int(s) for s in self.config.input_shape):
-            raise ValueError(f"expected input [B, {', '.join(str(int(s)) for s in self.config.input_shape)}], "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input [B, {', '.join(str(int(s)) for s in self.config.input_shape)}], "
+                f"got {tuple(x.shape)}"
+            )
 
     def _reference(self) -> torch.Tensor:
         return self.sigma
 
     # -- noise ---------------------------------------------------------------------------------
-    def draw_noise(self, batch_size: int, generator: torch.Generator | None = None,
-                   device: torch.device | str | None = None, dtype: torch.dtype | None = None
-                   ) -> list[torch.Tensor]:
+    def draw_noise(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> list[torch.Tensor]:
         """Standard-normal noise for one forward pass, drawn **top-down** (z_L first).
 
         Returns a list indexed bottom-up (entry ``l-1`` has shape ``[B, *shape_l]``).
@@ -580,13 +659,23 @@ class HierarchicalVAE(nn.Module):
         dtype = ref.dtype if dtype is None else dtype
         out: list[torch.Tensor] = [torch.empty(0)] * self.num_layers
         for i in reversed(range(self.num_layers)):
-            out[i] = torch.randn((int(batch_size), *self.config.latent_shapes[i]), generator=generator,
-                                 device=device, dtype=dtype)
+            out[i] = torch.randn(
+                (int(batch_size), *self.config.latent_shapes[i]),
+                generator=generator,
+                device=device,
+                dtype=dtype,
+            )
         return out
 
     # -- the passes ----------------------------------------------------------------------------
-    def _posterior_params(self, i: int, x: torch.Tensor, d: torch.Tensor | None, above: torch.Tensor | None,
-                          prior: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _posterior_params(
+        self,
+        i: int,
+        x: torch.Tensor,
+        d: torch.Tensor | None,
+        above: torch.Tensor | None,
+        prior: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of :math:`q(z_{i+1}\\mid z_{>i+1}, x)`."""
         L = self.num_layers
         if self.config.inference == "separate":
@@ -599,8 +688,12 @@ class HierarchicalVAE(nn.Module):
         assert prior is not None
         return precision_weighted_merge(mu_hat, std_hat, prior[0], prior[1])
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                noise: Sequence[torch.Tensor] | None = None) -> HierarchicalOutput:
+    def forward(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: Sequence[torch.Tensor] | None = None,
+    ) -> HierarchicalOutput:
         r"""Distortion and per-layer rates per example; see :class:`HierarchicalOutput`.
 
         One top-down ancestral pass: :math:`z_L\sim q(z_L|x)`; for :math:`l = L-1,\dots,1`
@@ -623,15 +716,21 @@ class HierarchicalVAE(nn.Module):
             raise ValueError(f"need {L} noise tensors, got {len(noise)}")
         d = self.shared(x) if self.config.inference == "ladder" else None
         means: list[torch.Tensor] = [x] * L
-        stds, pmeans, pstds, zs, kls = list(means), list(means), list(means), list(means), list(means)
+        stds, pmeans, pstds, zs, kls = (
+            list(means),
+            list(means),
+            list(means),
+            list(means),
+            list(means),
+        )
         for i in reversed(range(L)):
             if i == L - 1:
-                above, prior = None, None
+                above = None
                 mu, std = self._posterior_params(i, x, d, None, None)
                 mu_p, std_p = torch.zeros_like(mu), torch.ones_like(std)
                 kl = gaussian_kl(mu, _logvar(std))
             else:
-                above = _flat_cat(zs[i + 1:])
+                above = _flat_cat(zs[i + 1 :])
                 mu_p, std_p = self.priors[i](above)
                 mu, std = self._posterior_params(i, x, d, above, (mu_p, std_p))
                 kl = gaussian_kl(mu, _logvar(std), mu_p, _logvar(std_p))
@@ -641,11 +740,20 @@ class HierarchicalVAE(nn.Module):
         out = self.decoder(zs[0])
         with _without_distribution_validation():
             dist = distortion(x, out, self.config.likelihood, float(self.config.sigma))
-        return HierarchicalOutput(distortion=dist, rates=torch.stack(kls, dim=-1), means=tuple(means),
-                                  stds=tuple(stds), prior_means=tuple(pmeans), prior_stds=tuple(pstds),
-                                  samples=tuple(zs), decoder_out=out)
+        return HierarchicalOutput(
+            distortion=dist,
+            rates=torch.stack(kls, dim=-1),
+            means=tuple(means),
+            stds=tuple(stds),
+            prior_means=tuple(pmeans),
+            prior_stds=tuple(pstds),
+            samples=tuple(zs),
+            decoder_out=out,
+        )
 
-    def rate_per_layer(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def rate_per_layer(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``[B, L]`` per-layer rates of ``x`` (column ``l-1``: :math:`R(z_l\\mid z_{>l})`; see :meth:`forward`)."""
         return self.forward(x, generator=generator).rates
 
@@ -670,7 +778,7 @@ class HierarchicalVAE(nn.Module):
             if i == L - 1:
                 bars[i] = self._posterior_params(i, x, d, None, None)[0]
             else:
-                above = _flat_cat(bars[i + 1:])
+                above = _flat_cat(bars[i + 1 :])
                 prior = self.priors[i](above)
                 bars[i] = self._posterior_params(i, x, d, above, prior)[0]
         return bars[::-1]
@@ -689,7 +797,9 @@ class HierarchicalVAE(nn.Module):
         return self.mean_image(self.posterior_means(x)[-1])
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, *, sample_lower: bool = True) -> torch.Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, *, sample_lower: bool = True
+    ) -> torch.Tensor:
         r"""Ancestral samples: :math:`z_L\sim\mathcal N(0,I)`, :math:`z_l\sim p(z_l|z_{>l})`
         (or its mean with ``sample_lower=False``), image = :meth:`mean_image` of :math:`z_1`.
 
@@ -698,10 +808,14 @@ class HierarchicalVAE(nn.Module):
         ref = self._reference()
         L = self.num_layers
         zs: list[torch.Tensor] = [ref] * L
-        zs[L - 1] = torch.randn((int(n), *self.config.latent_shapes[L - 1]), generator=generator,
-                                device=ref.device, dtype=ref.dtype)
+        zs[L - 1] = torch.randn(
+            (int(n), *self.config.latent_shapes[L - 1]),
+            generator=generator,
+            device=ref.device,
+            dtype=ref.dtype,
+        )
         for i in reversed(range(L - 1)):
-            mu, std = self.priors[i](_flat_cat(zs[i + 1:]))
+            mu, std = self.priors[i](_flat_cat(zs[i + 1 :]))
             if sample_lower:
                 eps = torch.randn(mu.shape, generator=generator, device=ref.device, dtype=ref.dtype)
                 zs[i] = mu + std * eps
@@ -713,15 +827,25 @@ class HierarchicalVAE(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # presets
 # ----------------------------------------------------------------------------------------------
-def prototype_preset(input_shape: tuple[int, int, int] = (1, 8, 8), **changes: Any) -> HierarchicalVAEConfig:
-    """The CPU prototype (rate_splitting digest §8.2): MLP body, ``dim z_2 = 8``, ``dim z_1 = 16``,
+def prototype_preset(
+    input_shape: tuple[int, int, int] = (1, 8, 8), **changes: Any
+) -> HierarchicalVAEConfig:
+    """The CPU prototype (ours): MLP body, ``dim z_2 = 8``, ``dim z_1 = 16``,
     hidden 64, prior hidden 32, Gaussian σ = 0.1; 35,184 parameters on 8×8 digits.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
-    cfg = HierarchicalVAEConfig(input_shape=input_shape, latent_dims=(16, 8), architecture="mlp",
-                                inference="separate", hidden=64, prior_hidden=32, likelihood="gaussian",
-                                sigma=0.1, std_floor=1e-4)
+    cfg = HierarchicalVAEConfig(
+        input_shape=input_shape,
+        latent_dims=(16, 8),
+        architecture="mlp",
+        inference="separate",
+        hidden=64,
+        prior_hidden=32,
+        likelihood="gaussian",
+        sigma=0.1,
+        std_floor=1e-4,
+    )
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -740,24 +864,51 @@ def paper_preset(dataset: str = "svhn", **changes: Any) -> HierarchicalVAEConfig
     ValueError
         For an unknown dataset name.
 
-    Used in: book/03_rate_splitting.md
+
+    Used in: :ref:`ch-rate-splitting`
     """
     key = str(dataset).lower().replace("-", "")
     if key in ("svhn", "cifar10"):
-        cfg = HierarchicalVAEConfig(input_shape=(3, 32, 32), latent_dims=(32, 32), architecture="conv",
-                                    inference="separate", hidden=256, prior_hidden=256, channels=32,
-                                    likelihood="gaussian", sigma=0.71, std_floor=1e-4)
+        cfg = HierarchicalVAEConfig(
+            input_shape=(3, 32, 32),
+            latent_dims=(32, 32),
+            architecture="conv",
+            inference="separate",
+            hidden=256,
+            prior_hidden=256,
+            channels=32,
+            likelihood="gaussian",
+            sigma=0.71,
+            std_floor=1e-4,
+        )
     elif key == "mnist":
-        cfg = HierarchicalVAEConfig(input_shape=(1, 28, 28), latent_dims=(16, 20), architecture="conv",
-                                    inference="separate", hidden=128, prior_hidden=128, channels=16,
-                                    likelihood="gaussian", sigma=0.71, std_floor=1e-4)
+        cfg = HierarchicalVAEConfig(
+            input_shape=(1, 28, 28),
+            latent_dims=(16, 20),
+            architecture="conv",
+            inference="separate",
+            hidden=128,
+            prior_hidden=128,
+            channels=16,
+            likelihood="gaussian",
+            sigma=0.71,
+            std_floor=1e-4,
+        )
     else:
         raise ValueError(f"unknown paper preset {dataset!r}; valid: {', '.join(PAPER_PRESETS)}")
     return cfg.replace(**changes) if changes else cfg
 
 
 __all__ = [
-    "ARCHITECTURES", "INFERENCE_VARIANTS", "PAPER_PRESETS", "HierarchicalVAEConfig", "HierarchicalVAE",
-    "HierarchicalOutput", "SoftplusGaussianHead", "precision_weighted_merge", "conv_resolutions",
-    "prototype_preset", "paper_preset",
+    "ARCHITECTURES",
+    "INFERENCE_VARIANTS",
+    "PAPER_PRESETS",
+    "HierarchicalVAEConfig",
+    "HierarchicalVAE",
+    "HierarchicalOutput",
+    "SoftplusGaussianHead",
+    "precision_weighted_merge",
+    "conv_resolutions",
+    "prototype_preset",
+    "paper_preset",
 ]

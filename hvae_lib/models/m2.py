@@ -15,14 +15,15 @@ classes, so the exact sum over :math:`y` in :math:`\mathcal U` is replaced by on
 one-hot sample :math:`\tilde y\sim q_\tau(y\mid x)` per factor (Gumbel-softmax, :math:`\tau=0.5`,
 as SemafoVAE's pseudo-labels), and :math:`H[q(y|x)]` is the analytic per-factor entropy.
 :math:`\log p(\tilde y)=-\sum_f\log K_f` is a constant, kept for the ELBO's value.
-The image encoder/decoder are the convolutional :class:`~hvae_lib.models.BetaVAE`'s (the same
+The image encoder/decoder are the convolutional :class:`~hvae_lib.models.vae.BetaVAE`'s (the same
 as SemafoVAE's); :math:`q(y\mid x)` is a linear head on the encoder features, :math:`y` enters
 :math:`q(z\mid x,y)` by concatenation with the features and the decoder by a linear map added to
 its first layer (equivalent to concatenating :math:`[z,y]`). The labelled/unlabelled batch
-composition, warm-up and step budget are SemafoVAE's (:mod:`hvae_lib.train.semisup`).
+composition, warm-up and step budget are SemafoVAE's (:mod:`!hvae_lib.train.semisup`).
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,15 @@ import torch
 from torch import nn
 
 from ..config import ConfigBase
-from ..distributions import (categorical_entropy, distortion, gaussian_kl, relaxed_one_hot, reparameterise,
-                             soft_log_likelihood, split_blocks)
+from ..distributions import (
+    categorical_entropy,
+    distortion,
+    gaussian_kl,
+    relaxed_one_hot,
+    reparameterise,
+    soft_log_likelihood,
+    split_blocks,
+)
 from .blocks import GaussianHead
 from .semafo import SemafoVAE
 from .vae import BetaVAE, VAEConfig
@@ -48,15 +56,23 @@ class M2Config(ConfigBase):
 
     Attributes
     ----------
-    vae : convolutional :class:`~hvae_lib.models.VAEConfig` (Bernoulli), as SemafoVAE's.
+    vae : convolutional :class:`~hvae_lib.models.vae.VAEConfig` (Bernoulli), as SemafoVAE's.
     factor_sizes : classes per labelled factor.
     temperature : :math:`\\tau` of the relaxed pseudo-labels [ours].
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
-    vae: VAEConfig = field(default_factory=lambda: VAEConfig(
-        input_shape=(1, 32, 32), latent_dim=10, architecture="conv", hidden=(16, 32, 32), dense=128))
+    vae: VAEConfig = field(
+        default_factory=lambda: VAEConfig(
+            input_shape=(1, 32, 32),
+            latent_dim=10,
+            architecture="conv",
+            hidden=(16, 32, 32),
+            dense=128,
+        )
+    )
     factor_sizes: tuple[int, ...] = (3, 4, 8, 8, 8)
     temperature: float = 0.5
 
@@ -64,7 +80,9 @@ class M2Config(ConfigBase):
 
     def __post_init__(self) -> None:
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature (tau) must be positive and finite, got {self.temperature}")
+            raise ValueError(
+                f"temperature (tau) must be positive and finite, got {self.temperature}"
+            )
         if self.vae.architecture != "conv" or self.vae.likelihood != "bernoulli":
             raise ValueError("M2VAE uses the conv encoder/decoder with a Bernoulli likelihood")
         if len(self.factor_sizes) == 0 or any(int(k) <= 0 for k in self.factor_sizes):
@@ -83,7 +101,7 @@ class M2Output:
     ``mu``, ``logvar``, ``z`` ``[B, D]``, ``y`` ``[B, d_y]``, ``qy_logits`` ``[B, d_y]``,
     ``decoder_out`` ``[B, C, H, W]``.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     labelled: bool
@@ -101,8 +119,13 @@ class M2Output:
 
     def terms(self) -> dict[str, torch.Tensor]:
         """The ``[B]`` terms by name."""
-        return {"log_px": self.log_px, "log_py": self.log_py, "kl_z": self.kl_z, "log_qy_x": self.log_qy_x,
-                "entropy_qy": self.entropy_qy}
+        return {
+            "log_px": self.log_px,
+            "log_py": self.log_py,
+            "kl_z": self.kl_z,
+            "log_qy_x": self.log_qy_x,
+            "entropy_qy": self.entropy_qy,
+        }
 
 
 class M2VAE(nn.Module):
@@ -110,7 +133,7 @@ class M2VAE(nn.Module):
 
     ``forward(x, y=None, *, pseudo_label=None, generator=None, loss_config=None)`` -> :class:`M2Output`.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     def __init__(self, config: M2Config) -> None:
@@ -122,7 +145,9 @@ class M2VAE(nn.Module):
         self.classifier = nn.Linear(dense, dy)  # q(y|x)
         self.z_head = GaussianHead(dense + dy, d)  # q(z|x,y)
         self.y_to_decoder = nn.Linear(dy, dense, bias=False)
-        self.register_buffer("log_prior_y", torch.tensor(-sum(math.log(k) for k in self.factor_sizes)))
+        self.register_buffer(
+            "log_prior_y", torch.tensor(-sum(math.log(k) for k in self.factor_sizes))
+        )
 
     @property
     def latent_dim(self) -> int:
@@ -169,8 +194,15 @@ class M2VAE(nn.Module):
         y_hat = self.as_one_hot(self.label_indices(self.classifier(feat)))
         return self.encode_z(feat, y_hat)[0]
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, pseudo_label: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, loss_config: Any = None) -> M2Output:
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        *,
+        pseudo_label: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        loss_config: Any = None,
+    ) -> M2Output:
         """All terms of :math:`\\mathcal L(x,y)` (``y`` given) or :math:`\\mathcal U(x)`; draws ``[ỹ], z``."""
         hard = bool(getattr(loss_config, "hard", False))  # an hvae_lib.objectives.M2LossConfig
         sizes = self.factor_sizes
@@ -182,8 +214,13 @@ class M2VAE(nn.Module):
             y1 = self.as_one_hot(y)
             log_qy, ent = soft_log_likelihood(qy, y1, sizes), zeros
         else:
-            y1 = (self.as_one_hot(pseudo_label) if pseudo_label is not None
-                  else relaxed_one_hot(qy, sizes, float(self.config.temperature), generator, hard=hard))
+            y1 = (
+                self.as_one_hot(pseudo_label)
+                if pseudo_label is not None
+                else relaxed_one_hot(
+                    qy, sizes, float(self.config.temperature), generator, hard=hard
+                )
+            )
             log_qy, ent = zeros, categorical_entropy(qy, sizes)
         mu, logvar = self.encode_z(feat, y1)
         z = reparameterise(mu, logvar, generator)
@@ -191,15 +228,36 @@ class M2VAE(nn.Module):
         log_px = -distortion(x, out, "bernoulli")
         log_py = zeros + self.log_prior_y.to(zeros)  # sum_f sum_k y_fk log(1/K_f), blocks sum to 1
         kl = gaussian_kl(mu, logvar).sum(-1)
-        return M2Output(labelled=labelled, log_px=log_px, log_py=log_py, kl_z=kl, log_qy_x=log_qy, entropy_qy=ent,
-                        mu=mu, logvar=logvar, z=z, y=y1, qy_logits=qy, decoder_out=out)
+        return M2Output(
+            labelled=labelled,
+            log_px=log_px,
+            log_py=log_py,
+            kl_z=kl,
+            log_qy_x=log_qy,
+            entropy_qy=ent,
+            mu=mu,
+            logvar=logvar,
+            z=z,
+            y=y1,
+            qy_logits=qy,
+            decoder_out=out,
+        )
 
     @torch.no_grad()
-    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None, *,
-                 sample_z: bool = True) -> dict[str, torch.Tensor]:
+    def generate(
+        self, y: torch.Tensor, generator: torch.Generator | None = None, *, sample_z: bool = True
+    ) -> dict[str, torch.Tensor]:
         """Mean images ``[B, C, H, W]`` of :math:`p(x\\mid y,z)`, :math:`z\\sim\\mathcal N(0,I)` (or 0)."""
         y1 = self.as_one_hot(y)
         ref = self._reference()
-        z = (torch.randn((y1.shape[0], self.latent_dim), generator=generator, device=ref.device, dtype=ref.dtype)
-             if sample_z else torch.zeros((y1.shape[0], self.latent_dim), device=ref.device, dtype=ref.dtype))
+        z = (
+            torch.randn(
+                (y1.shape[0], self.latent_dim),
+                generator=generator,
+                device=ref.device,
+                dtype=ref.dtype,
+            )
+            if sample_z
+            else torch.zeros((y1.shape[0], self.latent_dim), device=ref.device, dtype=ref.dtype)
+        )
         return {"z": z, "images": torch.sigmoid(self.decode(z, y1))}

@@ -1,10 +1,11 @@
 r"""SemafoVAE and SemafoHVAE (Ngo et al., arXiv:2203.05074): a VAE with a *controllable* prior.
 
-Notation and citations follow ``semafovae.md`` (the digest of the authors' code): [SF:L…] are
-lines of ``examples/vae/semafo_final.py`` in ``trungnt13/odin-ai`` (the authors' choice),
-[ours] marks our recommendation or interpretation.
+Citations: [SF:L…] are lines of ``examples/vae/semafo_final.py`` in the authors' repository
+trungnt13/odin-ai at commit ``9c6986a`` (the authors' choice);
+[image_networks.py:L] are lines of ``odin/networks/image_networks.py`` in the same repository and
+commit; [ours] marks our recommendation or interpretation.
 
-Generative model (§2.2; the flat :class:`SemafoVAE` drops :math:`z_1`) [SF:L351–470, L823–924]
+Generative model (the flat :class:`SemafoVAE` drops :math:`z_1`) [SF:L351–470, L823–924]
 
 .. math::
     p(u)=\mathcal N(0,I),\quad p(y\mid u)=\prod_f \mathrm{Cat}(y_f;\mathrm{softmax}(W_f g_\psi(u))),\quad
@@ -20,7 +21,7 @@ one-hot / Gumbel-softmax with :math:`\tau=0.5` per factor [SF:L210–231]) and t
 :math:`q(u\mid y)`. :math:`y` is the concatenation of one one-hot block per discretised factor
 (dSprites-lite: 3+4+8+8+8 = 31) and :math:`d_u=d_y` [SF:L410–415].
 
-Objectives (§2.4) [SF:L603–697], per example, with
+Objectives [SF:L603–697], per example, with
 :math:`\widehat{\mathrm{KL}}_{z_0}=\mathrm{KL}(q(z_0\mid x)\|p(z_0\mid u))`,
 :math:`\mathrm{KL}_u=\mathrm{KL}(q(u\mid y)\|\mathcal N(0,I))` and
 :math:`\mathrm{KL}_{z_1}=\mathrm{KL}(q(z_1\mid x,z_0)\|p(z_1\mid z_0,u))`:
@@ -37,26 +38,27 @@ Objectives (§2.4) [SF:L603–697], per example, with
 :math:`\gamma_s=1,\gamma_u=10,\gamma_y=10,\beta=1,\lambda_H=1,\tau=0.5` [SF:L307–345]; the
 authors weight the labelled classifier term with :math:`\gamma_y` too (``gamma_qy=None``).
 
-Choices (ambiguity table §5 of the digest):
+Choices where the paper leaves room (the paper's text was not available to us):
 
-* #3 [ours, recommended]: :math:`\log q(y\mid z_0)` on labels is the categorical log-likelihood
+* [ours, recommended] :math:`\log q(y\mid z_0)` on labels is the categorical log-likelihood
   (cross-entropy); ``concrete_logprob=True`` uses the authors' Concrete density of the clipped
   one-hot [SF:L188–193].
-* #4: relaxed pseudo-labels with gradients into the encoder (authors); ``hard=True`` gives
+* relaxed pseudo-labels with gradients into the encoder (authors); ``hard=True`` gives
   straight-through one-hot pseudo-labels.
-* #5 [ours]: :math:`H[q(y\mid z_0)]` is the analytic categorical entropy summed over factors;
+* [ours] :math:`H[q(y\mid z_0)]` is the analytic categorical entropy summed over factors;
   ``entropy="mc"`` uses the authors' one-sample :math:`-\log q_\tau(\tilde y\mid z_0)`.
-* #6 [ours]: one :math:`u` sample is shared by :math:`p(z_0\mid u)` and :math:`p(z_1\mid z_0,u)`
+* [ours] one :math:`u` sample is shared by :math:`p(z_0\mid u)` and :math:`p(z_1\mid z_0,u)`
   (the authors re-infer a second :math:`u` for the lower level [SF:L869–924]).
-* #9: :math:`\mathrm{KL}_u` and :math:`\mathrm{KL}_{z_1}` are analytic; :math:`\widehat{\mathrm{KL}}_{z_0}`
+* :math:`\mathrm{KL}_u` and :math:`\mathrm{KL}_{z_1}` are analytic; :math:`\widehat{\mathrm{KL}}_{z_0}`
   is analytic given the sampled :math:`u` by default, ``mc_kl=True`` gives the authors'
   one-sample :math:`\log q(z_0\mid x)-\log p(z_0\mid u)` [SF:L603–661].
 * Architecture [ours]: the image encoder/decoder is exactly the convolutional
-  :class:`~hvae_lib.models.BetaVAE`'s (ReLU, no ``CenterAt0``), so that the VAE/β-VAE baselines
+  :class:`~hvae_lib.models.vae.BetaVAE`'s (ReLU, no ``CenterAt0``), so that the VAE/β-VAE baselines
   share it; the authors use ELU and :math:`x\mapsto 2x-1` [image_networks.py:436–535].
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
 import math
@@ -68,13 +70,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigBase
-from ..distributions import (categorical_entropy, concrete_log_prob, diag_log_prob, distortion, gaussian_kl,
-                             relaxed_one_hot, reparameterise, soft_log_likelihood, split_blocks)
+from ..distributions import (
+    categorical_entropy,
+    concrete_log_prob,
+    diag_log_prob,
+    distortion,
+    gaussian_kl,
+    relaxed_one_hot,
+    reparameterise,
+    soft_log_likelihood,
+    split_blocks,
+)
 from .blocks import GaussianHead, mlp
 from .vae import BetaVAE, VAEConfig
 
 __all__ = [
-    "SEMAFO_VARIANTS", "ENTROPY_ESTIMATORS", "estimator_choices", "SemafoConfig", "SemafoOutput", "SemafoVAE", "SemafoHVAE",
+    "SEMAFO_VARIANTS",
+    "ENTROPY_ESTIMATORS",
+    "estimator_choices",
+    "SemafoConfig",
+    "SemafoOutput",
+    "SemafoVAE",
+    "SemafoHVAE",
     "build_semafo",
 ]
 
@@ -82,24 +99,31 @@ SEMAFO_VARIANTS: tuple[str, ...] = ("flat", "hierarchical")
 """``flat``: :class:`SemafoVAE` (:math:`z_0` only); ``hierarchical``: :class:`SemafoHVAE`."""
 
 ENTROPY_ESTIMATORS: tuple[str, ...] = ("analytic", "mc")
-"""Estimators of :math:`H[q(y\mid z_0)]`: the analytic categorical entropy [ours] or the one-sample Concrete one [SF]."""
+r"""Estimators of :math:`H[q(y\mid z_0)]`: the analytic categorical entropy [ours] or the
+one-sample Concrete one [SF]."""
 
 
 def estimator_choices(loss_config: Any = None) -> tuple[bool, bool, str, bool]:
     """``(concrete_logprob, hard, entropy, mc_kl)`` read from a loss configuration.
 
-    ``loss_config`` is a :class:`hvae_lib.objectives.SemafoLossConfig` (or any object with these
+    ``loss_config`` is a :class:`!hvae_lib.objectives.SemafoLossConfig` (or any object with these
     fields); ``None`` or a missing field gives the defaults ``(False, False, "analytic", False)``.
     The model computes its terms with these estimators; the coefficients of the objectives are
-    applied in :mod:`hvae_lib.objectives`.
+    applied in :mod:`!hvae_lib.objectives`.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     entropy = str(getattr(loss_config, "entropy", "analytic"))
     if entropy not in ENTROPY_ESTIMATORS:
-        raise ValueError(f"unknown entropy estimator {entropy!r}; valid: {', '.join(ENTROPY_ESTIMATORS)}")
-    return (bool(getattr(loss_config, "concrete_logprob", False)), bool(getattr(loss_config, "hard", False)),
-            entropy, bool(getattr(loss_config, "mc_kl", False)))
+        raise ValueError(
+            f"unknown entropy estimator {entropy!r}; valid: {', '.join(ENTROPY_ESTIMATORS)}"
+        )
+    return (
+        bool(getattr(loss_config, "concrete_logprob", False)),
+        bool(getattr(loss_config, "hard", False)),
+        entropy,
+        bool(getattr(loss_config, "mc_kl", False)),
+    )
 
 
 def _positive_ints(values: Any, name: str) -> None:
@@ -113,28 +137,36 @@ class SemafoConfig(ConfigBase):
 
     Attributes
     ----------
-    vae : image encoder/decoder, a convolutional :class:`~hvae_lib.models.VAEConfig`;
+    vae : image encoder/decoder, a convolutional :class:`~hvae_lib.models.vae.VAEConfig`;
         ``vae.latent_dim`` is :math:`d_z` of :math:`z_0`; the likelihood must be Bernoulli [SF].
     factor_sizes : number of classes of each labelled factor; :math:`d_y` is their sum.
     label_latent_dim : :math:`d_u`; ``None`` means :math:`d_u=d_y` [SF:L410–415].
     label_hidden : hidden widths of :math:`q(u\mid y)` and of :math:`p(y\mid u)` (mirrored);
-        authors 2×512 [SF:L62–80], quick profile 2×128 [ours, §6.2].
+        authors 2×512 [SF:L62–80], quick profile 2×128 [ours].
     prior_hidden : hidden widths of :math:`p(z_0\mid u)`; authors (256,) [SF:L416–425].
     temperature : :math:`\tau` of the relaxed one-hot :math:`q_\tau(y\mid z_0)`; authors 0.5.
     variant : ``"flat"`` or ``"hierarchical"``.
     z1_attach : resolution of the decoder (and encoder) feature map that :math:`z_1` attaches to.
     z1_channels : channels of :math:`z_1`; its resolution is ``z1_attach // z1_stride``.
     z1_kernel, z1_stride : convolutions between the feature map and :math:`z_1` (padding
-        ``(k - s) // 2``); authors k8 s4 (2×2×32) [SF:L235–305], quick k4 s2 (4×4×8) [§6.2].
+        ``(k - s) // 2``); authors k8 s4 (2×2×32) [SF:L235–305], quick k4 s2 (4×4×8) [ours].
     z1_deter_channels : channels of the deterministic path :math:`d=\mathrm{Conv}(h)`.
     z1_u_hidden : hidden width of :math:`a(u)`, the :math:`u\to z_1` skip.
     c_deter, c_residual, c_pz_u : the authors' path coefficients (all 1) [SF:L235–305].
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
-    vae: VAEConfig = field(default_factory=lambda: VAEConfig(
-        input_shape=(1, 32, 32), latent_dim=10, architecture="conv", hidden=(16, 32, 32), dense=128))
+    vae: VAEConfig = field(
+        default_factory=lambda: VAEConfig(
+            input_shape=(1, 32, 32),
+            latent_dim=10,
+            architecture="conv",
+            hidden=(16, 32, 32),
+            dense=128,
+        )
+    )
     factor_sizes: tuple[int, ...] = (3, 4, 8, 8, 8)
     label_latent_dim: int | None = None
     label_hidden: tuple[int, ...] = (128, 128)
@@ -155,25 +187,50 @@ class SemafoConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         if self.variant not in SEMAFO_VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; valid: {', '.join(SEMAFO_VARIANTS)}")
+            raise ValueError(
+                f"unknown variant {self.variant!r}; valid: {', '.join(SEMAFO_VARIANTS)}"
+            )
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature (tau) must be positive and finite, got {self.temperature}")
+            raise ValueError(
+                f"temperature (tau) must be positive and finite, got {self.temperature}"
+            )
         if self.vae.architecture != "conv":
-            raise ValueError("SemafoVAE needs a convolutional image encoder/decoder (vae.architecture='conv')")
+            raise ValueError(
+                "SemafoVAE needs a convolutional image encoder/decoder (vae.architecture='conv')"
+            )
         if self.vae.likelihood != "bernoulli":
-            raise ValueError("SemafoVAE uses a Bernoulli image decoder (vae.likelihood='bernoulli')")
+            raise ValueError(
+                "SemafoVAE uses a Bernoulli image decoder (vae.likelihood='bernoulli')"
+            )
         if len(self.factor_sizes) == 0:
             raise ValueError("factor_sizes must name at least one factor")
         _positive_ints(self.factor_sizes, "factor_sizes")
         _positive_ints(self.label_hidden, "label_hidden")
         _positive_ints(self.prior_hidden, "prior_hidden")
         if self.label_latent_dim is not None and int(self.label_latent_dim) <= 0:
-            raise ValueError(f"label_latent_dim must be positive or None, got {self.label_latent_dim}")
-        _positive_ints((self.z1_attach, self.z1_channels, self.z1_kernel, self.z1_stride,
-                        self.z1_deter_channels, self.z1_u_hidden), "z1 sizes")
-        if self.z1_attach % self.z1_stride or (self.z1_kernel - self.z1_stride) % 2 or self.z1_kernel < self.z1_stride:
-            raise ValueError("need z1_attach divisible by z1_stride and z1_kernel - z1_stride even and >= 0, got "
-                             f"attach={self.z1_attach}, kernel={self.z1_kernel}, stride={self.z1_stride}")
+            raise ValueError(
+                f"label_latent_dim must be positive or None, got {self.label_latent_dim}"
+            )
+        _positive_ints(
+            (
+                self.z1_attach,
+                self.z1_channels,
+                self.z1_kernel,
+                self.z1_stride,
+                self.z1_deter_channels,
+                self.z1_u_hidden,
+            ),
+            "z1 sizes",
+        )
+        if (
+            self.z1_attach % self.z1_stride
+            or (self.z1_kernel - self.z1_stride) % 2
+            or self.z1_kernel < self.z1_stride
+        ):
+            raise ValueError(
+                "need z1_attach divisible by z1_stride and z1_kernel - z1_stride even and >= 0, got "
+                f"attach={self.z1_attach}, kernel={self.z1_kernel}, stride={self.z1_stride}"
+            )
 
     @property
     def label_dim(self) -> int:
@@ -214,7 +271,8 @@ class SemafoOutput:
     qy_logits, py_logits : ``[B, d_y]`` logits of :math:`q(y\mid z_0)` and :math:`p(y\mid u)`.
     z1 : ``[B, C1, R1, R1]`` or ``None``; decoder_out : ``[B, C, H, W]`` Bernoulli logits.
 
-    Used in: book/04_semafovae.md
+
+    Used in: :ref:`ch-semafovae`
     """
 
     labelled: bool
@@ -239,8 +297,15 @@ class SemafoOutput:
 
     def terms(self) -> dict[str, torch.Tensor]:
         """The ``[B]`` objective terms by name (for logging)."""
-        return {"log_px": self.log_px, "log_py_u": self.log_py_u, "log_qy_z": self.log_qy_z,
-                "entropy_qy": self.entropy_qy, "kl_z0": self.kl_z0, "kl_u": self.kl_u, "kl_z1": self.kl_z1}
+        return {
+            "log_px": self.log_px,
+            "log_py_u": self.log_py_u,
+            "log_qy_z": self.log_qy_z,
+            "entropy_qy": self.entropy_qy,
+            "kl_z0": self.kl_z0,
+            "kl_u": self.kl_u,
+            "kl_z1": self.kl_z1,
+        }
 
 
 # ----------------------------------------------------------------------------- models
@@ -256,7 +321,7 @@ class SemafoVAE(nn.Module):
 
     Device-agnostic; every tensor it creates follows its inputs.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     hierarchical: bool = False
@@ -265,20 +330,28 @@ class SemafoVAE(nn.Module):
         super().__init__()
         want = "hierarchical" if self.hierarchical else "flat"
         if config.variant != want:
-            raise ValueError(f"{type(self).__name__} needs variant={want!r}, got {config.variant!r}; "
-                             "use build_semafo(config) to pick the class from the variant")
+            raise ValueError(
+                f"{type(self).__name__} needs variant={want!r}, got {config.variant!r}; "
+                "use build_semafo(config) to pick the class from the variant"
+            )
         self.config = config
         self.factor_sizes = tuple(int(k) for k in config.factor_sizes)
         d, dy, du = int(config.vae.latent_dim), config.label_dim, config.u_dim
-        self.vae = BetaVAE(config.vae)  # image encoder q(z0|x) and decoder p(x|z) [ours: shared with baselines]
+        self.vae = BetaVAE(
+            config.vae
+        )  # image encoder q(z0|x) and decoder p(x|z) [ours: shared with baselines]
         self.classifier = nn.Linear(d, dy)  # q(y|z0): a single linear layer [SF:L210–231]
         nn.init.xavier_normal_(self.classifier.weight)
         lh = tuple(int(h) for h in config.label_hidden)
-        self.label_encoder = nn.Sequential(mlp([dy, *lh], final_activation=True)) if lh else nn.Identity()
+        self.label_encoder = (
+            nn.Sequential(mlp([dy, *lh], final_activation=True)) if lh else nn.Identity()
+        )
         self.label_head = GaussianHead(lh[-1] if lh else dy, du)  # q(u|y)
         self.label_decoder = mlp([du, *reversed(lh), dy])  # p(y|u) logits
         ph = tuple(int(h) for h in config.prior_hidden)
-        self.prior_body = nn.Sequential(mlp([du, *ph], final_activation=True)) if ph else nn.Identity()
+        self.prior_body = (
+            nn.Sequential(mlp([du, *ph], final_activation=True)) if ph else nn.Identity()
+        )
         self.prior_head = GaussianHead(ph[-1] if ph else du, d)  # p(z0|u)
 
     # -- properties
@@ -307,20 +380,30 @@ class SemafoVAE(nn.Module):
             y = torch.as_tensor(y)
         if y.is_floating_point():
             if y.ndim != 2 or y.shape[1] != self.label_dim:
-                raise ValueError(f"one-hot labels must have shape [B, {self.label_dim}], got {tuple(y.shape)}")
+                raise ValueError(
+                    f"one-hot labels must have shape [B, {self.label_dim}], got {tuple(y.shape)}"
+                )
             return y.to(device=ref.device, dtype=ref.dtype)
         if y.ndim != 2 or y.shape[1] != len(self.factor_sizes):
-            raise ValueError(f"factor indices must have shape [B, {len(self.factor_sizes)}], got {tuple(y.shape)}")
+            raise ValueError(
+                f"factor indices must have shape [B, {len(self.factor_sizes)}], got {tuple(y.shape)}"
+            )
         y = y.to(ref.device).long()
         for k, size in enumerate(self.factor_sizes):
             if bool((y[:, k] < 0).any()) or bool((y[:, k] >= size).any()):
-                raise ValueError(f"factor {k} indices must lie in [0, {size}), got range "
-                                 f"[{int(y[:, k].min())}, {int(y[:, k].max())}]")
-        return torch.cat([F.one_hot(y[:, k], s) for k, s in enumerate(self.factor_sizes)], dim=-1).to(ref.dtype)
+                raise ValueError(
+                    f"factor {k} indices must lie in [0, {size}), got range "
+                    f"[{int(y[:, k].min())}, {int(y[:, k].max())}]"
+                )
+        return torch.cat(
+            [F.one_hot(y[:, k], s) for k, s in enumerate(self.factor_sizes)], dim=-1
+        ).to(ref.dtype)
 
     def label_indices(self, logits_or_onehot: torch.Tensor) -> torch.Tensor:
         """Per-factor argmax: ``[B, d_y] -> [B, K]`` int64."""
-        return torch.stack([b.argmax(-1) for b in split_blocks(logits_or_onehot, self.factor_sizes)], dim=-1)
+        return torch.stack(
+            [b.argmax(-1) for b in split_blocks(logits_or_onehot, self.factor_sizes)], dim=-1
+        )
 
     # -- networks
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -348,27 +431,52 @@ class SemafoVAE(nn.Module):
         return self.encode(x)[0]
 
     # -- decoding (overridden by the HVAE)
-    def _decode_train(self, x: torch.Tensor, z0: torch.Tensor, u: torch.Tensor, generator: torch.Generator | None,
-                      feat: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _decode_train(
+        self,
+        x: torch.Tensor,
+        z0: torch.Tensor,
+        u: torch.Tensor,
+        generator: torch.Generator | None,
+        feat: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         return self.vae.decode(z0), torch.zeros(z0.shape[0], dtype=z0.dtype, device=z0.device), None
 
     def _encode_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
         mu, logvar = self.encode(x)
         return mu, logvar, None
 
-    def decode(self, z0: torch.Tensor, z1: torch.Tensor | None = None, u: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, sample_z1: bool = True) -> torch.Tensor:
+    def decode(
+        self,
+        z0: torch.Tensor,
+        z1: torch.Tensor | None = None,
+        u: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sample_z1: bool = True,
+    ) -> torch.Tensor:
         """Bernoulli logits ``[B, C, H, W]`` of :math:`p(x\\mid z_0[,z_1])` (``z1``, ``u`` unused when flat)."""
         return self.vae.decode(z0)
 
-    def mean_image(self, z0: torch.Tensor, z1: torch.Tensor | None = None, u: torch.Tensor | None = None,
-                   generator: torch.Generator | None = None, sample_z1: bool = True) -> torch.Tensor:
+    def mean_image(
+        self,
+        z0: torch.Tensor,
+        z1: torch.Tensor | None = None,
+        u: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sample_z1: bool = True,
+    ) -> torch.Tensor:
         """:math:`\\mathbb E[x\\mid z]` = sigmoid of the logits, ``[B, C, H, W]``."""
         return torch.sigmoid(self.decode(z0, z1, u, generator, sample_z1))
 
     # -- the objective terms
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, *, pseudo_label: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, loss_config: Any = None) -> SemafoOutput:
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        *,
+        pseudo_label: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        loss_config: Any = None,
+    ) -> SemafoOutput:
         r"""All terms of :math:`\mathcal L_{\text{sup}}` (``y`` given) or :math:`\mathcal L_{\text{uns}}`.
 
         Parameters
@@ -378,9 +486,9 @@ class SemafoVAE(nn.Module):
         pseudo_label : unlabelled only: use this ``[B, K]``/``[B, d_y]`` instead of sampling :math:`\tilde y`.
         generator : seeded ``torch.Generator`` for every random draw.
         loss_config : estimator choices (``concrete_logprob``, ``hard``, ``entropy``, ``mc_kl``), read
-            from a :class:`hvae_lib.objectives.SemafoLossConfig` (see :func:`estimator_choices`);
-            the coefficients are applied by :func:`hvae_lib.objectives.labelled_objective` /
-            :func:`hvae_lib.objectives.unlabelled_objective`.
+            from a :class:`!hvae_lib.objectives.SemafoLossConfig` (see :func:`estimator_choices`);
+            the coefficients are applied by :func:`!hvae_lib.objectives.labelled_objective` /
+            :func:`!hvae_lib.objectives.unlabelled_objective`.
         """
         concrete_logprob, hard, entropy_estimator, mc_kl = estimator_choices(loss_config)
         sizes, tau = self.factor_sizes, float(self.config.temperature)
@@ -393,8 +501,11 @@ class SemafoVAE(nn.Module):
             if pseudo_label is not None:
                 raise ValueError("pseudo_label is only used for unlabelled passes (y=None)")
             y_used = self.as_one_hot(y)
-            log_qy = (concrete_log_prob(qy, y_used, sizes, tau) if concrete_logprob
-                      else soft_log_likelihood(qy, y_used, sizes))
+            log_qy = (
+                concrete_log_prob(qy, y_used, sizes, tau)
+                if concrete_logprob
+                else soft_log_likelihood(qy, y_used, sizes)
+            )
             entropy = zeros
         else:
             log_qy = zeros
@@ -418,15 +529,40 @@ class SemafoVAE(nn.Module):
             kl_z0 = gaussian_kl(mu, logvar, mu_p, logvar_p).sum(-1)
         out, kl_z1, z1 = self._decode_train(x, z0, u, generator, feat)
         log_px = -distortion(x, out, "bernoulli")
-        return SemafoOutput(labelled=labelled, log_px=log_px, log_py_u=log_py, log_qy_z=log_qy, entropy_qy=entropy,
-                            kl_z0=kl_z0, kl_u=kl_u, kl_z1=kl_z1, mu=mu, logvar=logvar, z0=z0, prior_mu=mu_p,
-                            prior_logvar=logvar_p, u=u, y=y_used, qy_logits=qy, py_logits=py, z1=z1, decoder_out=out)
+        return SemafoOutput(
+            labelled=labelled,
+            log_px=log_px,
+            log_py_u=log_py,
+            log_qy_z=log_qy,
+            entropy_qy=entropy,
+            kl_z0=kl_z0,
+            kl_u=kl_u,
+            kl_z1=kl_z1,
+            mu=mu,
+            logvar=logvar,
+            z0=z0,
+            prior_mu=mu_p,
+            prior_logvar=logvar_p,
+            u=u,
+            y=y_used,
+            qy_logits=qy,
+            py_logits=py,
+            z1=z1,
+            decoder_out=out,
+        )
 
     # -- generation
     @torch.no_grad()
-    def generate(self, y: torch.Tensor, generator: torch.Generator | None = None, *, sample_u: bool = True,
-                 sample_z0: bool = True, sample_z1: bool = True) -> dict[str, torch.Tensor]:
-        r"""Controllable generation :math:`y\to u\to z_0\ (\to z_1)\to x` (§2.8).
+    def generate(
+        self,
+        y: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        sample_u: bool = True,
+        sample_z0: bool = True,
+        sample_z1: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        r"""Controllable generation :math:`y\to u\to z_0\ (\to z_1)\to x` [SF:L476–595].
 
         Parameters
         ----------
@@ -459,17 +595,23 @@ def _layer_by_resolution(modules: nn.Sequential, x: torch.Tensor, resolution: in
     found = -1
     for i, m in enumerate(modules):
         x = m(x)
-        if x.ndim == 4 and x.shape[-1] == resolution and not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if (
+            x.ndim == 4
+            and x.shape[-1] == resolution
+            and not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+        ):
             found = i
             break
     if found < 0:
-        raise ValueError(f"no feature map of resolution {resolution} in the conv body; choose z1_attach among "
-                         "the encoder/decoder's intermediate resolutions (e.g. 8)")
+        raise ValueError(
+            f"no feature map of resolution {resolution} in the conv body; choose z1_attach among "
+            "the encoder/decoder's intermediate resolutions (e.g. 8)"
+        )
     return found
 
 
 class SemafoHVAE(SemafoVAE):
-    r"""SemafoVAE with a second, spatial latent :math:`z_1` at an intermediate decoder map (§2.3).
+    r"""SemafoVAE with a second, spatial latent :math:`z_1` at an intermediate decoder map.
 
     With :math:`h=h(z_0)` the decoder's ``z1_attach``×``z1_attach`` feature map and :math:`e` the
     encoder's map of the same size [SF:L235–305, L869–924]:
@@ -479,10 +621,10 @@ class SemafoHVAE(SemafoVAE):
     * posterior :math:`q(z_1\mid x,z_0)`: :math:`\mathrm{Conv}(\mathrm{concat}[h,e])`, same form;
     * output to the decoder: :math:`\mathrm{ConvT}(\mathrm{concat}[z_1,c_{deter}\mathrm{Conv}(h)])+c_{residual}h`.
 
-    The same :math:`u` sample feeds :math:`p(z_0|u)` and :math:`p(z_1|z_0,u)` [ours, §5 #6].
+    The same :math:`u` sample feeds :math:`p(z_0|u)` and :math:`p(z_1|z_0,u)` [ours].
     ``posterior_means(x)`` returns ``[mean z0 [B, D], mean z1 [B, C1, R1, R1]]`` (top first).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     hierarchical = True
@@ -513,10 +655,12 @@ class SemafoHVAE(SemafoVAE):
         self.z1_u = mlp([config.u_dim, int(config.z1_u_hidden), 2 * c1 * r1 * r1])  # a(u)
 
     # -- pieces of the conv bodies
-    def _enc_feature_and_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _enc_feature_and_stats(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         net = self.vae.encoder_body[0].net
         e = net[: self._enc_split + 1](x)
-        flat = net[self._enc_split + 1:](e)
+        flat = net[self._enc_split + 1 :](e)
         feat = self.vae.encoder_body[2](self.vae.encoder_body[1](flat))
         mu, logvar = self.vae.head(feat)
         return mu, logvar, e
@@ -528,7 +672,7 @@ class SemafoHVAE(SemafoVAE):
         return body.net[: self._dec_split + 1](h)
 
     def _dec_rest(self, h: torch.Tensor) -> torch.Tensor:
-        return self.vae.decoder_body[2].net[self._dec_split + 1:](h)
+        return self.vae.decoder_body[2].net[self._dec_split + 1 :](h)
 
     @staticmethod
     def _gauss(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -536,7 +680,9 @@ class SemafoHVAE(SemafoVAE):
         std = F.softplus(s) + math.exp(-7.0)
         return m, 2.0 * torch.log(std)
 
-    def _z1_prior_params(self, h: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _z1_prior_params(
+        self, h: torch.Tensor, u: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         c1, r1, _ = self.config.z1_shape
         skip = self.z1_u(u).view(u.shape[0], 2 * c1, r1, r1)
         return self._gauss(self.z1_prior_conv(h) + float(self.config.c_pz_u) * skip)
@@ -555,13 +701,20 @@ class SemafoHVAE(SemafoVAE):
     def _encode_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
         return self._enc_feature_and_stats(x)
 
-    def _decode_train(self, x: torch.Tensor, z0: torch.Tensor, u: torch.Tensor, generator: torch.Generator | None,
-                      feat: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _decode_train(
+        self,
+        x: torch.Tensor,
+        z0: torch.Tensor,
+        u: torch.Tensor,
+        generator: torch.Generator | None,
+        feat: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         h = self._dec_feature(z0)
         mu_q, lv_q = self._gauss(self.z1_post_conv(torch.cat([h, feat], dim=1)))
         mu_p, lv_p = self._z1_prior_params(h, u)
-        z1 = mu_q + torch.exp(0.5 * lv_q) * torch.randn(mu_q.shape, generator=generator, dtype=mu_q.dtype,
-                                                         device=mu_q.device)
+        z1 = mu_q + torch.exp(0.5 * lv_q) * torch.randn(
+            mu_q.shape, generator=generator, dtype=mu_q.dtype, device=mu_q.device
+        )
         kl = gaussian_kl(mu_q, lv_q, mu_p, lv_p).flatten(1).sum(-1)
         return self._dec_rest(self._merge(h, z1)), kl, z1
 
@@ -570,16 +723,32 @@ class SemafoHVAE(SemafoVAE):
         _, _, e = self._enc_feature_and_stats(x)
         return self._gauss(self.z1_post_conv(torch.cat([self._dec_feature(z0), e], dim=1)))
 
-    def prior_z1(self, z0: torch.Tensor, u: torch.Tensor, generator: torch.Generator | None = None,
-                 sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def prior_z1(
+        self,
+        z0: torch.Tensor,
+        u: torch.Tensor,
+        generator: torch.Generator | None = None,
+        sample: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(z1, mu, logvar)`` ``[B, C1, R1, R1]`` of :math:`p(z_1\\mid z_0,u)` (``z1`` = mean if not ``sample``)."""
         mu, lv = self._z1_prior_params(self._dec_feature(z0), u)
-        z1 = mu + torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
-                                                    device=mu.device) if sample else mu
+        z1 = (
+            mu
+            + torch.exp(0.5 * lv)
+            * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+            if sample
+            else mu
+        )
         return z1, mu, lv
 
-    def decode(self, z0: torch.Tensor, z1: torch.Tensor | None = None, u: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, sample_z1: bool = True) -> torch.Tensor:
+    def decode(
+        self,
+        z0: torch.Tensor,
+        z1: torch.Tensor | None = None,
+        u: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sample_z1: bool = True,
+    ) -> torch.Tensor:
         """Bernoulli logits ``[B, C, H, W]``; without ``z1`` it is drawn from :math:`p(z_1\\mid z_0,u)`
         (``u`` required then), or its mean when ``sample_z1=False``."""
         h = self._dec_feature(z0)
@@ -587,8 +756,13 @@ class SemafoHVAE(SemafoVAE):
             if u is None:
                 raise ValueError("SemafoHVAE.decode needs z1, or u to draw z1 from p(z1|z0,u)")
             mu, lv = self._z1_prior_params(h, u)
-            z1 = mu + torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
-                                                        device=mu.device) if sample_z1 else mu
+            z1 = (
+                mu
+                + torch.exp(0.5 * lv)
+                * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+                if sample_z1
+                else mu
+            )
         return self._dec_rest(self._merge(h, z1))
 
     def posterior_means(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -601,7 +775,7 @@ class SemafoHVAE(SemafoVAE):
 def build_semafo(config: SemafoConfig) -> SemafoVAE:
     """:class:`SemafoVAE` or :class:`SemafoHVAE` according to ``config.variant``.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     if config.variant == "flat":
         return SemafoVAE(config)

@@ -7,11 +7,11 @@ per example, **distortion** :math:`D(x)=\mathbb E_q[-\log p(x|z)]` (one reparame
 and **rate** :math:`R(x)=\mathrm{KL}(q(z|x)\|p(z))` (analytic), as separate tensors, so that
 :math:`\mathrm{ELBO}=-(D+R)` and the β-VAE loss is :math:`\mathbb E[D+\beta R]`.
 
-Used in: book/01_rate_distortion.md.
+Used in: :ref:`ch-rate-distortion`.
 """
+
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -49,11 +49,17 @@ class VAEConfig(ConfigBase):
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}")
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}"
+            )
         if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
+            raise ValueError(
+                f"unknown likelihood {self.likelihood!r}; valid: {', '.join(LIKELIHOODS)}"
+            )
         if len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape):
-            raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}")
+            raise ValueError(
+                f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}"
+            )
         if int(self.latent_dim) <= 0:
             raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
         if not self.sigma > 0:
@@ -98,7 +104,7 @@ class BetaVAE(nn.Module):
     ``forward(x)``: ``x`` ``[B, C, H, W]`` -> :class:`VAEOutput`. Device-agnostic: move it with
     ``.to(device)``; every tensor it creates follows its inputs.
 
-    Used in: book/01_rate_distortion.md.
+    Used in: :ref:`ch-rate-distortion`.
     """
 
     def __init__(self, config: VAEConfig) -> None:
@@ -108,7 +114,9 @@ class BetaVAE(nn.Module):
         d = int(config.latent_dim)
         if config.architecture == "mlp":
             n_in = c * h * w
-            self.encoder_body: nn.Module = nn.Sequential(nn.Flatten(), mlp([n_in, *config.hidden], final_activation=True))
+            self.encoder_body: nn.Module = nn.Sequential(
+                nn.Flatten(), mlp([n_in, *config.hidden], final_activation=True)
+            )
             feat = int(config.hidden[-1]) if config.hidden else n_in
             dec_sizes = [d, *reversed(config.hidden), n_in]
             self.decoder_body: nn.Module = nn.Sequential(mlp(dec_sizes), nn.Unflatten(1, (c, h, w)))
@@ -116,11 +124,15 @@ class BetaVAE(nn.Module):
             if h != w:
                 raise ValueError(f"conv architecture needs square images, got {h}x{w}")
             body = ConvEncoderBody(c, h, config.hidden)
-            self.encoder_body = nn.Sequential(body, nn.Linear(body.out_features, config.dense), nn.ReLU())
+            self.encoder_body = nn.Sequential(
+                body, nn.Linear(body.out_features, config.dense), nn.ReLU()
+            )
             feat = int(config.dense)
             self.decoder_body = nn.Sequential(
-                nn.Linear(d, config.dense), nn.ReLU(),
-                ConvDecoderBody(config.dense, c, h, tuple(reversed(config.hidden))))
+                nn.Linear(d, config.dense),
+                nn.ReLU(),
+                ConvDecoderBody(config.dense, c, h, tuple(reversed(config.hidden))),
+            )
         self.head = GaussianHead(feat, d)
 
     @property
@@ -148,8 +160,15 @@ class BetaVAE(nn.Module):
         out = self.decode(z)
         dist = distortion(x, out, self.config.likelihood, self.config.sigma)
         kl_dims = gaussian_kl(mu, logvar)
-        return VAEOutput(distortion=dist, rate=kl_dims.sum(-1), rate_per_dim=kl_dims, mu=mu,
-                         logvar=logvar, z=z, decoder_out=out)
+        return VAEOutput(
+            distortion=dist,
+            rate=kl_dims.sum(-1),
+            rate_per_dim=kl_dims,
+            mu=mu,
+            logvar=logvar,
+            z=z,
+            decoder_out=out,
+        )
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -4,18 +4,25 @@ r"""The rate-splitting loss: one β per layer and the linear KL warm-up.
 :math:`R(z_l\mid z_{>l})`; :class:`HierarchicalLoss` weights them,
 :math:`D + w(s)\sum_l\beta_l R_l`, with the warm-up :func:`kl_warmup` a pure function of the step.
 
-Used in: book/03_rate_splitting.md
+Used in: :ref:`ch-rate-splitting`
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from ..models.hierarchical import HierarchicalVAE
 
-__all__ = ["check_betas", "kl_warmup", "HierarchicalLoss", "hierarchical_loss", "betas_from_authors"]
+__all__ = [
+    "check_betas",
+    "kl_warmup",
+    "HierarchicalLoss",
+    "hierarchical_loss",
+    "betas_from_authors",
+]
 
 
 def check_betas(betas: Sequence[float], num_layers: int | None = None) -> tuple[float, ...]:
@@ -26,16 +33,20 @@ def check_betas(betas: Sequence[float], num_layers: int | None = None) -> tuple[
     ValueError
         For a non-positive or non-finite β or the wrong count.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     try:
         out = tuple(float(b) for b in betas)
     except TypeError as exc:
-        raise ValueError(f"betas must be a sequence of numbers (beta1, ..., betaL), got {betas!r}") from exc
+        raise ValueError(
+            f"betas must be a sequence of numbers (beta1, ..., betaL), got {betas!r}"
+        ) from exc
     if len(out) < 2:
         raise ValueError(f"need one beta per layer (L >= 2), got {out}")
     if num_layers is not None and len(out) != num_layers:
-        raise ValueError(f"need {num_layers} betas (one per layer, bottom-up), got {len(out)}: {out}")
+        raise ValueError(
+            f"need {num_layers} betas (one per layer, bottom-up), got {len(out)}: {out}"
+        )
     for b in out:
         if not (b > 0 and math.isfinite(b)):
             raise ValueError(f"every beta must be positive and finite, got {out}")
@@ -51,7 +62,7 @@ def kl_warmup(step: int, warmup_steps: int) -> float:
     step with weight 0 even when warm-up is switched off). The authors warm up over the
     first fifth of training (stepped per epoch) for the ladder variant only.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     if int(warmup_steps) < 0 or int(step) < 0:
         raise ValueError(f"step and warmup_steps must be non-negative, got {step}, {warmup_steps}")
@@ -61,14 +72,15 @@ def kl_warmup(step: int, warmup_steps: int) -> float:
 
 
 class HierarchicalLoss:
-    r"""Loss for :func:`hvae_lib.train.train` / :func:`~hvae_lib.train.fit`: ``(model, x) -> (loss, logs)``.
+    r"""The rate-splitting loss for :func:`hvae_lib.train.train`: ``(model, x, *, step, generator) -> (loss, logs)``.
 
     ``loss`` is the scalar batch mean of :math:`D + w(s)\sum_l \beta_l R_l` with the warm-up
-    factor :math:`w(s)` of :func:`kl_warmup` (``s`` counts calls, i.e. training steps; no
-    warm-up by default). ``logs`` holds batch means of ``loss``, ``distortion``, ``rate``
-    (total) and ``rate_1 ... rate_L`` (nats).
+    factor :math:`w(s)` of :func:`kl_warmup` at the global step ``s`` (a pure function of the
+    step, so a resumed run continues the schedule where it stopped; no warm-up by default).
+    ``logs`` holds batch means of ``loss``, ``distortion``, ``rate`` (total) and
+    ``rate_1 ... rate_L`` (nats).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
 
     def __init__(self, betas: Sequence[float], warmup_steps: int = 0) -> None:
@@ -76,19 +88,27 @@ class HierarchicalLoss:
         if int(warmup_steps) < 0:
             raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
         self.warmup_steps = int(warmup_steps)
-        self.calls = 0
 
-    def __call__(self, model: HierarchicalVAE, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __call__(
+        self,
+        model: HierarchicalVAE,
+        x: torch.Tensor,
+        *,
+        step: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         check_betas(self.betas, model.num_layers)
-        w = kl_warmup(self.calls, self.warmup_steps)
-        self.calls += 1
-        out = model(x)
+        w = kl_warmup(step, self.warmup_steps)
+        out = model(x, generator)
         b = torch.tensor(self.betas, dtype=out.rates.dtype, device=out.rates.device)
         if w != 1.0:
             b = b * w
         loss = out.loss(b)
-        logs = {"loss": loss.detach(), "distortion": out.distortion.mean().detach(),
-                "rate": out.rate.mean().detach()}
+        logs = {
+            "loss": loss.detach(),
+            "distortion": out.distortion.mean().detach(),
+            "rate": out.rate.mean().detach(),
+        }
         for l in range(model.num_layers):
             logs[f"rate_{l + 1}"] = out.rates[:, l].mean().detach()
         return loss, logs
@@ -106,7 +126,7 @@ def hierarchical_loss(betas: Sequence[float], *, warmup_steps: int = 0) -> Hiera
     ValueError
         β ≤ 0 or non-finite; the wrong number of β's is reported at the first call.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     return HierarchicalLoss(betas, warmup_steps=warmup_steps)
 
@@ -117,6 +137,6 @@ def betas_from_authors(beta_y: float, beta_z: float) -> tuple[float, float]:
     Their ``y`` is our :math:`z_1` and their ``z`` our :math:`z_2`, so
     ``(beta1, beta2) = (beta_y, beta_z)``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     return check_betas((beta_y, beta_z), 2)  # type: ignore[return-value]

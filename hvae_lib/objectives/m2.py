@@ -4,8 +4,9 @@ r"""The M2 objectives (Kingma et al. 2014): coefficients and losses of the semi-
 :func:`m2_labelled_objective` / :func:`m2_unlabelled_objective` weight them with an
 :class:`M2LossConfig` and :func:`m2_loss` is the scalar training loss.
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ConfigBase
-from ..distributions import one_hot_accuracy
-from ..models.m2 import M2Output, M2VAE
+from ..models.m2 import M2VAE, M2Output
+from .base import semi_supervised_terms
 
 __all__ = ["M2LossConfig", "m2_labelled_objective", "m2_unlabelled_objective", "m2_loss"]
 
@@ -32,7 +33,7 @@ class M2LossConfig(ConfigBase):
     warmup_steps : supervised-only steps (as SemafoVAE, for an equal schedule).
     hard : straight-through one-hot pseudo-labels.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     alpha: float = 10.0
@@ -52,7 +53,7 @@ class M2LossConfig(ConfigBase):
 def m2_labelled_objective(out: M2Output, cfg: M2LossConfig) -> torch.Tensor:
     r""":math:`\log p(x|y,z)+\log p(y)-\beta\mathrm{KL}_z+\alpha\log q(y|x)`, ``[B]``.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     return out.log_px + out.log_py - cfg.beta * out.kl_z + cfg.alpha * out.log_qy_x
 
@@ -60,37 +61,37 @@ def m2_labelled_objective(out: M2Output, cfg: M2LossConfig) -> torch.Tensor:
 def m2_unlabelled_objective(out: M2Output, cfg: M2LossConfig) -> torch.Tensor:
     r""":math:`\log p(x|\tilde y,z)+\log p(\tilde y)-\beta\mathrm{KL}_z+H[q(y|x)]`, ``[B]``.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     return out.log_px + out.log_py - cfg.beta * out.kl_z + out.entropy_qy
 
 
-def m2_loss(model: M2VAE, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor | None, cfg: M2LossConfig, *,
-            supervised_only: bool = False,
-            generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def m2_loss(
+    model: M2VAE,
+    x_l: torch.Tensor,
+    y_l: torch.Tensor,
+    x_u: torch.Tensor | None,
+    cfg: M2LossConfig,
+    *,
+    supervised_only: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Scalar loss :math:`-\\overline{\\mathcal L}-\\overline{\\mathcal U}` and logged term means
     (``sup/…``, ``uns/…``, ``sup/acc_qy``), as :func:`~hvae_lib.objectives.semafo_loss`.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    logs: dict[str, torch.Tensor] = {}
-    loss = x_l.new_zeros(())
-    if x_l.shape[0] > 0:
-        o = model(x_l, y_l, generator=generator, loss_config=cfg)
-        obj = m2_labelled_objective(o, cfg).mean()
-        loss = loss - obj
-        logs["sup/objective"] = obj.detach()
-        for k, v in o.terms().items():
-            if k != "entropy_qy":
-                logs[f"sup/{k}"] = v.mean().detach()
-        logs["sup/acc_qy"] = one_hot_accuracy(o.qy_logits.detach(), o.y, model.factor_sizes)
-    if not supervised_only and x_u is not None and x_u.shape[0] > 0:
-        o = model(x_u, generator=generator, loss_config=cfg)
-        obj = m2_unlabelled_objective(o, cfg).mean()
-        loss = loss - obj
-        logs["uns/objective"] = obj.detach()
-        for k, v in o.terms().items():
-            if k != "log_qy_x":
-                logs[f"uns/{k}"] = v.mean().detach()
-    logs["loss"] = loss.detach()
-    return loss, logs
+    return semi_supervised_terms(
+        model,
+        x_l,
+        y_l,
+        x_u,
+        cfg,
+        labelled=m2_labelled_objective,
+        unlabelled=m2_unlabelled_objective,
+        skip_labelled="entropy_qy",
+        skip_unlabelled="log_qy_x",
+        accuracies={"sup/acc_qy": "qy_logits"},
+        supervised_only=supervised_only,
+        generator=generator,
+    )

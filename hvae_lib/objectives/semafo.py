@@ -4,9 +4,12 @@ r"""The SemafoVAE objectives: the coefficients (γ's, β's, λ_H, warm-up) and t
 pass (:class:`~hvae_lib.models.SemafoOutput`); :func:`labelled_objective` and
 :func:`unlabelled_objective` weight them with a :class:`SemafoLossConfig`, and
 :func:`semafo_loss` is the scalar training loss (see the model module's docstring for the formulas).
+[SF:L…] marks cite lines of trungnt13/odin-ai ``examples/vae/semafo_final.py`` at commit
+``9c6986a``.
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ConfigBase
-from ..distributions import one_hot_accuracy
 from ..models.semafo import ENTROPY_ESTIMATORS, SemafoOutput, SemafoVAE
+from .base import semi_supervised_terms
 
 __all__ = ["SemafoLossConfig", "labelled_objective", "unlabelled_objective", "semafo_loss"]
 
@@ -30,22 +33,21 @@ class SemafoLossConfig(ConfigBase):
     gamma_sup, gamma_uns : :math:`\gamma_s=1`, :math:`\gamma_u=10` [SF:L307–345]. [ours] At CPU
         scale (quick profile, 3,000 steps, one seed) :math:`\gamma_u=10` left conditional samples
         barely controlled (the unlabelled branch has an effective β of 0.1 and confident,
-        self-consistent pseudo-labels); :math:`\gamma_u=1` was clearly better — a sensitivity
-        cell belongs in the chapter (digest §5 #7).
+        self-consistent pseudo-labels); :math:`\gamma_u=1` was clearly better [ours].
     gamma_y : :math:`\gamma_y=10` on :math:`\log p(y\mid u)` [SF: ``DefaultGammaPy``].
     gamma_qy : weight of :math:`\log q(y\mid z_0)` on labels; ``None`` = ``gamma_y`` (authors).
     beta_sup, beta_uns : :math:`\beta_s=\beta_u=1`.
     beta_z1 : :math:`\beta_1=1` (``LatentConfig.beta``) for the :math:`z_1` level.
     lambda_h : :math:`\lambda_H=1` on the entropy of :math:`q(y\mid z_0)`.
     warmup_steps : supervised-only steps; authors 800 of 200k on dSprites [SF:L663–711];
-        ~5% at CPU scale [ours, §5 #11].
+        ~5% at CPU scale [ours].
     concrete_logprob : Concrete density instead of cross-entropy for labelled
-        :math:`\log q(y\mid z_0)` (§5 #3).
-    hard : straight-through one-hot pseudo-labels (§5 #4).
-    entropy : ``"analytic"`` [ours] or ``"mc"`` [SF] (§5 #5).
-    mc_kl : one-sample :math:`\log q(z_0|x)-\log p(z_0|u)` [SF] instead of the analytic KL (§5 #9).
+        :math:`\log q(y\mid z_0)`.
+    hard : straight-through one-hot pseudo-labels (the authors' NoReparams ablation).
+    entropy : ``"analytic"`` [ours] or ``"mc"`` [SF].
+    mc_kl : one-sample :math:`\log q(z_0|x)-\log p(z_0|u)` [SF] instead of the analytic KL.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     gamma_sup: float = 1.0
@@ -63,7 +65,15 @@ class SemafoLossConfig(ConfigBase):
     mc_kl: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("gamma_sup", "gamma_uns", "gamma_y", "beta_sup", "beta_uns", "beta_z1", "lambda_h"):
+        for name in (
+            "gamma_sup",
+            "gamma_uns",
+            "gamma_y",
+            "beta_sup",
+            "beta_uns",
+            "beta_z1",
+            "lambda_h",
+        ):
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be finite and >= 0, got {v}")
@@ -72,7 +82,9 @@ class SemafoLossConfig(ConfigBase):
         if int(self.warmup_steps) < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.entropy not in ENTROPY_ESTIMATORS:
-            raise ValueError(f"unknown entropy estimator {self.entropy!r}; valid: {', '.join(ENTROPY_ESTIMATORS)}")
+            raise ValueError(
+                f"unknown entropy estimator {self.entropy!r}; valid: {', '.join(ENTROPY_ESTIMATORS)}"
+            )
 
     @property
     def qy_weight(self) -> float:
@@ -87,10 +99,13 @@ def labelled_objective(out: SemafoOutput, cfg: SemafoLossConfig) -> torch.Tensor
         \gamma_s[\log p(x|z)+\gamma_y\log p(y|u)+\gamma_{qy}\log q(y|z_0)]
         -\beta_s[\mathrm{KL}_{z_0}+\mathrm{KL}_u]-\beta_1\mathrm{KL}_{z_1}
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    return (cfg.gamma_sup * (out.log_px + cfg.gamma_y * out.log_py_u + cfg.qy_weight * out.log_qy_z)
-            - cfg.beta_sup * (out.kl_z0 + out.kl_u) - cfg.beta_z1 * out.kl_z1)
+    return (
+        cfg.gamma_sup * (out.log_px + cfg.gamma_y * out.log_py_u + cfg.qy_weight * out.log_qy_z)
+        - cfg.beta_sup * (out.kl_z0 + out.kl_u)
+        - cfg.beta_z1 * out.kl_z1
+    )
 
 
 def unlabelled_objective(out: SemafoOutput, cfg: SemafoLossConfig) -> torch.Tensor:
@@ -100,19 +115,30 @@ def unlabelled_objective(out: SemafoOutput, cfg: SemafoLossConfig) -> torch.Tens
         \gamma_u[\log p(x|z)+\gamma_y\log p(\tilde y|u)]-\beta_u[\mathrm{KL}_{z_0}+\mathrm{KL}_u]
         +\lambda_H H[q(y|z_0)]-\beta_1\mathrm{KL}_{z_1}
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    return (cfg.gamma_uns * (out.log_px + cfg.gamma_y * out.log_py_u)
-            - cfg.beta_uns * (out.kl_z0 + out.kl_u) + cfg.lambda_h * out.entropy_qy - cfg.beta_z1 * out.kl_z1)
+    return (
+        cfg.gamma_uns * (out.log_px + cfg.gamma_y * out.log_py_u)
+        - cfg.beta_uns * (out.kl_z0 + out.kl_u)
+        + cfg.lambda_h * out.entropy_qy
+        - cfg.beta_z1 * out.kl_z1
+    )
 
 
-def semafo_loss(model: SemafoVAE, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor | None,
-                cfg: SemafoLossConfig, *, supervised_only: bool = False,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def semafo_loss(
+    model: SemafoVAE,
+    x_l: torch.Tensor,
+    y_l: torch.Tensor,
+    x_u: torch.Tensor | None,
+    cfg: SemafoLossConfig,
+    *,
+    supervised_only: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     r"""The scalar training loss :math:`-\overline{\mathcal L_{\text{sup}}}-\overline{\mathcal L_{\text{uns}}}`.
 
     Each part is averaged over its own sub-batch and the two are summed, so a labelled example
-    weighs about 8× an unlabelled one at 7 + 57 per batch (§2.5, kept as the authors do).
+    weighs about 8× an unlabelled one at 7 + 57 per batch (kept as the authors do [SF:L603–697]).
     During the warm-up (``supervised_only``) only :math:`-\overline{\mathcal L_{\text{sup}}}`.
 
     Parameters
@@ -126,27 +152,19 @@ def semafo_loss(model: SemafoVAE, x_l: torch.Tensor, y_l: torch.Tensor, x_u: tor
     ``uns/``, the two objectives, and the accuracies ``sup/acc_qy`` and ``sup/acc_py`` of
     :math:`q(y|z_0)` and :math:`p(y|u)` on the labelled sub-batch.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    logs: dict[str, torch.Tensor] = {}
-    loss = x_l.new_zeros(())
-    if x_l.shape[0] > 0:
-        out_s = model(x_l, y_l, generator=generator, loss_config=cfg)
-        obj_s = labelled_objective(out_s, cfg).mean()
-        loss = loss - obj_s
-        logs["sup/objective"] = obj_s.detach()
-        for k, v in out_s.terms().items():
-            if k != "entropy_qy":
-                logs[f"sup/{k}"] = v.mean().detach()
-        logs["sup/acc_qy"] = one_hot_accuracy(out_s.qy_logits.detach(), out_s.y, model.factor_sizes)
-        logs["sup/acc_py"] = one_hot_accuracy(out_s.py_logits.detach(), out_s.y, model.factor_sizes)
-    if not supervised_only and x_u is not None and x_u.shape[0] > 0:
-        out_u = model(x_u, generator=generator, loss_config=cfg)
-        obj_u = unlabelled_objective(out_u, cfg).mean()
-        loss = loss - obj_u
-        logs["uns/objective"] = obj_u.detach()
-        for k, v in out_u.terms().items():
-            if k != "log_qy_z":
-                logs[f"uns/{k}"] = v.mean().detach()
-    logs["loss"] = loss.detach()
-    return loss, logs
+    return semi_supervised_terms(
+        model,
+        x_l,
+        y_l,
+        x_u,
+        cfg,
+        labelled=labelled_objective,
+        unlabelled=unlabelled_objective,
+        skip_labelled="entropy_qy",
+        skip_unlabelled="log_qy_z",
+        accuracies={"sup/acc_qy": "qy_logits", "sup/acc_py": "py_logits"},
+        supervised_only=supervised_only,
+        generator=generator,
+    )

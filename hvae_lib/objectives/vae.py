@@ -4,8 +4,9 @@ r"""Losses of the β-VAE and the conditional-prior VAE: :math:`\mathbb E[D + \be
 The models (:class:`hvae_lib.models.BetaVAE`, :class:`hvae_lib.models.ConditionalPriorVAE`)
 return the per-example distortion and rate; these functions weight them with β.
 
-Used in: book/01_rate_distortion.md, book/02_transitive_information.md, book/04_semafovae.md.
+Used in: :ref:`ch-rate-distortion`, :ref:`ch-transitive`, :ref:`ch-semafovae`.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,46 +15,65 @@ import torch
 
 from ..models.conditional_prior import ConditionalPriorVAE, unpack_images_labels
 from ..models.vae import BetaVAE
+from .base import LossFn
 
 __all__ = ["vae_loss", "conditional_prior_loss"]
 
 
-def vae_loss(beta: float = 1.0):
-    """Loss function for :func:`hvae_lib.train.train`: ``(model, x) -> (loss, logs)``.
+def vae_loss(beta: float = 1.0) -> LossFn:
+    """The β-VAE loss for :func:`hvae_lib.train.train`: ``(model, x, *, step, generator) -> (loss, logs)``.
 
-    ``loss`` is the scalar :math:`\\mathbb E[D + \\beta R]`; ``logs`` holds the batch means of
-    ``loss``, ``distortion``, ``rate`` and ``elbo`` (floats, nats).
+    ``loss`` is the scalar :math:`\\mathbb E[D + \\beta R]` at one reparameterised sample drawn
+    from ``generator``; ``logs`` holds the batch means of ``loss``, ``distortion`` and ``rate``
+    (nats). ``step`` is not used (no schedule).
+
+    Used in: :ref:`ch-rate-distortion`
     """
     if not (beta >= 0 and math.isfinite(beta)):
         raise ValueError(f"beta must be a finite non-negative number, got {beta}")
 
-    def loss_fn(model: BetaVAE, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        out = model(x)
+    def loss_fn(
+        model: BetaVAE, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = model(x, generator)
         loss = out.loss(beta)
-        logs = {"loss": loss.detach(), "distortion": out.distortion.mean().detach(),
-                "rate": out.rate.mean().detach()}
+        logs = {
+            "loss": loss.detach(),
+            "distortion": out.distortion.mean().detach(),
+            "rate": out.rate.mean().detach(),
+        }
         return loss, logs
 
     return loss_fn
 
 
-def conditional_prior_loss(beta: float = 1.0):
+def conditional_prior_loss(beta: float = 1.0) -> LossFn:
     r"""Loss for :func:`hvae_lib.train.train` on packed batches: :math:`\mathbb E[D + \beta R_u]`.
 
-    ``(model, batch [B, C*H*W + K]) -> (loss, logs)``; ``logs`` holds the batch means of
-    ``loss``, ``distortion`` and ``rate`` (nats), like :func:`hvae_lib.objectives.vae_loss`.
+    ``(model, batch [B, C*H*W + K], *, step, generator) -> (loss, logs)``; ``logs`` holds the
+    batch means of ``loss``, ``distortion`` and ``rate`` (nats), like
+    :func:`hvae_lib.objectives.vae_loss`.
 
-    Used in: book/02_transitive_information.md
+    Used in: :ref:`ch-transitive`
     """
     if not (beta >= 0 and math.isfinite(beta)):
         raise ValueError(f"beta must be a finite non-negative number, got {beta}")
 
-    def loss_fn(model: ConditionalPriorVAE, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss_fn(
+        model: ConditionalPriorVAE,
+        batch: torch.Tensor,
+        *,
+        step: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, u = unpack_images_labels(batch, model.config.vae.input_shape)
-        out = model(x, u)
+        out = model(x, u, generator)
         loss = out.loss(beta)
-        logs = {"loss": loss.detach(), "distortion": out.distortion.mean().detach(),
-                "rate": out.rate.mean().detach()}
+        logs = {
+            "loss": loss.detach(),
+            "distortion": out.distortion.mean().detach(),
+            "rate": out.rate.mean().detach(),
+        }
         return loss, logs
 
     return loss_fn

@@ -1,44 +1,86 @@
 """Training: the loop, checkpoints, the result cache, the batched β-grid and the semi-supervised trainers.
 
-* :mod:`.loop` — :class:`TrainConfig`, :func:`train` (Adam, seeded minibatches, non-finite
-  guard, checkpoints and exact resume), :class:`ResultCache`, :func:`fit`
-  (book/01_rate_distortion.md and every chapter that trains a model).
+* :mod:`.loop` — :class:`TrainConfig`, :func:`train`, the one training loop
+  ``train(model, batches, loss_fn, config)`` with ``loss_fn(model, batch, *, step, generator)``
+  (Adam, seeded batch sources, non-finite guard, checkpoints and exact resume),
+  :class:`ResultCache` and :func:`fit`, the one load-or-train (every chapter that trains).
 * :mod:`.ensemble` — :func:`train_grid` / :func:`fit_grid`: a whole grid of rate weights as one
-  batched model (book/03_rate_splitting.md).
-* :mod:`.semisup` — labelled subsets, batch composition and the SemafoVAE / M2 trainers
-  (book/04_semafovae.md).
+  batched model (:ref:`ch-rate-splitting`).
+* :mod:`.semisup` — labelled subsets, batch composition and the semi-supervised batch
+  sources on which SemafoVAE, M2 and the label VAE train (:ref:`ch-semafovae`).
 """
+
 from .ensemble import GridResult, beta_grid, fit_grid, log_spaced_betas, member_key, train_grid
 from .loop import (
     BatchSampler,
+    BatchSource,
     LossFn,
     ResultCache,
+    TensorBatches,
     TrainConfig,
     TrainResult,
+    build_seeded,
     cache_enabled_by_env,
     cache_write_only_by_env,
     default_cache_dir,
     fingerprint,
     fit,
     load_checkpoint,
+    noise_generator,
     save_checkpoint,
+    source_digest,
+    to_device,
     train,
 )
 from .semisup import (
+    IndexPool,
+    LabelBatches,
+    LabelledUnlabelledBatches,
     SemiSupervisedBatches,
     SemiSupervisedConfig,
     batch_composition,
     fit_semisupervised,
     labelled_subset,
+    semisupervised_batches,
     train_label_vae,
     train_semisupervised,
 )
 
 __all__ = [
-    "BatchSampler", "LossFn", "ResultCache", "TrainConfig", "TrainResult", "cache_enabled_by_env",
-    "cache_write_only_by_env", "default_cache_dir", "fingerprint", "fit", "load_checkpoint", "save_checkpoint",
+    "BatchSampler",
+    "BatchSource",
+    "LossFn",
+    "TensorBatches",
+    "build_seeded",
+    "noise_generator",
+    "to_device",
+    "ResultCache",
+    "TrainConfig",
+    "TrainResult",
+    "cache_enabled_by_env",
+    "cache_write_only_by_env",
+    "default_cache_dir",
+    "fingerprint",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+    "source_digest",
     "train",
-    "GridResult", "beta_grid", "fit_grid", "log_spaced_betas", "member_key", "train_grid",
-    "SemiSupervisedBatches", "SemiSupervisedConfig", "batch_composition", "fit_semisupervised", "labelled_subset",
-    "train_label_vae", "train_semisupervised",
+    "GridResult",
+    "beta_grid",
+    "fit_grid",
+    "log_spaced_betas",
+    "member_key",
+    "train_grid",
+    "IndexPool",
+    "LabelBatches",
+    "LabelledUnlabelledBatches",
+    "semisupervised_batches",
+    "SemiSupervisedBatches",
+    "SemiSupervisedConfig",
+    "batch_composition",
+    "fit_semisupervised",
+    "labelled_subset",
+    "train_label_vae",
+    "train_semisupervised",
 ]

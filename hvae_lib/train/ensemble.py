@@ -5,7 +5,7 @@ stacked along a new leading dimension and one member's forward pass is vectorise
 ``torch.func.functional_call`` + ``torch.func.vmap``, so a grid step costs a few batched
 matrix products instead of ``G`` small ones.
 
-Why this equals independent training (our derivation; rate_splitting digest §8.3):
+Why this equals independent training (our derivation):
 
 * every member sees the **same minibatch** (the same seeded sampler as
   :func:`hvae_lib.train.train`) and the **same reparameterisation noise** (drawn once per step
@@ -26,14 +26,16 @@ Results are per member (``state_dict`` + :class:`~hvae_lib.train.TrainResult`), 
 :func:`fit_grid` stores each member in a :class:`~hvae_lib.train.ResultCache` under the key
 :func:`fit` would use for the same run, so grids and single runs share one cache.
 
-Used in: book/03_rate_splitting.md
+Used in: :ref:`ch-rate-splitting`
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +45,16 @@ from tqdm.auto import tqdm
 from ..config import resolve_device
 from ..models.hierarchical import HierarchicalVAE, HierarchicalVAEConfig
 from ..objectives.hierarchical import check_betas, kl_warmup
-from .loop import BatchSampler, ResultCache, TrainConfig, TrainResult
+from .loop import (
+    BatchSampler,
+    ResultCache,
+    TensorBatches,
+    TrainConfig,
+    TrainResult,
+    build_seeded,
+    noise_generator,
+    source_digest,
+)
 
 __all__ = ["GridResult", "log_spaced_betas", "beta_grid", "member_key", "train_grid", "fit_grid"]
 
@@ -54,17 +65,19 @@ _ADAM_EPS = 1e-8
 def log_spaced_betas(k: int, low: float = 0.1, high: float = 10.0) -> np.ndarray:
     r"""``k`` log-spaced values :math:`10^{\mathrm{linspace}(\log_{10} low,\,\log_{10} high,\,k)}`.
 
-    ``k = 21`` in ``[0.1, 10]`` is the authors' grid side (digest §5.4); 5 and 7 are the quick
-    and full CPU profiles.
+    ``k = 21`` in ``[0.1, 10]`` is the authors' grid side (timxzz/HIT at commit ``10b83e9``,
+    ``plot_eval.py``); 5 and 7 are the quick and full CPU profiles.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     if int(k) < 1 or not (0 < low <= high) or not math.isfinite(high):
         raise ValueError(f"need k >= 1 and 0 < low <= high, got k={k}, low={low}, high={high}")
     return np.logspace(math.log10(low), math.log10(high), int(k))
 
 
-def beta_grid(beta1_values: Sequence[float], beta2_values: Sequence[float]) -> list[tuple[float, float]]:
+def beta_grid(
+    beta1_values: Sequence[float], beta2_values: Sequence[float]
+) -> list[tuple[float, float]]:
     r"""All pairs ``(beta1, beta2)``, ``beta1`` varying slowest.
 
     Index ``i * len(beta2_values) + j`` holds ``(beta1_values[i], beta2_values[j])``, so
@@ -72,7 +85,7 @@ def beta_grid(beta1_values: Sequence[float], beta2_values: Sequence[float]) -> l
     :math:`\beta_1` in rows and :math:`\beta_2` in columns (the authors flip the rows to put
     large :math:`\beta_1` on top).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     pairs = [(float(b1), float(b2)) for b1 in beta1_values for b2 in beta2_values]
     for p in pairs:
@@ -80,17 +93,22 @@ def beta_grid(beta1_values: Sequence[float], beta2_values: Sequence[float]) -> l
     return pairs
 
 
-def member_key(config: HierarchicalVAEConfig, betas: Sequence[float], warmup_steps: int = 0) -> dict[str, Any]:
+def member_key(
+    config: HierarchicalVAEConfig, betas: Sequence[float], warmup_steps: int = 0
+) -> dict[str, Any]:
     """What determines one grid member besides the training config and data.
 
     Pass it as ``key=`` to :func:`hvae_lib.train.fit` (with ``hierarchical_loss(betas,
     warmup_steps=...)``) to share cache entries with :func:`fit_grid`.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
-    return {"model": "HierarchicalVAE", "config": config.to_dict(),
-            "betas": [float(b) for b in check_betas(betas, config.num_layers)],
-            "warmup_steps": int(warmup_steps)}
+    return {
+        "model": "HierarchicalVAE",
+        "config": config.to_dict(),
+        "betas": [float(b) for b in check_betas(betas, config.num_layers)],
+        "warmup_steps": int(warmup_steps),
+    }
 
 
 @dataclass
@@ -108,7 +126,7 @@ class GridResult:
     seconds : wall time of the training call (0 when everything came from the cache).
     warmup_steps : the KL warm-up used.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
 
     config: HierarchicalVAEConfig
@@ -126,7 +144,9 @@ class GridResult:
         """Position of the member trained with ``betas`` (matched to 1e-9 relative)."""
         target = tuple(float(b) for b in betas)
         for i, b in enumerate(self.betas):
-            if len(b) == len(target) and all(math.isclose(u, v, rel_tol=1e-9) for u, v in zip(b, target)):
+            if len(b) == len(target) and all(
+                math.isclose(u, v, rel_tol=1e-9) for u, v in zip(b, target)
+            ):
                 return i
         raise KeyError(f"no member with betas {target}")
 
@@ -146,11 +166,15 @@ class GridResult:
         return np.array([r.last(name) for r in self.results])
 
 
-def _stack_init(config: HierarchicalVAEConfig, g: int, seed: int,
-                init: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]] | None
-                ) -> tuple[HierarchicalVAE, list[dict[str, torch.Tensor]]]:
-    torch.manual_seed(int(seed))
-    template = HierarchicalVAE(config)  # the initialisation fit() would build
+def _stack_init(
+    config: HierarchicalVAEConfig,
+    g: int,
+    seed: int,
+    init: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]] | None,
+) -> tuple[HierarchicalVAE, list[dict[str, torch.Tensor]]]:
+    template = build_seeded(
+        lambda: HierarchicalVAE(config), seed
+    )  # the initialisation fit() would build
     if init is None:
         states = [template.state_dict()] * g
     elif isinstance(init, Mapping):
@@ -189,16 +213,29 @@ class _MaskedAdam:
         self.uniform = self.uniform and all_ok
         if self.uniform:
             self.step_t += 1
-            torch._fused_adam_([flat], [grad], [self.m], [self.v], [], [self.step_t], lr=self.lr, beta1=b1,
-                               beta2=b2, weight_decay=0.0, eps=_ADAM_EPS, amsgrad=False, maximize=False)
+            torch._fused_adam_(
+                [flat],
+                [grad],
+                [self.m],
+                [self.v],
+                [],
+                [self.step_t],
+                lr=self.lr,
+                beta1=b1,
+                beta2=b2,
+                weight_decay=0.0,
+                eps=_ADAM_EPS,
+                amsgrad=False,
+                maximize=False,
+            )
             return
         t = self.t.clamp(min=1.0)
-        step_size = (self.lr / (1.0 - b1 ** t)).to(flat.dtype).unsqueeze(1)
-        bc2_sqrt = torch.sqrt(1.0 - b2 ** t).to(flat.dtype).unsqueeze(1)
+        step_size = (self.lr / (1.0 - b1**t)).to(flat.dtype).unsqueeze(1)
+        bc2_sqrt = torch.sqrt(1.0 - b2**t).to(flat.dtype).unsqueeze(1)
         if all_ok:  # the common case, in place: no [G, P] temporaries but one
             self.m.lerp_(grad, 1.0 - b1)
             self.v.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-            update = self.v.sqrt().div_(bc2_sqrt).add_(_ADAM_EPS)   # denominator
+            update = self.v.sqrt().div_(bc2_sqrt).add_(_ADAM_EPS)  # denominator
             torch.div(self.m, update, out=update).mul_(step_size)
             flat.sub_(update)
             return
@@ -213,39 +250,62 @@ class _MaskedAdam:
         flat.copy_(torch.where(okc, p_new, flat))
 
 
-def _train_members(config: HierarchicalVAEConfig, betas: list[tuple[float, ...]], data: torch.Tensor,
-                   tc: TrainConfig, *, warmup_steps: int, init: Any, device: torch.device,
-                   progress: bool, desc: str) -> tuple[list[dict[str, torch.Tensor]], list[TrainResult], float]:
+def _train_members(
+    config: HierarchicalVAEConfig,
+    betas: list[tuple[float, ...]],
+    data: torch.Tensor,
+    tc: TrainConfig,
+    *,
+    warmup_steps: int,
+    init: Any,
+    device: torch.device,
+    progress: bool,
+    desc: str,
+) -> tuple[list[dict[str, torch.Tensor]], list[TrainResult], float]:
     g_count = len(betas)
     template, states = _stack_init(config, g_count, tc.seed, init)
     names = [n for n, _ in template.named_parameters()]
-    dtype = states[0][names[0]].dtype  # the initial weights' dtype (float32 unless init says otherwise)
+    dtype = states[0][
+        names[0]
+    ].dtype  # the initial weights' dtype (float32 unless init says otherwise)
     template = template.to(device=device, dtype=dtype).train()
     shapes = [tuple(p.shape) for _, p in template.named_parameters()]
     sizes = [math.prod(s) for s in shapes]
     offsets = np.cumsum([0, *sizes]).tolist()
-    flat = torch.stack([torch.cat([s[n].detach().reshape(-1).to(device, dtype) for n in names]) for s in states])
+    flat = torch.stack(
+        [torch.cat([s[n].detach().reshape(-1).to(device, dtype) for n in names]) for s in states]
+    )
     # One leaf per parameter, each a view into ``flat`` (shared storage): the optimiser updates
     # ``flat`` in place, and autograd returns per-parameter gradients. (Slicing a single leaf
     # ``flat`` inside the graph instead makes the backward pass of every slice fill a zero
     # tensor of the whole [G, P] size: measured, that was 44 % of a 7×7 grid step.)
-    leaves = [flat[:, offsets[i]:offsets[i + 1]].view(g_count, *shapes[i]).requires_grad_(True)
-              for i in range(len(names))]
+    leaves = [
+        flat[:, offsets[i] : offsets[i + 1]].view(g_count, *shapes[i]).requires_grad_(True)
+        for i in range(len(names))
+    ]
     params = dict(zip(names, leaves))
-    buffers = {n: torch.stack([s[n].to(device, b.dtype) for s in states]) for n, b in template.named_buffers()}
+    buffers = {
+        n: torch.stack([s[n].to(device, b.dtype) for s in states])
+        for n, b in template.named_buffers()
+    }
     beta_t = torch.tensor(betas, dtype=dtype, device=device)  # [G, L]
     opt = _MaskedAdam(flat.detach(), tc.lr)
     max_norm = float(tc.max_grad_norm) if tc.max_grad_norm is not None else float("inf")
     L = config.num_layers
 
-    def member(params: dict[str, torch.Tensor], bufs: dict[str, torch.Tensor], beta: torch.Tensor,
-               x: torch.Tensor, noise: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def member(
+        params: dict[str, torch.Tensor],
+        bufs: dict[str, torch.Tensor],
+        beta: torch.Tensor,
+        x: torch.Tensor,
+        noise: list[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = functional_call(template, (params, bufs), (x,), {"noise": noise})
         return out.loss(beta), out.distortion.mean(), out.rates.mean(0)
 
     batched = vmap(member, in_dims=(0, 0, 0, None, None))
     sampler = BatchSampler(int(data.shape[0]), tc.batch_size, tc.seed)
-    torch.manual_seed(tc.seed + 1)  # the reparameterisation-noise stream of train()
+    generator = noise_generator(device, tc.seed)  # the reparameterisation-noise stream of train()
     log_names = ["loss", "distortion", "rate", *(f"rate_{l + 1}" for l in range(L))]
     sums = torch.zeros(len(log_names), g_count, dtype=torch.float64, device=device)
     counts = torch.zeros(g_count, dtype=torch.float64, device=device)
@@ -258,14 +318,16 @@ def _train_members(config: HierarchicalVAEConfig, betas: list[tuple[float, ...]]
         batch = batch if batch.device == device else batch.to(device, non_blocking=True)
         if not batch.is_floating_point():
             batch = batch.float()
-        noise = template.draw_noise(batch.shape[0], device=device, dtype=batch.dtype)
+        noise = template.draw_noise(batch.shape[0], generator, device=device, dtype=batch.dtype)
         w = kl_warmup(step, warmup_steps)
         beta_eff = beta_t * w if w != 1.0 else beta_t
         loss, dist, rates = batched(params, buffers, beta_eff, batch, noise)
         grads = torch.autograd.grad(loss.sum(), leaves)
         with torch.no_grad():
             # per-member global-norm clipping, as torch.nn.utils.clip_grad_norm_ does per model
-            norms = torch.stack([torch.linalg.vector_norm(gr.reshape(g_count, -1), 2, dim=1) for gr in grads])
+            norms = torch.stack(
+                [torch.linalg.vector_norm(gr.reshape(g_count, -1), 2, dim=1) for gr in grads]
+            )
             grad = torch.cat([gr.reshape(g_count, -1) for gr in grads], dim=1)
             norm = torch.linalg.vector_norm(norms, 2, dim=0)
             coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
@@ -300,21 +362,36 @@ def _train_members(config: HierarchicalVAEConfig, betas: list[tuple[float, ...]]
     for gi in range(g_count):
         member_state: dict[str, torch.Tensor] = {}
         for i, n in enumerate(names):
-            member_state[n] = flat_cpu[gi, offsets[i]:offsets[i + 1]].reshape(shapes[i]).clone()
+            member_state[n] = flat_cpu[gi, offsets[i] : offsets[i + 1]].reshape(shapes[i]).clone()
         for n, b in buf_cpu.items():
             member_state[n] = b[gi].clone()
         state_dicts.append({k: member_state[k] for k in order})
     skipped_cpu = skipped.cpu().tolist()
-    results = [TrainResult(history=histories[gi], steps_done=tc.steps, skipped_steps=int(skipped_cpu[gi]),
-                           seconds=seconds / g_count) for gi in range(g_count)]
+    results = [
+        TrainResult(
+            history=histories[gi],
+            steps_done=tc.steps,
+            skipped_steps=int(skipped_cpu[gi]),
+            seconds=seconds / g_count,
+        )
+        for gi in range(g_count)
+    ]
     return state_dicts, results, seconds
 
 
-def train_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], data: torch.Tensor,
-               train_config: TrainConfig, *, warmup_steps: int = 0,
-               init: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]] | None = None,
-               chunk_size: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
-               desc: str = "beta grid") -> GridResult:
+def train_grid(
+    config: HierarchicalVAEConfig,
+    betas: Sequence[Sequence[float]],
+    data: torch.Tensor,
+    train_config: TrainConfig,
+    *,
+    warmup_steps: int = 0,
+    init: Mapping[str, torch.Tensor] | Sequence[Mapping[str, torch.Tensor]] | None = None,
+    chunk_size: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "beta grid",
+) -> GridResult:
     r"""Train one :class:`HierarchicalVAE` per entry of ``betas``, all at once.
 
     Member ``g`` minimises :math:`\frac1B\sum_b\big[D_b + w(s)\sum_l \beta_{g,l} R_{b,l}\big]`
@@ -350,7 +427,7 @@ def train_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], 
     ValueError
         β ≤ 0, the wrong number of β's per member, an empty grid or a bad ``init``.
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     grid = [check_betas(b, config.num_layers) for b in betas]
     if not grid:
@@ -358,8 +435,10 @@ def train_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], 
     if int(warmup_steps) < 0:
         raise ValueError(f"warmup_steps must be non-negative, got {warmup_steps}")
     if data.dim() != 4 or tuple(data.shape[1:]) != tuple(int(s) for s in config.input_shape):
-        raise ValueError(f"data must be [N, {', '.join(str(int(s)) for s in config.input_shape)}], "
-                         f"got {tuple(data.shape)}")
+        raise ValueError(
+            f"data must be [N, {', '.join(str(int(s)) for s in config.input_shape)}], "
+            f"got {tuple(data.shape)}"
+        )
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     if init is not None and not isinstance(init, Mapping) and len(init) != len(grid):
         raise ValueError(f"init has {len(init)} state dicts for {len(grid)} members")
@@ -370,35 +449,66 @@ def train_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], 
     results: list[TrainResult] = []
     total = 0.0
     for start in range(0, len(grid), size):
-        part = grid[start:start + size]
-        part_init = init if init is None or isinstance(init, Mapping) else list(init)[start:start + size]
-        label = desc if size >= len(grid) else f"{desc} [{start + 1}-{start + len(part)}/{len(grid)}]"
-        s, r, sec = _train_members(config, part, data, train_config, warmup_steps=int(warmup_steps),
-                                   init=part_init, device=dev, progress=progress, desc=label)
+        part = grid[start : start + size]
+        part_init = (
+            init if init is None or isinstance(init, Mapping) else list(init)[start : start + size]
+        )
+        label = (
+            desc if size >= len(grid) else f"{desc} [{start + 1}-{start + len(part)}/{len(grid)}]"
+        )
+        s, r, sec = _train_members(
+            config,
+            part,
+            data,
+            train_config,
+            warmup_steps=int(warmup_steps),
+            init=part_init,
+            device=dev,
+            progress=progress,
+            desc=label,
+        )
         states += s
         results += r
         total += sec
-    return GridResult(config=config, train_config=train_config, betas=grid, state_dicts=states,
-                      results=results, seconds=total, warmup_steps=int(warmup_steps))
+    return GridResult(
+        config=config,
+        train_config=train_config,
+        betas=grid,
+        state_dicts=states,
+        results=results,
+        seconds=total,
+        warmup_steps=int(warmup_steps),
+    )
 
 
-def fit_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], data: torch.Tensor,
-             train_config: TrainConfig, *, warmup_steps: int = 0, cache: ResultCache | None = None,
-             chunk_size: int | None = None, device: str | torch.device = "cpu", progress: bool = True,
-             desc: str = "beta grid") -> GridResult:
+def fit_grid(
+    config: HierarchicalVAEConfig,
+    betas: Sequence[Sequence[float]],
+    data: torch.Tensor,
+    train_config: TrainConfig,
+    *,
+    warmup_steps: int = 0,
+    cache: ResultCache | None = None,
+    chunk_size: int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "beta grid",
+) -> GridResult:
     """:func:`train_grid` with a per-member :class:`~hvae_lib.train.ResultCache`.
 
     Each member is looked up under ``cache.key(member_key(config, betas, warmup_steps),
-    train_config, data)`` — the key :func:`hvae_lib.train.fit` uses with
-    ``key=member_key(...)`` — and only missing members are trained (as one batched model,
+    train_config, source_digest(TensorBatches(data, ...)))`` — the key :func:`hvae_lib.train.fit`
+    uses with ``key=member_key(...)`` on the same data, whose fingerprint is computed once for
+    the whole grid — and only missing members are trained (as one batched model,
     from the default initialisation), then stored. ``cache=None`` makes one from the
     environment (``HVAE_CACHE=0`` disables it).
 
-    Used in: book/03_rate_splitting.md
+    Used in: :ref:`ch-rate-splitting`
     """
     grid = [check_betas(b, config.num_layers) for b in betas]
     cache = cache if cache is not None else ResultCache()
-    keys = [cache.key(member_key(config, b, warmup_steps), train_config, data) for b in grid]
+    digest = source_digest(TensorBatches(data, train_config.batch_size, train_config.seed))
+    keys = [cache.key(member_key(config, b, warmup_steps), train_config, digest) for b in grid]
     states: list[dict[str, torch.Tensor] | None] = [None] * len(grid)
     results: list[TrainResult | None] = [None] * len(grid)
     for i, k in enumerate(keys):
@@ -409,15 +519,29 @@ def fit_grid(config: HierarchicalVAEConfig, betas: Sequence[Sequence[float]], da
     missing = [i for i in range(len(grid)) if states[i] is None]
     seconds = 0.0
     if missing:
-        trained = train_grid(config, [grid[i] for i in missing], data, train_config, warmup_steps=warmup_steps,
-                             chunk_size=chunk_size, device=device, progress=progress, desc=desc)
+        trained = train_grid(
+            config,
+            [grid[i] for i in missing],
+            data,
+            train_config,
+            warmup_steps=warmup_steps,
+            chunk_size=chunk_size,
+            device=device,
+            progress=progress,
+            desc=desc,
+        )
         seconds = trained.seconds
         for j, i in enumerate(missing):
             states[i], results[i] = trained.state_dicts[j], trained.results[j]
             m = HierarchicalVAE(config)
             m.load_state_dict(trained.state_dicts[j])
             cache.store(keys[i], m, trained.results[j])
-    return GridResult(config=config, train_config=train_config, betas=grid,
-                      state_dicts=[s for s in states if s is not None],
-                      results=[r for r in results if r is not None], seconds=seconds,
-                      warmup_steps=int(warmup_steps))
+    return GridResult(
+        config=config,
+        train_config=train_config,
+        betas=grid,
+        state_dicts=[s for s in states if s is not None],
+        results=[r for r in results if r is not None],
+        seconds=seconds,
+        warmup_steps=int(warmup_steps),
+    )

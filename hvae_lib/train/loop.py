@@ -1,18 +1,24 @@
-"""Training loop, checkpoints and the result cache.
+"""The one training loop of the book, its batch sources, checkpoints and the result cache.
 
-* :func:`train` runs Adam on minibatches drawn by a seeded ``torch.Generator`` with a
-  ``tqdm.auto`` progress bar, a gradient-norm guard that **skips** updates whose loss or
-  gradient norm is not finite (and counts them), optional gradient clipping, and periodic
-  checkpoints (``state_dict`` of model and optimiser, RNG states, history), from which a run
-  resumes to exactly the result of an uninterrupted one.
+* :func:`train` ``(model, batches, loss_fn, config)`` runs Adam on the batches of a
+  :class:`BatchSource` with a ``tqdm.auto`` progress bar, optional gradient clipping, a guard
+  that **skips** updates whose loss or gradient norm is not finite (and counts them), and
+  periodic checkpoints (model, optimiser, batch source, noise generator, history), from which
+  a run resumes to exactly the result of an uninterrupted one. Every model family trains on it:
+  the loss is ``loss_fn(model, batch, *, step, generator)``, where ``step`` is the 0-based
+  global optimiser step (so warm-up and every schedule are pure functions of it) and
+  ``generator`` the run's ``torch.Generator`` for reparameterisation and Gumbel noise.
+* Batch sources: :class:`TensorBatches` (rows of one tensor, epoch-wise permutations) here;
+  the semi-supervised sources in :mod:`hvae_lib.train.semisup`.
 * :class:`ResultCache` stores trained weights and histories under a key derived from the
   configuration, the data and the ``hvae_lib`` version, so a second book build does not
-  retrain. ``HVAE_CACHE=0`` turns it off; ``HVAE_CACHE=write`` never reads but stores every
-  result (the test run: nbval trains everything, and the browser tests then build the book
-  from what it stored).
+  retrain; :func:`fit` is the one load-or-train entry point. ``HVAE_CACHE=0`` turns the cache
+  off; ``HVAE_CACHE=write`` never reads but stores every result (the test run: nbval trains
+  everything, and the browser tests then build the book from what it stored).
 
-Used in: book/01_rate_distortion.md and every chapter that trains a model.
+Used in: :ref:`ch-rate-distortion` and every chapter that trains a model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +26,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -31,8 +38,27 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import ConfigBase
+from ..objectives.base import LossFn
 
-LossFn = Callable[[nn.Module, torch.Tensor], "tuple[torch.Tensor, Mapping[str, torch.Tensor]]"]
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What :func:`train` draws its batches from.
+
+    ``next()`` returns the next batch (a tensor, or a tuple of tensors / ``None``, on the CPU
+    or anywhere: :func:`train` moves it to the model's device); ``state()`` / ``load(state)``
+    save and restore the position (tensors, numbers, lists and dicts only), so a resumed run
+    draws the same batches as an uninterrupted one; ``fingerprint_parts()`` returns what
+    identifies the data and the draw, for the result cache's key.
+    """
+
+    def next(self) -> Any: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load(self, state: Mapping[str, Any]) -> None: ...
+
+    def fingerprint_parts(self) -> tuple[Any, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +93,9 @@ class TrainConfig(ConfigBase):
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"TrainConfig.lr must be positive and finite, got {self.lr}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
-            raise ValueError(f"TrainConfig.max_grad_norm must be positive or None, got {self.max_grad_norm}")
+            raise ValueError(
+                f"TrainConfig.max_grad_norm must be positive or None, got {self.max_grad_norm}"
+            )
 
 
 @dataclass
@@ -92,14 +120,23 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible representation."""
-        return {"history": self.history, "steps_done": self.steps_done,
-                "skipped_steps": self.skipped_steps, "seconds": self.seconds}
+        return {
+            "history": self.history,
+            "steps_done": self.steps_done,
+            "skipped_steps": self.skipped_steps,
+            "seconds": self.seconds,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], from_cache: bool = False) -> "TrainResult":
+    def from_dict(cls, d: Mapping[str, Any], from_cache: bool = False) -> TrainResult:
         """Inverse of :meth:`to_dict`."""
-        return cls(history={k: list(v) for k, v in d["history"].items()}, steps_done=int(d["steps_done"]),
-                   skipped_steps=int(d["skipped_steps"]), seconds=float(d["seconds"]), from_cache=from_cache)
+        return cls(
+            history={k: list(v) for k, v in d["history"].items()},
+            steps_done=int(d["steps_done"]),
+            skipped_steps=int(d["skipped_steps"]),
+            seconds=float(d["seconds"]),
+            from_cache=from_cache,
+        )
 
     def last(self, name: str) -> float:
         """The last recorded value of ``name``."""
@@ -125,7 +162,7 @@ class BatchSampler:
         if self.pos + self.batch_size > self.n:
             self.perm = torch.randperm(self.n, generator=self.gen)
             self.pos = 0
-        idx = self.perm[self.pos:self.pos + self.batch_size]
+        idx = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
         return idx
 
@@ -138,21 +175,62 @@ class BatchSampler:
         self.pos = int(s["pos"])
 
 
-def _rng_states() -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
+class TensorBatches:
+    """Minibatches of the rows of one tensor: :class:`BatchSampler` indices into ``data``.
+
+    Parameters
+    ----------
+    data : ``[N, ...]`` examples (kept where they are; :func:`train` moves each batch).
+    batch_size, seed : as in :class:`BatchSampler` (``min(batch_size, N)`` rows per batch).
+    as_float : cast integer rows (e.g. binary images stored as ``uint8``) to ``float32`` per
+        batch; ``False`` keeps the dtype (integer labels).
+    """
+
+    def __init__(
+        self, data: torch.Tensor, batch_size: int, seed: int, *, as_float: bool = True
+    ) -> None:
+        self.data = data
+        self.as_float = bool(as_float)
+        self.sampler = BatchSampler(int(data.shape[0]), int(batch_size), int(seed))
+
+    def next(self) -> torch.Tensor:
+        batch = self.data[self.sampler.next()]
+        return batch.float() if self.as_float and not batch.is_floating_point() else batch
+
+    def state(self) -> dict[str, Any]:
+        return self.sampler.state()
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.sampler.load(state)
+
+    def fingerprint_parts(self) -> tuple[Any, ...]:
+        return (self.data, self.as_float)
 
 
-def _set_rng_states(states: Mapping[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(states["cuda"]))
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a batch (a tensor, ``None``, or a tuple/list/dict of them) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch if batch.device == device else batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    **extra: Any) -> None:
+def noise_generator(device: torch.device, seed: int) -> torch.Generator:
+    """The run's noise generator on ``device``, seeded ``seed + 1`` (the minibatch order uses
+    ``seed``). On the CPU it draws the same numbers as the global stream after
+    ``torch.manual_seed(seed + 1)`` would."""
+    return torch.Generator(device=device).manual_seed(int(seed) + 1)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    **extra: Any,
+) -> None:
     """Write ``{"model": state_dict, "optimizer": state_dict, **extra}`` with ``torch.save``.
 
     Only tensors, numbers, strings, lists and dicts are stored, so :func:`load_checkpoint` can
@@ -169,7 +247,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
     Raises
@@ -188,25 +268,35 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{path.resolve()} is not a readable hvae_lib checkpoint: {exc}") from exc
 
 
-def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return x if x.device == device else x.to(device, non_blocking=True)
+def train(
+    model: nn.Module,
+    batches: BatchSource | torch.Tensor,
+    loss_fn: LossFn,
+    config: TrainConfig,
+    *,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train ``model`` in place and return the :class:`TrainResult`: the book's one training loop.
 
-
-def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: LossFn, *,
-          device: str | torch.device | None = None, progress: bool = True, desc: str = "train",
-          checkpoint_path: str | os.PathLike | None = None, resume: bool = True) -> TrainResult:
-    """Train ``model`` in place on ``data`` and return the :class:`TrainResult`.
+    Each of the ``config.steps`` optimiser steps draws ``batch = batches.next()``, moves it to
+    ``device``, computes ``loss, logs = loss_fn(model, batch, step=s, generator=g)`` with the
+    0-based global step ``s`` and the run's noise generator ``g`` (:func:`noise_generator`), and
+    takes an Adam step on all trainable parameters (parameters the loss does not reach get no
+    gradient and stay unchanged).
 
     Parameters
     ----------
     model : the module; it is moved to ``device``.
-    data : ``[N, ...]`` training examples (kept where they are; each minibatch is moved to
-        ``device``; put ``data`` on the device first to avoid copies on a GPU). Integer data
-        (e.g. binary images stored as ``uint8`` to save memory) are cast to ``float32`` per
-        minibatch.
+    batches : a :class:`BatchSource`, or a tensor ``[N, ...]`` (then
+        ``TensorBatches(batches, config.batch_size, config.seed)``: integer data are cast to
+        ``float32`` per minibatch).
+    loss_fn : ``(model, batch, *, step, generator) -> (scalar loss, {name: scalar tensor})``,
+        e.g. :func:`hvae_lib.objectives.vae_loss`.
     config : :class:`TrainConfig`.
-    loss_fn : ``(model, batch) -> (scalar loss, {name: scalar tensor})``, e.g.
-        :func:`hvae_lib.objectives.vae_loss`.
     device : where to train; ``None`` keeps the model's current device.
     progress : show a ``tqdm.auto`` progress bar with the running loss.
     checkpoint_path : where to write checkpoints every ``config.checkpoint_every`` steps and
@@ -214,7 +304,9 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
         continues from its step, giving the same result as an uninterrupted run.
 
     The non-finite guard: if the loss or the global gradient norm is NaN/inf, the update is
-    skipped (gradients zeroed) and counted in ``skipped_steps``.
+    skipped (gradients zeroed) and counted in ``skipped_steps``. ``history`` holds the running
+    means of the logged values every ``config.log_every`` steps; a value that starts being
+    logged later (e.g. after a warm-up) is padded with NaN before its first record.
     """
     if device is None:
         try:
@@ -222,12 +314,21 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
         except StopIteration:
             device = torch.device("cpu")
     device = torch.device(device)
+    source = (
+        TensorBatches(batches, config.batch_size, config.seed)
+        if isinstance(batches, torch.Tensor)
+        else batches
+    )
+    if not isinstance(source, BatchSource):
+        raise TypeError(
+            f"batches must be a tensor or a BatchSource (next/state/load/fingerprint_parts), "
+            f"got {type(batches).__name__}"
+        )
     model.to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
-    sampler = BatchSampler(int(data.shape[0]), config.batch_size, config.seed)
-    torch.manual_seed(config.seed + 1)  # reparameterisation noise stream
+    generator = noise_generator(device, config.seed)
     history: dict[str, list[float]] = {"step": []}
     step, skipped = 0, 0
     sums: dict[str, float] = {}  # running sums of the logged values since the last record
@@ -236,33 +337,45 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
         ckpt = load_checkpoint(checkpoint_path, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        sampler.load(ckpt["sampler"])
-        _set_rng_states(ckpt["rng"])
+        source.load(ckpt["batches"])
+        generator.set_state(ckpt["generator"].cpu())
         step, skipped = int(ckpt["step"]), int(ckpt["skipped_steps"])
         history = {k: list(v) for k, v in ckpt["history"].items()}
         sums, count = dict(ckpt["pending"]["sums"]), int(ckpt["pending"]["count"])
     t0 = time.perf_counter()
 
-    def _checkpoint() -> None:
+    def checkpoint() -> None:
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, model, optimizer, step=step, skipped_steps=skipped,
-                            sampler=sampler.state(), rng=_rng_states(), history=history,
-                            pending={"sums": dict(sums), "count": count}, config=config.to_json())
+            save_checkpoint(
+                checkpoint_path,
+                model,
+                optimizer,
+                step=step,
+                skipped_steps=skipped,
+                batches=source.state(),
+                generator=generator.get_state(),
+                history=history,
+                pending={"sums": dict(sums), "count": count},
+                config=config.to_json(),
+            )
 
-    bar = tqdm(total=config.steps, initial=step, desc=desc, disable=not progress, leave=False,
-               mininterval=1.0)
+    max_norm = config.max_grad_norm if config.max_grad_norm is not None else float("inf")
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        desc=desc,
+        disable=not progress,
+        leave=False,
+        mininterval=1.0,
+    )
     while step < config.steps:
-        batch = _to_device(data[sampler.next()], device)
-        if not batch.is_floating_point():
-            batch = batch.float()
-        loss, logs = loss_fn(model, batch)
+        batch = to_device(source.next(), device)
+        loss, logs = loss_fn(model, batch, step=step, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         ok = bool(torch.isfinite(loss))
         if ok:
             loss.backward()
-            max_norm = config.max_grad_norm if config.max_grad_norm is not None else float("inf")
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            ok = bool(torch.isfinite(norm))
+            ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm)))
         if ok:
             optimizer.step()
             for k, v in logs.items():
@@ -277,16 +390,27 @@ def train(model: nn.Module, data: torch.Tensor, config: TrainConfig, loss_fn: Lo
             if count:
                 history["step"].append(float(step))
                 for k, v in sums.items():
-                    history.setdefault(k, []).append(v / count)
+                    column = history.setdefault(k, [])
+                    column.extend([float("nan")] * (len(history["step"]) - 1 - len(column)))
+                    column.append(v / count)
                 bar.set_postfix(loss=f"{sums.get('loss', 0.0) / count:.2f}", refresh=False)
             sums, count = {}, 0
         if step % config.checkpoint_every == 0 and step < config.steps:
-            _checkpoint()
+            checkpoint()
     bar.close()
-    _checkpoint()
+    checkpoint()
     model.eval()
-    return TrainResult(history=history, steps_done=step, skipped_steps=skipped,
-                       seconds=time.perf_counter() - t0)
+    return TrainResult(
+        history=history, steps_done=step, skipped_steps=skipped, seconds=time.perf_counter() - t0
+    )
+
+
+def build_seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``build()`` with the global torch RNG seeded ``seed`` (module initialisers draw from it),
+    inside ``torch.random.fork_rng`` so the caller's global RNG state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build()
 
 
 def fingerprint(*objects: Any) -> str:
@@ -349,8 +473,12 @@ class ResultCache:
         reads ``HVAE_CACHE=write`` when ``enabled`` is ``None`` too, else ``False``.
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, enabled: bool | None = None,
-                 write_only: bool | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        enabled: bool | None = None,
+        write_only: bool | None = None,
+    ) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.enabled = cache_enabled_by_env() if enabled is None else bool(enabled)
         if write_only is None:  # the environment decides only when ``enabled`` was not given
@@ -389,27 +517,49 @@ class ResultCache:
         (d / "result.json").write_text(json.dumps(result.to_dict()))
 
 
-def fit(build: Callable[[], nn.Module], data: torch.Tensor, config: TrainConfig, loss_fn: LossFn, *,
-        key: Any, cache: ResultCache | None = None, device: str | torch.device = "cpu",
-        progress: bool = True, desc: str = "train") -> tuple[nn.Module, TrainResult]:
-    """Build a model (seeded by ``config.seed``), then load it from the cache or train it.
+def source_digest(source: BatchSource) -> str:
+    """:func:`fingerprint` of what identifies a batch source's data and draw
+    (``source.fingerprint_parts()``): the data part of a result-cache key, computed once per
+    run (or once per grid, however many members share the data)."""
+    return fingerprint(*source.fingerprint_parts())
+
+
+def fit(
+    build: Callable[[], nn.Module],
+    batches: BatchSource | torch.Tensor,
+    loss_fn: LossFn,
+    config: TrainConfig,
+    *,
+    key: Any,
+    cache: ResultCache | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "train",
+) -> tuple[nn.Module, TrainResult]:
+    """Build a model (initialised from ``config.seed``), then load it from the cache or :func:`train` it.
 
     Parameters
     ----------
-    build : zero-argument factory of the untrained model.
-    key : everything besides ``config`` and ``data`` that determines the result (model
-        config, loss settings such as β); combined with ``config``, ``data`` and the version.
+    build : zero-argument factory of the untrained model (see :func:`build_seeded`).
+    batches, loss_fn, config : as for :func:`train`.
+    key : everything besides ``config`` and the data that determines the result (model
+        config, loss settings such as β); combined with ``config``, the batch source's
+        ``fingerprint_parts()`` and the version.
     cache : a :class:`ResultCache`; ``None`` makes one from the environment.
 
     Returns the trained model (on ``device``, in eval mode) and its :class:`TrainResult`.
     """
-    torch.manual_seed(config.seed)
-    model = build()
+    source = (
+        TensorBatches(batches, config.batch_size, config.seed)
+        if isinstance(batches, torch.Tensor)
+        else batches
+    )
+    model = build_seeded(build, config.seed)
     cache = cache if cache is not None else ResultCache()
-    k = cache.key(key, config, data)
+    k = cache.key(key, config, source_digest(source))
     hit = cache.load(k, model)
     if hit is not None:
         return model.to(device).eval(), hit
-    result = train(model, data, config, loss_fn, device=device, progress=progress, desc=desc)
+    result = train(model, source, loss_fn, config, device=device, progress=progress, desc=desc)
     cache.store(k, model, result)
     return model, result

@@ -1,47 +1,56 @@
-r"""Semi-supervised training of SemafoVAE and M2: labelled subsets, batches, the trainers.
+r"""Semi-supervised training of SemafoVAE and M2 on the one loop: labelled subsets and batch sources.
 
 * :func:`labelled_subset`: the fixed labelled subset, chosen once with its own seed (authors:
-  seed 1) and stratified by one or more factors [``odin/fuel/image_data/_base.py:256–380``].
+  seed 1) and stratified by one or more factors (the authors' ``odin/fuel/image_data/_base.py``).
 * :func:`batch_composition` and :class:`SemiSupervisedBatches`: at a label fraction
   :math:`\le 0.1` every batch of 64 holds :math:`\lceil 0.1\cdot64\rceil = 7` labelled and 57
-  unlabelled examples (fixed oversampling); above 0.1 the two are mixed at their natural rate
-  (semafovae.md §2.7). Each pool is drawn epoch-wise from its own seeded generator.
-* :func:`train_semisupervised` / :func:`fit_semisupervised`: Adam, a supervised-only warm-up
-  (``loss_config.warmup_steps``), gradient-norm clipping, the non-finite guard and the
-  ``tqdm.auto`` bar of :func:`hvae_lib.train.train`, returning its :class:`~hvae_lib.train.TrainResult`
-  (``fit_*`` adds the :class:`~hvae_lib.train.ResultCache`).
-* :func:`train_label_vae`: the label VAE :math:`y\leftrightarrow u` alone.
+  unlabelled examples (fixed oversampling, as the authors' code does); above 0.1 the two are
+  mixed at their natural rate. Each pool is drawn epoch-wise from its own seeded generator.
+* :class:`LabelledUnlabelledBatches` (images and labels of those indices) and
+  :class:`LabelBatches` (factor rows for the label VAE): batch sources of
+  :func:`hvae_lib.train.train`, checkpointed with the run.
+* :func:`train_semisupervised` / :func:`fit_semisupervised` / :func:`train_label_vae`: the
+  loop with these sources and the losses of :mod:`hvae_lib.objectives.semisup` (no loop of
+  their own).
 
 Generation, traversals and evaluation of the trained models are in :mod:`hvae_lib.analysis.semisup`;
 chapter 4's settings and data in :mod:`hvae_lib.experiments.ch04_semafovae`.
 
 The labelled examples' labels are integer factor indices ``[N, K]``; models turn them into the
 concatenated one-hot :math:`y`. Unlabelled examples are the training examples outside the
-labelled subset (their labels are never read).
+labelled subset (their labels are never read). [SF:L…] marks cite lines of trungnt13/odin-ai
+``examples/vae/semafo_final.py`` at commit ``9c6986a``.
 
-Used in: book/04_semafovae.md
+Used in: :ref:`ch-semafovae`
 """
+
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import ConfigBase
-from ..distributions import gaussian_kl, one_hot_accuracy, reparameterise, soft_log_likelihood
-from ..objectives.m2 import M2LossConfig, m2_loss
-from ..objectives.semafo import SemafoLossConfig, semafo_loss
-from .loop import ResultCache, TrainConfig, TrainResult
+from ..objectives.semisup import LabelVAELoss, SemiSupervisedLoss
+from .loop import ResultCache, TrainConfig, TrainResult, fit, train
 
 __all__ = [
-    "SemiSupervisedConfig", "labelled_subset", "batch_composition", "SemiSupervisedBatches",
-    "train_semisupervised", "fit_semisupervised", "train_label_vae",
+    "SemiSupervisedConfig",
+    "labelled_subset",
+    "batch_composition",
+    "IndexPool",
+    "SemiSupervisedBatches",
+    "LabelledUnlabelledBatches",
+    "LabelBatches",
+    "semisupervised_batches",
+    "train_semisupervised",
+    "fit_semisupervised",
+    "train_label_vae",
 ]
 
 
@@ -63,7 +72,7 @@ class SemiSupervisedConfig(ConfigBase):
     label_seed : seed of the labelled subset (authors 1; independent of ``train.seed``).
     stratify : factor columns whose joint classes stratify the subset (default: shape).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -79,7 +88,9 @@ class SemiSupervisedConfig(ConfigBase):
             raise ValueError(f"label_seed must be >= 0, got {self.label_seed}")
 
 
-def labelled_subset(labels: Any, fraction: float, seed: int = 1, stratify: Sequence[int] | None = (0,)) -> np.ndarray:
+def labelled_subset(
+    labels: Any, fraction: float, seed: int = 1, stratify: Sequence[int] | None = (0,)
+) -> np.ndarray:
     r"""The fixed labelled subset: sorted indices of :math:`\mathrm{round}(fN)` examples.
 
     Stratified: the strata are the distinct rows of ``labels[:, stratify]`` (or of a 1-D class
@@ -98,7 +109,7 @@ def labelled_subset(labels: Any, fraction: float, seed: int = 1, stratify: Seque
     -------
     ``int64 [n_l]`` sorted indices, :math:`n_l=\max(1,\mathrm{round}(fN))`.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     f = _check_fraction(fraction)
     lab = np.asarray(labels)
@@ -140,7 +151,10 @@ def labelled_subset(labels: Any, fraction: float, seed: int = 1, stratify: Seque
             while rest < 0 and take[s] > 1:
                 take[s] -= 1
                 rest += 1
-    chosen = [rng.choice(np.flatnonzero(strata == s), size=int(take[s]), replace=False) for s in range(len(counts))]
+    chosen = [
+        rng.choice(np.flatnonzero(strata == s), size=int(take[s]), replace=False)
+        for s in range(len(counts))
+    ]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
@@ -150,7 +164,7 @@ def batch_composition(label_fraction: float, batch_size: int = 64) -> tuple[int,
     :math:`f\le0.1`: :math:`n_s=\lceil 0.1B\rceil` (7 of 64); :math:`f>0.1`: :math:`n_s=\mathrm{round}(fB)`
     (natural rate); :math:`f=1`: all labelled.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
     f = _check_fraction(label_fraction)
     b = int(batch_size)
@@ -161,8 +175,12 @@ def batch_composition(label_fraction: float, batch_size: int = 64) -> tuple[int,
     return n_s, b - n_s
 
 
-class _Pool:
-    """Epoch-wise permutations of an index array from a seeded CPU generator."""
+class IndexPool:
+    """Epoch-wise permutations of an index array from a seeded CPU generator.
+
+    ``take(k)`` returns the next ``k`` indices, continuing into a fresh permutation when an
+    epoch runs out (so one call can span two epochs); ``state()`` / ``load()`` checkpoint it.
+    """
 
     def __init__(self, idx: np.ndarray, seed: int) -> None:
         self.idx = torch.as_tensor(np.asarray(idx, dtype=np.int64))
@@ -177,10 +195,18 @@ class _Pool:
                 self.perm = torch.randperm(len(self.idx), generator=self.gen)
                 self.pos = 0
             m = min(k, len(self.perm) - self.pos)
-            out.append(self.idx[self.perm[self.pos:self.pos + m]])
+            out.append(self.idx[self.perm[self.pos : self.pos + m]])
             self.pos += m
             k -= m
         return torch.cat(out) if out else self.idx[:0]
+
+    def state(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self.perm = state["perm"].clone()
+        self.pos = int(state["pos"])
 
 
 class SemiSupervisedBatches:
@@ -196,11 +222,17 @@ class SemiSupervisedBatches:
 
     ``next()`` returns ``(idx_labelled [n_l], idx_unlabelled [n_u])`` int64 tensors.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
 
-    def __init__(self, n: int, labelled_idx: Any, batch_size: int = 64, seed: int = 0,
-                 label_fraction: float | None = None) -> None:
+    def __init__(
+        self,
+        n: int,
+        labelled_idx: Any,
+        batch_size: int = 64,
+        seed: int = 0,
+        label_fraction: float | None = None,
+    ) -> None:
         lab = np.unique(np.asarray(labelled_idx, dtype=np.int64))
         if len(lab) == 0 or lab.min() < 0 or lab.max() >= n:
             raise ValueError(f"labelled_idx must be non-empty indices in [0, {n})")
@@ -209,8 +241,8 @@ class SemiSupervisedBatches:
         self.n_labelled, self.n_unlabelled = batch_composition(frac, batch_size)
         if len(unl) == 0:
             self.n_labelled, self.n_unlabelled = int(batch_size), 0
-        self.labelled = _Pool(lab, seed)
-        self.unlabelled = _Pool(unl, seed + 1) if len(unl) else None
+        self.labelled = IndexPool(lab, seed)
+        self.unlabelled = IndexPool(unl, seed + 1) if len(unl) else None
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``(labelled, unlabelled)`` index tensors."""
@@ -218,25 +250,159 @@ class SemiSupervisedBatches:
         iu = self.unlabelled.take(self.n_unlabelled) if self.unlabelled is not None else il[:0]
         return il, iu
 
+    def state(self) -> dict[str, Any]:
+        """The positions of both pools (for checkpoints)."""
+        return {
+            "labelled": self.labelled.state(),
+            "unlabelled": self.unlabelled.state() if self.unlabelled is not None else None,
+        }
 
-def _loss_function(model: nn.Module, loss_config: Any) -> Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    if isinstance(loss_config, SemafoLossConfig):
-        return semafo_loss
-    if isinstance(loss_config, M2LossConfig):
-        return m2_loss
-    raise ValueError(f"loss_config must be a SemafoLossConfig or M2LossConfig, got {type(loss_config).__name__}")
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state`."""
+        self.labelled.load(state["labelled"])
+        if self.unlabelled is not None:
+            self.unlabelled.load(state["unlabelled"])
 
 
-def train_semisupervised(model: nn.Module, images: Any, factors: Any, config: SemiSupervisedConfig, loss_config: Any,
-                         *, labelled_idx: Any | None = None, device: str | torch.device | None = None,
-                         progress: bool = True, desc: str = "semi-supervised") -> TrainResult:
-    r"""Train a SemafoVAE/SemafoHVAE or M2 model in place; returns a :class:`~hvae_lib.train.TrainResult`.
+def _images_and_factors(images: Any, factors: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(images)
+    y = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+    if x.ndim != 4 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"need images [N, C, H, W] and factors [N, K] with the same N; got "
+            f"{tuple(x.shape)}, {tuple(y.shape)}"
+        )
+    return x, y
 
-    Step :math:`t<` ``loss_config.warmup_steps``: loss :math:`-\overline{\mathcal L_{\text{sup}}}`
-    on the labelled sub-batch only; afterwards :math:`-\overline{\mathcal L_{\text{sup}}}-\overline{\mathcal L_{\text{uns}}}`
-    (semafovae.md §2.5). Adam(lr), global gradient-norm clip ``train.max_grad_norm``, and the
-    non-finite guard of :func:`hvae_lib.train.train` (a step with a NaN/inf loss or gradient
-    norm is skipped and counted). The history records running means of every logged term.
+
+class LabelledUnlabelledBatches:
+    """The semi-supervised :class:`~hvae_lib.train.BatchSource`: ``next()`` is ``(x_l, y_l, x_u)``.
+
+    ``x_l`` ``[n_l, C, H, W]`` (float) and ``y_l`` ``[n_l, K]`` (int64 factor indices) from the
+    labelled subset, ``x_u`` ``[n_u, C, H, W]`` from the other training images (``None`` when
+    every image is labelled); the composition and the draw are those of
+    :class:`SemiSupervisedBatches`. The labels of unlabelled images are never read.
+
+    Parameters
+    ----------
+    images : ``[N, C, H, W]`` training images (uint8 or float, array or tensor).
+    factors : ``[N, K]`` integer factor indices.
+    labelled_idx : the labelled subset (:func:`labelled_subset`).
+    batch_size, seed, label_fraction : as for :class:`SemiSupervisedBatches`.
+
+    Used in: :ref:`ch-semafovae`
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        factors: Any,
+        labelled_idx: Any,
+        batch_size: int = 64,
+        seed: int = 0,
+        label_fraction: float | None = None,
+    ) -> None:
+        self.images, self.factors = _images_and_factors(images, factors)
+        self.labelled_idx = np.unique(np.asarray(labelled_idx, dtype=np.int64))
+        self.indices = SemiSupervisedBatches(
+            int(self.images.shape[0]), self.labelled_idx, batch_size, seed, label_fraction
+        )
+
+    def _x(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.images[idx]
+        return x if x.is_floating_point() else x.float()
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        il, iu = self.indices.next()
+        return self._x(il), self.factors[il], (self._x(iu) if len(iu) else None)
+
+    def state(self) -> dict[str, Any]:
+        return self.indices.state()
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.indices.load(state)
+
+    def fingerprint_parts(self) -> tuple[Any, ...]:
+        return (
+            self.images,
+            self.factors,
+            self.labelled_idx,
+            self.indices.n_labelled,
+            self.indices.n_unlabelled,
+        )
+
+
+class LabelBatches:
+    """Batches of factor rows ``[B, K]`` (int64) for the label VAE: an :class:`IndexPool` over them.
+
+    Each batch holds ``min(batch_size, N)`` rows, drawn epoch-wise from a generator seeded
+    ``seed``.
+
+    Used in: :ref:`ch-semafovae`
+    """
+
+    def __init__(self, factors: Any, batch_size: int = 64, seed: int = 0) -> None:
+        self.factors = torch.as_tensor(np.asarray(factors), dtype=torch.long)
+        if self.factors.ndim != 2 or len(self.factors) == 0:
+            raise ValueError(
+                f"factors must be a non-empty [N, K] array, got shape {tuple(self.factors.shape)}"
+            )
+        if int(batch_size) <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = min(int(batch_size), len(self.factors))
+        self.pool = IndexPool(np.arange(len(self.factors)), seed)
+
+    def next(self) -> torch.Tensor:
+        return self.factors[self.pool.take(self.batch_size)]
+
+    def state(self) -> dict[str, Any]:
+        return self.pool.state()
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.pool.load(state)
+
+    def fingerprint_parts(self) -> tuple[Any, ...]:
+        return (self.factors, self.batch_size)
+
+
+def semisupervised_batches(
+    images: Any, factors: Any, config: SemiSupervisedConfig, labelled_idx: Any | None = None
+) -> LabelledUnlabelledBatches:
+    """The batch source of a semi-supervised run: the labelled subset of ``config`` (or
+    ``labelled_idx``) and batches seeded ``config.train.seed``."""
+    x, y = _images_and_factors(images, factors)
+    if labelled_idx is None:
+        labelled_idx = labelled_subset(
+            y.numpy(), config.label_fraction, config.label_seed, config.stratify
+        )
+    return LabelledUnlabelledBatches(
+        x, y, labelled_idx, config.train.batch_size, config.train.seed, config.label_fraction
+    )
+
+
+def train_semisupervised(
+    model: nn.Module,
+    images: Any,
+    factors: Any,
+    config: SemiSupervisedConfig,
+    loss_config: Any,
+    *,
+    labelled_idx: Any | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    desc: str = "semi-supervised",
+    checkpoint_path: str | None = None,
+) -> TrainResult:
+    r"""Train a SemafoVAE/SemafoHVAE or M2 model in place with :func:`hvae_lib.train.train`.
+
+    The batches are :func:`semisupervised_batches` and the loss
+    :class:`~hvae_lib.objectives.SemiSupervisedLoss`: for global steps
+    :math:`s<` ``loss_config.warmup_steps`` the loss is :math:`-\overline{\mathcal L_{\text{sup}}}`
+    on the labelled sub-batch alone, afterwards
+    :math:`-\overline{\mathcal L_{\text{sup}}}-\overline{\mathcal L_{\text{uns}}}` (the
+    authors' schedule, [SF:L663–711]: lines of trungnt13/odin-ai ``examples/vae/semafo_final.py``
+    at commit ``9c6986a``). Adam, clipping, the non-finite guard, checkpoints and the history
+    are those of the one loop.
 
     Parameters
     ----------
@@ -248,110 +414,73 @@ def train_semisupervised(model: nn.Module, images: Any, factors: Any, config: Se
     config : :class:`SemiSupervisedConfig`.
     labelled_idx : override the subset (default :func:`labelled_subset` of ``config``).
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    loss_fn = _loss_function(model, loss_config)
-    tc = config.train
-    x_all = torch.as_tensor(images)
-    y_all = torch.as_tensor(np.asarray(factors), dtype=torch.long)
-    if x_all.ndim != 4 or y_all.ndim != 2 or x_all.shape[0] != y_all.shape[0]:
-        raise ValueError(f"need images [N, C, H, W] and factors [N, K] with the same N; got "
-                         f"{tuple(x_all.shape)}, {tuple(y_all.shape)}")
-    n = int(x_all.shape[0])
-    if labelled_idx is None:
-        labelled_idx = labelled_subset(y_all.numpy(), config.label_fraction, config.label_seed, config.stratify)
-    batches = SemiSupervisedBatches(n, labelled_idx, tc.batch_size, tc.seed, config.label_fraction)
-    if device is None:
-        device = next(model.parameters()).device
-    device = torch.device(device)
-    model.to(device)
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=tc.lr)
-    gen = torch.Generator(device=device).manual_seed(tc.seed + 1)  # reparameterisation / Gumbel noise
-    warmup = int(getattr(loss_config, "warmup_steps", 0))
-    history: dict[str, list[float]] = {"step": []}
-    sums: dict[str, float] = {}
-    count = skipped = 0
-    t0 = time.perf_counter()
-
-    def batch(idx: torch.Tensor) -> torch.Tensor:
-        x = x_all[idx].to(device)
-        return x if x.is_floating_point() else x.float()
-
-    bar = tqdm(total=tc.steps, desc=desc, disable=not progress, leave=False, mininterval=1.0)
-    for step in range(1, tc.steps + 1):
-        il, iu = batches.next()
-        x_l, y_l = batch(il), y_all[il].to(device)
-        x_u = batch(iu) if len(iu) else None
-        loss, logs = loss_fn(model, x_l, y_l, x_u, loss_config, supervised_only=step <= warmup, generator=gen)
-        optimizer.zero_grad(set_to_none=True)
-        ok = bool(torch.isfinite(loss))
-        if ok:
-            loss.backward()
-            max_norm = tc.max_grad_norm if tc.max_grad_norm is not None else float("inf")
-            ok = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, max_norm)))
-        if ok:
-            optimizer.step()
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
-        else:
-            optimizer.zero_grad(set_to_none=True)
-            skipped += 1
-        bar.update(1)
-        if step % tc.log_every == 0 or step == tc.steps:
-            if count:
-                history["step"].append(float(step))
-                for k, v in sums.items():
-                    history.setdefault(k, []).extend([float("nan")] * (len(history["step"]) - 1 - len(history.get(k, []))))
-                    history[k].append(v / count)
-                bar.set_postfix(loss=f"{sums.get('loss', 0.0) / count:.1f}", refresh=False)
-            sums, count = {}, 0
-    bar.close()
-    model.eval()
-    return TrainResult(history=history, steps_done=tc.steps, skipped_steps=skipped, seconds=time.perf_counter() - t0)
+    loss = SemiSupervisedLoss(loss_config)
+    return train(
+        model,
+        semisupervised_batches(images, factors, config, labelled_idx),
+        loss,
+        config.train,
+        device=device,
+        progress=progress,
+        desc=desc,
+        checkpoint_path=checkpoint_path,
+    )
 
 
-def fit_semisupervised(build: Callable[[], nn.Module], images: Any, factors: Any, config: SemiSupervisedConfig,
-                       loss_config: Any, *, key: Any, cache: ResultCache | None = None,
-                       device: str | torch.device = "cpu", progress: bool = True,
-                       desc: str = "semi-supervised") -> tuple[nn.Module, TrainResult]:
-    """Build (seeded by ``config.train.seed``), then load from the :class:`~hvae_lib.train.ResultCache` or train.
+def fit_semisupervised(
+    build: Callable[[], nn.Module],
+    images: Any,
+    factors: Any,
+    config: SemiSupervisedConfig,
+    loss_config: Any,
+    *,
+    key: Any,
+    cache: ResultCache | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "semi-supervised",
+) -> tuple[nn.Module, TrainResult]:
+    """:func:`hvae_lib.train.fit` (load from the cache or train) on a semi-supervised run.
 
     ``key`` holds what else determines the result (the model config); the cache key also
-    covers ``config``, ``loss_config``, the images, the factors and the library version.
+    covers ``config``, ``loss_config``, the images, the factors, the labelled subset and the
+    library version.
 
-    Used in: book/04_semafovae.md
+    Used in: :ref:`ch-semafovae`
     """
-    torch.manual_seed(config.train.seed)
-    model = build()
-    cache = cache if cache is not None else ResultCache()
-    k = cache.key(key, config, loss_config, torch.as_tensor(images), torch.as_tensor(np.asarray(factors)))
-    hit = cache.load(k, model)
-    if hit is not None:
-        return model.to(device).eval(), hit
-    result = train_semisupervised(model, images, factors, config, loss_config, device=device, progress=progress,
-                                  desc=desc)
-    cache.store(k, model, result)
-    return model, result
+    return fit(
+        build,
+        semisupervised_batches(images, factors, config),
+        SemiSupervisedLoss(loss_config),
+        config.train,
+        key=(key, config, loss_config),
+        cache=cache,
+        device=device,
+        progress=progress,
+        desc=desc,
+    )
 
 
-# ----------------------------------------------------------------------------- the label VAE alone
-def train_label_vae(model: nn.Module, factors: Any, *, gamma_y: float = 10.0, steps: int = 300,
-                    batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                    log_every: int = 25) -> dict[str, list[float]]:
-    r"""Train only the label VAE :math:`y\leftrightarrow u` of a SemafoVAE (step 1 of chapter 4).
+def train_label_vae(
+    model: nn.Module,
+    factors: Any,
+    *,
+    gamma_y: float = 10.0,
+    steps: int = 300,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    log_every: int = 25,
+    progress: bool = False,
+) -> TrainResult:
+    r"""Train only the label VAE :math:`y\leftrightarrow u` of a SemafoVAE (step 1 of :ref:`ch-semafovae`).
 
-    Maximises, per example, the label terms of the labelled objective
-
-    .. math:: \gamma_y\log p(y\mid u) - \mathrm{KL}\big(q(u\mid y)\,\|\,\mathcal N(0,I)\big),\qquad u\sim q(u\mid y),
-
-    over the parameters of :math:`q(u\mid y)` and :math:`p(y\mid u)` only; ``gamma_y=10`` is the
-    authors' weight [SF: ``DefaultGammaPy``], ``gamma_y=1`` the label VAE's own ELBO of
-    :math:`\log p(y)` (which can ignore :math:`u` when the factors are independent: then
-    :math:`p(y)` needs no latent, and encoding :math:`y` costs as many nats as it saves).
-    Batches are drawn epoch-wise from ``factors`` with a seeded generator; Adam(``lr``).
+    :func:`hvae_lib.train.train` with :class:`LabelBatches` of ``factors`` and the loss
+    :class:`~hvae_lib.objectives.LabelVAELoss` ``(gamma_y)``; Adam(``lr``) without gradient
+    clipping. Only :math:`q(u\mid y)` and :math:`p(y\mid u)` get gradients, so the rest of the
+    model is left as it was.
 
     Parameters
     ----------
@@ -360,45 +489,31 @@ def train_label_vae(model: nn.Module, factors: Any, *, gamma_y: float = 10.0, st
 
     Returns
     -------
-    history: ``step``, ``objective``, ``log_py_u``, ``kl_u`` (running means) and ``acc_py`` (mean
-    per-factor accuracy of :math:`\arg\max p(y\mid u)` at :math:`u\sim q(u|y)`).
+    The :class:`~hvae_lib.train.TrainResult`; its history holds ``step``, ``loss``,
+    ``objective``, ``log_py_u``, ``kl_u`` and ``acc_py`` (running means).
 
-    Used in: book/04_semafovae.md
+    Raises
+    ------
+    ValueError
+        For non-positive ``steps``, ``batch_size``, ``log_every`` or ``lr``, a negative
+        ``gamma_y`` or factors that are not a non-empty ``[N, K]`` array.
+
+    Used in: :ref:`ch-semafovae`
     """
-    if int(steps) <= 0 or int(batch_size) <= 0 or int(log_every) <= 0 or not lr > 0 or not gamma_y >= 0:
-        raise ValueError(f"need positive steps, batch_size, log_every, lr and gamma_y >= 0; got {steps}, "
-                         f"{batch_size}, {log_every}, {lr}, {gamma_y}")
-    f = torch.as_tensor(np.asarray(factors), dtype=torch.long)
-    if f.ndim != 2 or len(f) == 0:
-        raise ValueError(f"factors must be a non-empty [N, K] array, got shape {tuple(f.shape)}")
-    device = next(model.parameters()).device
-    params = [p for m in (model.label_encoder, model.label_head, model.label_decoder) for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=lr)
-    pool = _Pool(np.arange(len(f)), seed)
-    gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: dict[str, list[float]] = {"step": [], "objective": [], "log_py_u": [], "kl_u": [], "acc_py": []}
-    sums = np.zeros(4)
-    count = 0
-    model.train()
-    for step in range(1, int(steps) + 1):
-        y = model.as_one_hot(f[pool.take(min(int(batch_size), len(f)))].to(device))
-        mu, lv = model.encode_u(y)
-        u = reparameterise(mu, lv, gen)
-        logits = model.py_logits(u)
-        log_py = soft_log_likelihood(logits, y, model.factor_sizes)
-        kl = gaussian_kl(mu, lv).sum(-1)
-        objective = (float(gamma_y) * log_py - kl).mean()
-        opt.zero_grad(set_to_none=True)
-        (-objective).backward()
-        opt.step()
-        sums += [float(objective.detach()), float(log_py.detach().mean()), float(kl.detach().mean()),
-                 float(one_hot_accuracy(logits.detach(), y, model.factor_sizes))]
-        count += 1
-        if step % int(log_every) == 0 or step == int(steps):
-            history["step"].append(float(step))
-            for k, v in zip(("objective", "log_py_u", "kl_u", "acc_py"), sums / count):
-                history[k].append(float(v))
-            sums[:] = 0.0
-            count = 0
-    model.eval()
-    return history
+    loss = LabelVAELoss(gamma_y)
+    config = TrainConfig(
+        steps=int(steps),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        max_grad_norm=None,
+        seed=int(seed),
+        log_every=int(log_every),
+    )
+    return train(
+        model,
+        LabelBatches(factors, batch_size, seed),
+        loss,
+        config,
+        progress=progress,
+        desc=f"label VAE (gamma_y={gamma_y:g})",
+    )
