@@ -140,6 +140,7 @@ def test_tiny_book_builds_with_status_page(tmp_path):
     shutil.copy2(REPO_ROOT / "_config.yml", root / "_config.yml")
     shutil.copy2(REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
     shutil.copy2(REPO_ROOT / "book" / "favicon.svg", root / "book" / "favicon.svg")
+    shutil.copytree(REPO_ROOT / "book" / "_static", root / "book" / "_static")
     (root / "_toc.yml").write_text(
         "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/tiny\n  - file: book/status\n"
     )
@@ -154,13 +155,14 @@ def test_tiny_book_builds_with_status_page(tmp_path):
     nb_obj = nbformat.read(nb, as_version=4)
     nb_obj.cells.append(nbformat.v4.new_markdown_cell("The answer is {glue:}`answer`."))
     nbformat.write(nb_obj, nb)
-    code = book.build("quick", "cpu", 0, 1, root=root, progress=False)
+    out = tmp_path / "elsewhere"  # --output outside the repository
+    code = book.build("quick", "cpu", 0, 1, root=root, output=out, progress=False)
     assert code == 0
-    html = (root / "_build" / "html" / "book" / "tiny.html").read_text()
+    html = (out / "_build" / "html" / "book" / "tiny.html").read_text()
     assert "42" in html
-    status = (root / "_build" / "html" / "book" / "status.html").read_text()
-    assert "tiny.ipynb" in status and "quick" in status
-    meta = json.loads((root / "_build" / "status.json").read_text())
+    status = (out / "_build" / "html" / "book" / "status.html").read_text()
+    assert "book/tiny.ipynb" in status and "quick" in status and str(tmp_path) not in status
+    meta = json.loads((out / "_build" / "status.json").read_text())
     assert meta["runs"][0]["ok"] and meta["parameters"]["THREADS"] == 1
     # a broken cross-reference makes the build fail (-W -n)
     (root / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`no-such-label`.\n")

@@ -7,7 +7,7 @@ Used in: :ref:`ch-rate-distortion`, :ref:`ch-transitive`, :ref:`ch-semafovae`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +17,7 @@ from ..config import ConfigBase
 from ..distributions import diag_gaussian, standard_normal_like
 from ..info.estimators import infonce_lower_bound, nwj_lower_bound
 from ..info.gaussian import correlation_from_mi, gaussian_pair_sampler
-from ..models.vae import BetaVAE, VAEConfig
+from ..models.vae import BetaVAE, VAEConfig, VAEOutput
 from ..objectives.vae import vae_loss
 from ..train.loop import ResultCache, TrainConfig, TrainResult, fit
 
@@ -54,6 +54,19 @@ class VAEEvaluation:
         return -(self.mean_distortion + self.mean_rate)
 
 
+_EVALUATION_TERMS: tuple[str, ...] = ("distortion", "rate", "rate_per_dim", "mu")
+
+
+def _concat_terms(outputs: Iterable[VAEOutput], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Concatenate the per-example fields ``keys`` (``[B, ...]`` tensors) of a stream of model
+    outputs along the batch into ``[N, ...]`` CPU arrays."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for out in outputs:
+        for k in parts:
+            parts[k].append(getattr(out, k).cpu().numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
 @torch.no_grad()
 def evaluate_vae(
     model: BetaVAE, data: torch.Tensor, *, batch_size: int = 512, seed: int = 0
@@ -66,19 +79,14 @@ def evaluate_vae(
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    parts: dict[str, list[np.ndarray]] = {
-        "distortion": [],
-        "rate": [],
-        "rate_per_dim": [],
-        "mu": [],
-    }
-    for start in range(0, data.shape[0], batch_size):
-        x = data[start : start + batch_size].to(device)
-        x = x if x.is_floating_point() else x.float()
-        out = model(x, generator=gen)
-        for k in parts:
-            parts[k].append(getattr(out, k).cpu().numpy())
-    return VAEEvaluation(**{k: np.concatenate(v) for k, v in parts.items()})
+
+    def outputs() -> Iterator[VAEOutput]:
+        for start in range(0, data.shape[0], batch_size):
+            x = data[start : start + batch_size].to(device)
+            x = x if x.is_floating_point() else x.float()
+            yield model(x, generator=gen)
+
+    return VAEEvaluation(**_concat_terms(outputs(), _EVALUATION_TERMS))
 
 
 @torch.no_grad()
@@ -245,24 +253,18 @@ def evaluate_with_labels(
     """
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    parts: dict[str, list[np.ndarray]] = {
-        "distortion": [],
-        "rate": [],
-        "rate_per_dim": [],
-        "mu": [],
-        "logvar": [],
-    }
     model.eval()
-    for s in range(0, x.shape[0], batch_size):
-        xb = x[s : s + batch_size].to(device).float()
-        out = (
-            model(xb, generator=gen)
-            if u is None
-            else model(xb, u[s : s + batch_size].to(device).float(), generator=gen)
-        )
-        for k in parts:
-            parts[k].append(getattr(out, k).cpu().numpy())
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
+
+    def outputs() -> Iterator[VAEOutput]:
+        for s in range(0, x.shape[0], batch_size):
+            xb = x[s : s + batch_size].to(device).float()
+            yield (
+                model(xb, generator=gen)
+                if u is None
+                else model(xb, u[s : s + batch_size].to(device).float(), generator=gen)
+            )
+
+    cat = _concat_terms(outputs(), (*_EVALUATION_TERMS, "logvar"))
     logvar = cat.pop("logvar")
     return VAEEvaluation(**cat), logvar
 

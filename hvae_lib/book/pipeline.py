@@ -487,6 +487,7 @@ def build(
             flush=True,
         )
         run = execute_notebook(dst, dst, params, cwd=dst.parent, env=env, progress=progress)
+        run.path = str(nb)  # report the chapter, not its staged copy
         if dst.is_file():
             hide_injected_parameters(dst)
         print(

@@ -416,6 +416,56 @@ def _stderr(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else 0.0
 
 
+def _setup_critic(
+    data: PairData,
+    batch_size: int,
+    n_steps: int,
+    n_eval_batches: int,
+    holdout: float,
+    seed: int,
+    device: str | torch.device,
+    critic: CriticSpec,
+    hidden: int,
+    embed: int,
+) -> tuple[_Source, nn.Module]:
+    """Check the counts, build the batch source and the seeded critic of a score-based estimator."""
+    _check_counts(n_steps, n_eval_batches)
+    dev = _resolve_device(device)
+    src = _Source(data, batch_size, holdout, seed, dev)
+    f = _init_module(lambda: _make_critic(critic, src.d_x, src.d_y, hidden, embed), seed, dev)
+    return src, f
+
+
+_BOUNDS = {
+    "infonce": "lower bound on I(X;Y) (in expectation); never exceeds log N; biased low when I ~ log N",
+    "nwj": "lower bound on I(X;Y); unbiased minibatch estimate of the bound; high variance (~exp(I))",
+    "mine": "Donsker-Varadhan lower bound on I(X;Y) (population); minibatch values biased upwards; high variance",
+    "barber_agakov": "lower bound H(Y) + E log r(y|x); gap E KL(p(y|x)||r(y|x)); needs the true H(Y); low variance",
+}
+"""``MIEstimate.bound``: which bound each method is, its direction and its bias."""
+
+
+def _result(
+    method: str,
+    curve: np.ndarray,
+    vals: np.ndarray,
+    src: _Source,
+    estimate: float | None = None,
+    upper_limit: float = math.inf,
+) -> MIEstimate:
+    """:class:`MIEstimate` from per-batch evaluation values (``estimate`` defaults to their mean)."""
+    return MIEstimate(
+        method=method,
+        estimate=float(vals.mean()) if estimate is None else estimate,
+        stderr=_stderr(vals),
+        curve=curve,
+        bound=_BOUNDS[method],
+        upper_limit=upper_limit,
+        eval_values=vals,
+        batch_size=src.batch_size,
+    )
+
+
 def _train_critic(
     critic: nn.Module,
     source: _Source,
@@ -424,7 +474,11 @@ def _train_critic(
     lr: float,
     surrogate: Callable[[Tensor], Tensor] | None = None,
 ) -> np.ndarray:
-    """Maximise ``objective(scores)`` (or ``surrogate``) with Adam; return the curve of ``objective``."""
+    """Maximise ``objective(scores)`` (or ``surrogate``) with Adam; return the curve of ``objective``.
+
+    ``scores = critic(x, y)`` on each training batch: a score matrix for the critics, or the
+    per-sample log-likelihoods of a Barber-Agakov decoder.
+    """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1; got {n_steps}")
     opt = torch.optim.Adam(critic.parameters(), lr=lr)
@@ -451,6 +505,25 @@ def _evaluate(
         for x, y in source.eval_batches(n_eval_batches):
             vals.append(float(fn(critic(x, y))))
     return np.asarray(vals)
+
+
+def _bound_estimate(
+    method: str,
+    lower_bound: Callable[[Tensor], Tensor],
+    src: _Source,
+    critic: nn.Module,
+    n_steps: int,
+    lr: float,
+    n_eval_batches: int,
+) -> MIEstimate:
+    """Train ``critic`` on ``lower_bound(scores)`` and average it over held-out batches.
+
+    InfoNCE (``method="infonce"``) reports its ceiling ``log(N_eval)`` as ``upper_limit``.
+    """
+    curve = _train_critic(critic, src, lower_bound, n_steps, lr)
+    vals = _evaluate(critic, src, n_eval_batches, lower_bound)
+    cap = math.log(src.eval_batch_size) if method == "infonce" else math.inf
+    return _result(method, curve, vals, src, upper_limit=cap)
 
 
 _F = TypeVar("_F", bound=Callable[..., MIEstimate])
@@ -535,22 +608,10 @@ def infonce_estimate(
 
     Used in: :ref:`ch-transitive`
     """
-    _check_counts(n_steps, n_eval_batches)
-    dev = _resolve_device(device)
-    src = _Source(data, batch_size, holdout, seed, dev)
-    f = _init_module(lambda: _make_critic(critic, src.d_x, src.d_y, hidden, embed), seed, dev)
-    curve = _train_critic(f, src, infonce_lower_bound, n_steps, lr)
-    vals = _evaluate(f, src, n_eval_batches, infonce_lower_bound)
-    return MIEstimate(
-        method="infonce",
-        estimate=float(vals.mean()),
-        stderr=_stderr(vals),
-        curve=curve,
-        bound="lower bound on I(X;Y) (in expectation); never exceeds log N; biased low when I ~ log N",
-        upper_limit=math.log(src.eval_batch_size),
-        eval_values=vals,
-        batch_size=src.batch_size,
+    src, f = _setup_critic(
+        data, batch_size, n_steps, n_eval_batches, holdout, seed, device, critic, hidden, embed
     )
+    return _bound_estimate("infonce", infonce_lower_bound, src, f, n_steps, lr, n_eval_batches)
 
 
 @_with_common_doc
@@ -591,21 +652,10 @@ def nwj_estimate(
 
     Used in: :ref:`ch-transitive`
     """
-    _check_counts(n_steps, n_eval_batches)
-    dev = _resolve_device(device)
-    src = _Source(data, batch_size, holdout, seed, dev)
-    f = _init_module(lambda: _make_critic(critic, src.d_x, src.d_y, hidden, embed), seed, dev)
-    curve = _train_critic(f, src, nwj_lower_bound, n_steps, lr)
-    vals = _evaluate(f, src, n_eval_batches, nwj_lower_bound)
-    return MIEstimate(
-        method="nwj",
-        estimate=float(vals.mean()),
-        stderr=_stderr(vals),
-        curve=curve,
-        bound="lower bound on I(X;Y); unbiased minibatch estimate of the bound; high variance (~exp(I))",
-        eval_values=vals,
-        batch_size=src.batch_size,
+    src, f = _setup_critic(
+        data, batch_size, n_steps, n_eval_batches, holdout, seed, device, critic, hidden, embed
     )
+    return _bound_estimate("nwj", nwj_lower_bound, src, f, n_steps, lr, n_eval_batches)
 
 
 @_with_common_doc
@@ -660,10 +710,9 @@ def mine_estimate(
     """
     if not 0.0 < ema_rate <= 1.0:
         raise ValueError(f"ema_rate must be in (0, 1]; got {ema_rate}")
-    _check_counts(n_steps, n_eval_batches)
-    dev = _resolve_device(device)
-    src = _Source(data, batch_size, holdout, seed, dev)
-    f = _init_module(lambda: _make_critic(critic, src.d_x, src.d_y, hidden, embed), seed, dev)
+    src, f = _setup_critic(
+        data, batch_size, n_steps, n_eval_batches, holdout, seed, device, critic, hidden, embed
+    )
     state: dict[str, Tensor] = {}
 
     def surrogate(scores: Tensor) -> Tensor:
@@ -694,15 +743,7 @@ def mine_estimate(
             torch.logsumexp(torch.stack(neg_lse), 0) - math.log(n_neg)
         )
     v = np.asarray(vals)
-    return MIEstimate(
-        method="mine",
-        estimate=float(pooled),
-        stderr=_stderr(v),
-        curve=curve,
-        bound="Donsker-Varadhan lower bound on I(X;Y) (population); minibatch values biased upwards; high variance",
-        eval_values=v,
-        batch_size=src.batch_size,
-    )
+    return _result("mine", curve, v, src, estimate=float(pooled))
 
 
 class _GaussianDecoder(nn.Module):
@@ -730,6 +771,11 @@ class _CategoricalDecoder(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return torch.log_softmax(self.net(x), dim=-1).gather(1, y[:, None]).squeeze(1)
+
+
+def _mean_log_likelihood(log_lik: Tensor) -> Tensor:
+    """Mean of the per-sample ``log r(y|x)`` returned by a decoder, shape ``[N] -> []``."""
+    return log_lik.mean()
 
 
 def barber_agakov_estimate(
@@ -800,26 +846,7 @@ def barber_agakov_estimate(
     dec = _init_module(build, seed, dev)
     h = float(entropy_y)
 
-    opt = torch.optim.Adam(dec.parameters(), lr=lr)
-    curve = np.empty(n_steps)
-    for step in range(n_steps):
-        x, y = src.train_batch()
-        ll = dec(x, y).mean()
-        opt.zero_grad(set_to_none=True)
-        (-ll).backward()
-        opt.step()
-        curve[step] = h + float(ll.detach())
-    dec.eval()
-    with torch.no_grad():
-        vals = np.asarray(
-            [h + float(dec(x, y).mean()) for x, y in src.eval_batches(n_eval_batches)]
-        )
-    return MIEstimate(
-        method="barber_agakov",
-        estimate=float(vals.mean()),
-        stderr=_stderr(vals),
-        curve=curve,
-        bound="lower bound H(Y) + E log r(y|x); gap E KL(p(y|x)||r(y|x)); needs the true H(Y); low variance",
-        eval_values=vals,
-        batch_size=src.batch_size,
-    )
+    # maximise the mean log-likelihood; H(Y) is added to the curve and values in float64
+    curve = h + _train_critic(dec, src, _mean_log_likelihood, n_steps, lr)
+    vals = h + _evaluate(dec, src, n_eval_batches, _mean_log_likelihood)
+    return _result("barber_agakov", curve, vals, src)

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from ..config import ConfigBase
-from ..distributions import distortion, gaussian_kl, reparameterise
+from ..distributions import reparameterise
 from .blocks import GaussianHead, mlp
-from .vae import BetaVAE, VAEConfig, VAEOutput
+from .vae import BetaVAE, VAEConfig, VAEOutput, vae_output
 
 __all__ = [
     "ConditionalPriorVAEConfig",
@@ -142,20 +142,7 @@ class ConditionalPriorVAE(nn.Module):
         u = self._check_u(u, x.shape[0])
         mu, logvar = self.encode(x)
         mu_p, logvar_p = self.prior(u)
-        z = reparameterise(mu, logvar, generator)
-        out = self.decode(z)
-        cfg = self.config.vae
-        dist = distortion(x, out, cfg.likelihood, cfg.sigma)
-        kl_dims = gaussian_kl(mu, logvar, mu_p, logvar_p)
-        return VAEOutput(
-            distortion=dist,
-            rate=kl_dims.sum(-1),
-            rate_per_dim=kl_dims,
-            mu=mu,
-            logvar=logvar,
-            z=z,
-            decoder_out=out,
-        )
+        return vae_output(self.vae, x, mu, logvar, generator, mu_p, logvar_p)
 
     @torch.no_grad()
     def sample(self, u: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -68,6 +68,7 @@ from torch import nn
 from ..config import ConfigBase
 from ..distributions import LIKELIHOODS, diag_gaussian, distortion, gaussian_kl
 from .blocks import mlp
+from .vae import check_choice, check_input_shape
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
 """Valid values of ``architecture`` in :class:`HierarchicalVAEConfig`."""
@@ -124,22 +125,10 @@ class HierarchicalVAEConfig(ConfigBase):
     std_floor: float = 1e-4
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}"
-            )
-        if self.inference not in INFERENCE_VARIANTS:
-            raise ValueError(
-                f"unknown inference variant {self.inference!r}; valid: {', '.join(INFERENCE_VARIANTS)}"
-            )
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(
-                f"unknown likelihood {self.likelihood!r}; valid: {', '.join(LIKELIHOODS)}"
-            )
-        if len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape):
-            raise ValueError(
-                f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}"
-            )
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("inference variant", self.inference, INFERENCE_VARIANTS)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_input_shape(self.input_shape)
         if len(self.latent_dims) < 2:
             raise ValueError(
                 f"a hierarchical VAE needs L >= 2 layers, got latent_dims={self.latent_dims}"

@@ -45,7 +45,7 @@ from ..distributions import (
 )
 from .blocks import GaussianHead
 from .semafo import SemafoVAE
-from .vae import BetaVAE, VAEConfig
+from .vae import BetaVAE, VAEConfig, check_temperature, labelled_vae_config
 
 __all__ = ["M2Config", "M2Output", "M2VAE"]
 
@@ -64,25 +64,14 @@ class M2Config(ConfigBase):
     Used in: :ref:`ch-semafovae`
     """
 
-    vae: VAEConfig = field(
-        default_factory=lambda: VAEConfig(
-            input_shape=(1, 32, 32),
-            latent_dim=10,
-            architecture="conv",
-            hidden=(16, 32, 32),
-            dense=128,
-        )
-    )
+    vae: VAEConfig = field(default_factory=labelled_vae_config)
     factor_sizes: tuple[int, ...] = (3, 4, 8, 8, 8)
     temperature: float = 0.5
 
     _nested = {"vae": VAEConfig}
 
     def __post_init__(self) -> None:
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(
-                f"temperature (tau) must be positive and finite, got {self.temperature}"
-            )
+        check_temperature(self.temperature)
         if self.vae.architecture != "conv" or self.vae.likelihood != "bernoulli":
             raise ValueError("M2VAE uses the conv encoder/decoder with a Bernoulli likelihood")
         if len(self.factor_sizes) == 0 or any(int(k) <= 0 for k in self.factor_sizes):

@@ -82,7 +82,7 @@ from ..distributions import (
     split_blocks,
 )
 from .blocks import GaussianHead, mlp
-from .vae import BetaVAE, VAEConfig
+from .vae import BetaVAE, VAEConfig, check_temperature, labelled_vae_config
 
 __all__ = [
     "SEMAFO_VARIANTS",
@@ -158,15 +158,7 @@ class SemafoConfig(ConfigBase):
     Used in: :ref:`ch-semafovae`
     """
 
-    vae: VAEConfig = field(
-        default_factory=lambda: VAEConfig(
-            input_shape=(1, 32, 32),
-            latent_dim=10,
-            architecture="conv",
-            hidden=(16, 32, 32),
-            dense=128,
-        )
-    )
+    vae: VAEConfig = field(default_factory=labelled_vae_config)
     factor_sizes: tuple[int, ...] = (3, 4, 8, 8, 8)
     label_latent_dim: int | None = None
     label_hidden: tuple[int, ...] = (128, 128)
@@ -190,10 +182,7 @@ class SemafoConfig(ConfigBase):
             raise ValueError(
                 f"unknown variant {self.variant!r}; valid: {', '.join(SEMAFO_VARIANTS)}"
             )
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise ValueError(
-                f"temperature (tau) must be positive and finite, got {self.temperature}"
-            )
+        check_temperature(self.temperature)
         if self.vae.architecture != "conv":
             raise ValueError(
                 "SemafoVAE needs a convolutional image encoder/decoder (vae.architecture='conv')"
@@ -712,9 +701,7 @@ class SemafoHVAE(SemafoVAE):
         h = self._dec_feature(z0)
         mu_q, lv_q = self._gauss(self.z1_post_conv(torch.cat([h, feat], dim=1)))
         mu_p, lv_p = self._z1_prior_params(h, u)
-        z1 = mu_q + torch.exp(0.5 * lv_q) * torch.randn(
-            mu_q.shape, generator=generator, dtype=mu_q.dtype, device=mu_q.device
-        )
+        z1 = reparameterise(mu_q, lv_q, generator)
         kl = gaussian_kl(mu_q, lv_q, mu_p, lv_p).flatten(1).sum(-1)
         return self._dec_rest(self._merge(h, z1)), kl, z1
 
@@ -732,13 +719,7 @@ class SemafoHVAE(SemafoVAE):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(z1, mu, logvar)`` ``[B, C1, R1, R1]`` of :math:`p(z_1\\mid z_0,u)` (``z1`` = mean if not ``sample``)."""
         mu, lv = self._z1_prior_params(self._dec_feature(z0), u)
-        z1 = (
-            mu
-            + torch.exp(0.5 * lv)
-            * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-            if sample
-            else mu
-        )
+        z1 = reparameterise(mu, lv, generator) if sample else mu
         return z1, mu, lv
 
     def decode(
@@ -756,13 +737,7 @@ class SemafoHVAE(SemafoVAE):
             if u is None:
                 raise ValueError("SemafoHVAE.decode needs z1, or u to draw z1 from p(z1|z0,u)")
             mu, lv = self._z1_prior_params(h, u)
-            z1 = (
-                mu
-                + torch.exp(0.5 * lv)
-                * torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
-                if sample_z1
-                else mu
-            )
+            z1 = reparameterise(mu, lv, generator) if sample_z1 else mu
         return self._dec_rest(self._merge(h, z1))
 
     def posterior_means(self, x: torch.Tensor) -> list[torch.Tensor]:

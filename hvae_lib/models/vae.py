@@ -12,6 +12,7 @@ Used in: :ref:`ch-rate-distortion`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,24 @@ from ..distributions import LIKELIHOODS, distortion, gaussian_kl, reparameterise
 from .blocks import ConvDecoderBody, ConvEncoderBody, GaussianHead, mlp
 
 ARCHITECTURES: tuple[str, ...] = ("mlp", "conv")
+
+
+def check_choice(kind: str, value: str, valid: tuple[str, ...]) -> None:
+    """Raise ``ValueError("unknown <kind> <value>; valid: ...")`` unless ``value`` is in ``valid``.
+
+    Used in: :ref:`ch-rate-distortion`, :ref:`ch-rate-splitting`
+    """
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(valid)}")
+
+
+def check_input_shape(input_shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``input_shape`` is ``(C, H, W)`` with positive sizes.
+
+    Used in: :ref:`ch-rate-distortion`, :ref:`ch-rate-splitting`
+    """
+    if len(input_shape) != 3 or any(int(s) <= 0 for s in input_shape):
+        raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape}")
 
 
 @dataclass(frozen=True)
@@ -48,22 +67,39 @@ class VAEConfig(ConfigBase):
     sigma: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"unknown architecture {self.architecture!r}; valid: {', '.join(ARCHITECTURES)}"
-            )
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(
-                f"unknown likelihood {self.likelihood!r}; valid: {', '.join(LIKELIHOODS)}"
-            )
-        if len(self.input_shape) != 3 or any(int(s) <= 0 for s in self.input_shape):
-            raise ValueError(
-                f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}"
-            )
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_input_shape(self.input_shape)
         if int(self.latent_dim) <= 0:
             raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
         if not self.sigma > 0:
             raise ValueError(f"sigma must be positive, got {self.sigma}")
+
+
+def labelled_vae_config() -> VAEConfig:
+    """The default image encoder/decoder of the labelled models (SemafoVAE/HVAE and M2).
+
+    A convolutional, Bernoulli :class:`VAEConfig` for ``(1, 32, 32)`` images: ``latent_dim=10``,
+    conv channels ``(16, 32, 32)``, a dense layer of 128.
+
+    Used in: :ref:`ch-semafovae`
+    """
+    return VAEConfig(
+        input_shape=(1, 32, 32),
+        latent_dim=10,
+        architecture="conv",
+        hidden=(16, 32, 32),
+        dense=128,
+    )
+
+
+def check_temperature(temperature: float) -> None:
+    r"""Raise ``ValueError`` unless the relaxed one-hot temperature :math:`\tau` is positive and finite.
+
+    Used in: :ref:`ch-semafovae`
+    """
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature (tau) must be positive and finite, got {temperature}")
 
 
 @dataclass
@@ -156,19 +192,7 @@ class BetaVAE(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         """Distortion and rate per example; see :class:`VAEOutput`."""
         mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar, generator)
-        out = self.decode(z)
-        dist = distortion(x, out, self.config.likelihood, self.config.sigma)
-        kl_dims = gaussian_kl(mu, logvar)
-        return VAEOutput(
-            distortion=dist,
-            rate=kl_dims.sum(-1),
-            rate_per_dim=kl_dims,
-            mu=mu,
-            logvar=logvar,
-            z=z,
-            decoder_out=out,
-        )
+        return vae_output(self, x, mu, logvar, generator)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -180,3 +204,36 @@ class BetaVAE(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def vae_output(
+    vae: BetaVAE,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    generator: torch.Generator | None = None,
+    prior_mu: torch.Tensor | None = None,
+    prior_logvar: torch.Tensor | None = None,
+) -> VAEOutput:
+    r"""Finish a VAE pass from the posterior ``(mu, logvar)`` ``[B, D]`` of the images ``x``.
+
+    Draws ``z ~ q(z|x)`` (one reparameterised sample with ``generator``), decodes it with
+    ``vae`` and returns the distortion :math:`-\log p(x\mid z)` and the analytic rate
+    :math:`\mathrm{KL}(q(z|x)\|p(z))`, against :math:`\mathcal N(0,I)` or, if given, the
+    diagonal Gaussian prior ``(prior_mu, prior_logvar)`` ``[B, D]``; see :class:`VAEOutput`.
+
+    Used in: :ref:`ch-rate-distortion`
+    """
+    z = reparameterise(mu, logvar, generator)
+    out = vae.decode(z)
+    dist = distortion(x, out, vae.config.likelihood, vae.config.sigma)
+    kl_dims = gaussian_kl(mu, logvar, prior_mu, prior_logvar)
+    return VAEOutput(
+        distortion=dist,
+        rate=kl_dims.sum(-1),
+        rate_per_dim=kl_dims,
+        mu=mu,
+        logvar=logvar,
+        z=z,
+        decoder_out=out,
+    )

@@ -14,10 +14,29 @@ import math
 import torch
 
 from ..models.conditional_prior import ConditionalPriorVAE, unpack_images_labels
-from ..models.vae import BetaVAE
+from ..models.vae import BetaVAE, VAEOutput
 from .base import LossFn
 
 __all__ = ["vae_loss", "conditional_prior_loss"]
+
+
+def _check_beta(beta: float) -> None:
+    if not (beta >= 0 and math.isfinite(beta)):
+        raise ValueError(f"beta must be a finite non-negative number, got {beta}")
+
+
+def _weighted_loss_and_logs(
+    out: VAEOutput, beta: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(loss, logs)`` of a model output: the scalar ``E[D + beta R]`` and the detached batch
+    means of ``loss``, ``distortion`` and ``rate`` (nats)."""
+    loss = out.loss(beta)
+    logs = {
+        "loss": loss.detach(),
+        "distortion": out.distortion.mean().detach(),
+        "rate": out.rate.mean().detach(),
+    }
+    return loss, logs
 
 
 def vae_loss(beta: float = 1.0) -> LossFn:
@@ -29,20 +48,13 @@ def vae_loss(beta: float = 1.0) -> LossFn:
 
     Used in: :ref:`ch-rate-distortion`
     """
-    if not (beta >= 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a finite non-negative number, got {beta}")
+    _check_beta(beta)
 
     def loss_fn(
         model: BetaVAE, x: torch.Tensor, *, step: int = 0, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = model(x, generator)
-        loss = out.loss(beta)
-        logs = {
-            "loss": loss.detach(),
-            "distortion": out.distortion.mean().detach(),
-            "rate": out.rate.mean().detach(),
-        }
-        return loss, logs
+        return _weighted_loss_and_logs(out, beta)
 
     return loss_fn
 
@@ -56,8 +68,7 @@ def conditional_prior_loss(beta: float = 1.0) -> LossFn:
 
     Used in: :ref:`ch-transitive`
     """
-    if not (beta >= 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a finite non-negative number, got {beta}")
+    _check_beta(beta)
 
     def loss_fn(
         model: ConditionalPriorVAE,
@@ -68,12 +79,6 @@ def conditional_prior_loss(beta: float = 1.0) -> LossFn:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, u = unpack_images_labels(batch, model.config.vae.input_shape)
         out = model(x, u, generator)
-        loss = out.loss(beta)
-        logs = {
-            "loss": loss.detach(),
-            "distortion": out.distortion.mean().detach(),
-            "rate": out.rate.mean().detach(),
-        }
-        return loss, logs
+        return _weighted_loss_and_logs(out, beta)
 
     return loss_fn
