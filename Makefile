@@ -15,8 +15,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml Makefile
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements.txt
 	@# `jupyter lab book/` from this venv also starts for root (containers, CI machines)
-	mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
-	printf '{"ServerApp": {"allow_root": true}}\n' > $(VENV)/etc/jupyter/jupyter_server_config.d/hvae-book.json
+	mkdir -p $(VENV)/etc/jupyter
+	printf '{"ServerApp": {"allow_root": true}}\n' > $(VENV)/etc/jupyter/jupyter_server_config.json
 	touch $@
 
 setup: $(VENV)/.installed

@@ -29,10 +29,16 @@ def get_json(url: str) -> Any:
 
 @contextlib.contextmanager
 def jupyter_server(
-    root: Path, state: Path, *extra: str, lab: bool = False, env: dict[str, str] | None = None
+    root: Path,
+    state: Path,
+    *extra: str,
+    lab: bool = False,
+    env: dict[str, str] | None = None,
+    allow_root: bool = True,
 ) -> Iterator[str]:
     """Start ``jupyter server`` (``lab=True``: ``jupyter lab``) serving ``root`` on 127.0.0.1;
-    yield its base URL; stop it on exit. ``state`` receives its runtime and config folders."""
+    yield its base URL; stop it on exit. ``state`` receives its runtime and config folders;
+    ``allow_root=False`` leaves out ``--allow-root`` (the venv's own setting must allow it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -51,7 +57,7 @@ def jupyter_server(
         f"--port={port}",
         f"--IdentityProvider.token={TOKEN}",
         f"--ServerApp.root_dir={root}",
-        "--allow-root",
+        *(["--allow-root"] if allow_root else []),
         *extra,
     ]
     proc = subprocess.Popen(

@@ -8,6 +8,7 @@ request fails (the negative control).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -44,6 +45,32 @@ def test_without_jupytext_the_md_is_no_notebook(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             get_json(f"{base}/api/contents/book/01_rate_distortion.md?type=notebook&content=1")
         assert err.value.code == 400
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root needs the setting"
+)
+def test_jupyter_lab_starts_as_root_without_flags(tmp_path: Path) -> None:
+    """README's ``.venv/bin/jupyter lab book/`` as root: ``make setup`` allows root in the venv's
+    ``etc/jupyter/jupyter_server_config.json``; the control forbids it again and must fail."""
+    config = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.json"
+    assert config.is_file(), f"{config} missing: run `make setup`"
+    env = {"JUPYTER_CONFIG_DIR": str(tmp_path / "user-config")}
+    with jupyter_server(REPO_ROOT / "book", tmp_path, lab=True, env=env, allow_root=False) as base:
+        model = get_json(f"{base}/api/contents/01_rate_distortion.md?type=notebook&content=0")
+        assert model["type"] == "notebook"
+    control = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--port=0",
+        "--ServerApp.allow_root=False",
+    ]
+    out = subprocess.run(
+        control, capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+    assert out.returncode != 0 and "as root" in out.stderr + out.stdout
 
 
 def test_jupyterlab_is_installed() -> None:
