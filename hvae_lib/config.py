@@ -20,7 +20,7 @@ import dataclasses
 import json
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -34,6 +34,7 @@ DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "cuda:N")
 """Valid device specifications (``cuda:N`` selects GPU number N)."""
 
 T = TypeVar("T", bound="ConfigBase")
+T_module = TypeVar("T_module")
 
 
 class ConfigBase:
@@ -180,6 +181,18 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
     return np.random.default_rng(seed)
+
+
+def build_seeded(build: Callable[[], T_module], seed: int) -> T_module:
+    """``build()`` with the global torch RNG seeded ``seed`` (module initialisers draw from it),
+    inside ``torch.random.fork_rng`` so the caller's global RNG state is left as it was.
+
+    The one place where a model's initialisation is seeded: :func:`hvae_lib.train.fit`, the
+    β-grid, the factor classifier and the information estimators use it.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build()
 
 
 def env_default(name: str, default: str) -> str:

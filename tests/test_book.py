@@ -276,3 +276,21 @@ def test_reexported_names_resolve_to_their_module():
     assert canonical_name("hvae_lib.models.BetaVAE") == "hvae_lib.models.vae.BetaVAE"
     assert canonical_name("hvae_lib.train") == "hvae_lib.train"
     assert canonical_name("hvae_lib.train.no_such_name") is None
+
+
+def test_injected_parameters_cell_is_removed_from_the_page(tmp_path):
+    """papermill's injected cell gets ``remove-cell``; before the call it has no such tag (the
+    control: the rendered page would show it)."""
+    src = make_notebook(tmp_path / "nb.ipynb", "print(SEED)")
+    out = tmp_path / "out.ipynb"
+    params = parameters_for("quick", "cpu", 5, 1)
+    assert execute_notebook(src, out, params, progress=False).ok
+
+    def injected(nb):
+        return [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+
+    before = injected(nbformat.read(out, as_version=4))
+    assert len(before) == 1 and "remove-cell" not in before[0].metadata["tags"]
+    book.hide_injected_parameters(out)
+    after = injected(nbformat.read(out, as_version=4))
+    assert len(after) == 1 and "remove-cell" in after[0].metadata["tags"]

@@ -125,3 +125,16 @@ def test_setup_notebook(capsys):
     assert ctx.rng(1).random() == ctx.rng(1).random() != ctx.rng(2).random()
     with pytest.raises(ValueError, match="quick, paper"):
         setup_notebook("huge")
+
+
+def test_build_seeded_initialises_reproducibly_and_leaves_the_global_rng():
+    from hvae_lib.config import build_seeded
+
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = build_seeded(lambda: torch.nn.Linear(4, 3), 7)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's stream is untouched
+    b = build_seeded(lambda: torch.nn.Linear(4, 3), 7)
+    c = build_seeded(lambda: torch.nn.Linear(4, 3), 8)
+    assert torch.equal(a.weight, b.weight)
+    assert not torch.equal(a.weight, c.weight)  # control: another seed, other weights

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigBase
+from ..config import ConfigBase, build_seeded
 from ..models.blocks import ConvEncoderBody
-from ..train.loop import TrainConfig, TrainResult, build_seeded, train
+from ..train.loop import TrainConfig, TrainResult, train
 
 __all__ = [
     "FactorClassifierConfig",

@@ -60,6 +60,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..config import build_seeded
+
 __all__ = [
     "MIEstimate",
     "SeparableCritic",
@@ -406,10 +408,7 @@ def _check_counts(n_steps: int, n_eval_batches: int) -> None:
 
 
 def _init_module(build: Callable[[], nn.Module], seed: int, device: torch.device) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        module = build()
-    return module.to(device)
+    return build_seeded(build, seed).to(device)
 
 
 def _stderr(values: np.ndarray) -> float:

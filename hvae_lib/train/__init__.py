@@ -10,6 +10,7 @@
   sources on which SemafoVAE, M2 and the label VAE train (:ref:`ch-semafovae`).
 """
 
+from ..config import build_seeded  # re-exported: the chapters build models with it
 from .ensemble import GridResult, beta_grid, fit_grid, log_spaced_betas, member_key, train_grid
 from .loop import (
     BatchSampler,
@@ -19,7 +20,6 @@ from .loop import (
     TensorBatches,
     TrainConfig,
     TrainResult,
-    build_seeded,
     cache_enabled_by_env,
     cache_write_only_by_env,
     default_cache_dir,

@@ -42,7 +42,7 @@ import torch
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from ..config import resolve_device
+from ..config import build_seeded, resolve_device
 from ..models.hierarchical import HierarchicalVAE, HierarchicalVAEConfig
 from ..objectives.hierarchical import check_betas, kl_warmup
 from .loop import (
@@ -51,7 +51,6 @@ from .loop import (
     TensorBatches,
     TrainConfig,
     TrainResult,
-    build_seeded,
     noise_generator,
     source_digest,
 )

@@ -37,7 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..config import ConfigBase
+from ..config import ConfigBase, build_seeded
 from ..objectives.base import LossFn
 
 
@@ -403,14 +403,6 @@ def train(
     return TrainResult(
         history=history, steps_done=step, skipped_steps=skipped, seconds=time.perf_counter() - t0
     )
-
-
-def build_seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``build()`` with the global torch RNG seeded ``seed`` (module initialisers draw from it),
-    inside ``torch.random.fork_rng`` so the caller's global RNG state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return build()
 
 
 def fingerprint(*objects: Any) -> str:
