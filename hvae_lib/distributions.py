@@ -101,13 +101,15 @@ def distortion(
     """
     if x.shape != decoder_out.shape:
         raise ValueError(f"x {tuple(x.shape)} and decoder output {tuple(decoder_out.shape)} differ")
-    n_event = x.dim() - 1
+    num_event = x.dim() - 1
     if likelihood == "bernoulli":
-        dist = Independent(Bernoulli(logits=decoder_out, validate_args=False), n_event)
+        dist = Independent(Bernoulli(logits=decoder_out, validate_args=False), num_event)
     elif likelihood == "gaussian":
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
-        dist = Independent(Normal(decoder_out, torch.full_like(decoder_out, float(sigma))), n_event)
+        dist = Independent(
+            Normal(decoder_out, torch.full_like(decoder_out, float(sigma))), num_event
+        )
     else:
         raise ValueError(f"unknown likelihood {likelihood!r}; valid: {', '.join(LIKELIHOODS)}")
     return -dist.log_prob(x)

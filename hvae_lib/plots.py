@@ -63,12 +63,12 @@ def image_grid(
     ``row_labels`` are written on the left of each row; ``col_labels`` above the first row.
     """
     rows = [to_numpy_images(r) for r in rows]
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    num_rows, num_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(size * n_cols + 1.2, size * n_rows + 0.5), squeeze=False
+        num_rows, num_cols, figsize=(size * num_cols + 1.2, size * num_rows + 0.5), squeeze=False
     )
     for i, row in enumerate(rows):
-        for j in range(n_cols):
+        for j in range(num_cols):
             ax = axes[i, j]
             ax.set_xticks([])
             ax.set_yticks([])

@@ -68,11 +68,13 @@ def precomputed_grid_sliders(
 
     Used in: :ref:`ch-transitive`.
     """
-    n_rows, n_cols = len(row_labels), len(col_labels)
-    if n_rows == 0 or n_cols == 0:
+    num_rows, num_cols = len(row_labels), len(col_labels)
+    if num_rows == 0 or num_cols == 0:
         raise ValueError("need at least one row label and one column label")
-    if len(pngs) != n_rows or any(len(row) != n_cols for row in pngs):
-        raise ValueError(f"pngs must be a {n_rows} x {n_cols} grid (rows x columns) of PNG images")
+    if len(pngs) != num_rows or any(len(row) != num_cols for row in pngs):
+        raise ValueError(
+            f"pngs must be a {num_rows} x {num_cols} grid (rows x columns) of PNG images"
+        )
     for labels, what in ((row_labels, "row"), (col_labels, "column")):
         if len(set(labels)) != len(labels):
             raise ValueError(f"{what} labels must be distinct")

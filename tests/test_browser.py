@@ -232,7 +232,7 @@ def _screenshot(d: Any, name: str) -> Path:
 def test_page_renders_offline(page: str, server: str, driver: Any) -> None:
     d = driver
     log = _open(d, f"{server}/{page}")
-    n_math = d.execute_script("return document.querySelectorAll('.math').length")
+    num_math = d.execute_script("return document.querySelectorAll('.math').length")
     typeset = d.execute_script(MATH_DONE)
     errors = d.execute_script("return document.querySelectorAll('mjx-merror').length")
     broken = d.execute_script(
@@ -258,7 +258,7 @@ def test_page_renders_offline(page: str, server: str, driver: Any) -> None:
     leaks = forbidden_text(d.execute_script("return document.body.innerText"))
     shot = _screenshot(d, Path(page).stem)
     print(
-        f"{page}: {n_math} math elements, {len(d.find_elements('tag name', 'img'))} images, "
+        f"{page}: {num_math} math elements, {len(d.find_elements('tag name', 'img'))} images, "
         f"{views} widget views, screenshot {shot}"
     )
     assert typeset, f"{page}: math left untypeset (raw TeX visible)"

@@ -54,12 +54,14 @@ def joint_tables(draw: st.DrawFn, ndim: int = 3, max_size: int = 4) -> np.ndarra
 
 @st.composite
 def conditional_tables(
-    draw: st.DrawFn, n_in: int, n_out: int, positive: bool = False
+    draw: st.DrawFn, num_in: int, num_out: int, positive: bool = False
 ) -> np.ndarray:
     lo = 0.01 if positive else 0.0
     elems = st.floats(min_value=lo, max_value=1.0, allow_nan=False)
-    w = np.array(draw(st.lists(elems, min_size=n_in * n_out, max_size=n_in * n_out)), dtype=float)
-    return _normalise_rows(w.reshape(n_in, n_out))
+    w = np.array(
+        draw(st.lists(elems, min_size=num_in * num_out, max_size=num_in * num_out)), dtype=float
+    )
+    return _normalise_rows(w.reshape(num_in, num_out))
 
 
 @st.composite
@@ -400,7 +402,7 @@ def test_batch_markov_chains_and_sparse_joints() -> None:
     rng = np.random.default_rng(5)
     chains = I.random_markov_chains(rng, 5_000, (3, 4, 2), alpha=0.5)
     s = I.transitive_bounds_batch(chains).summary()
-    assert s["n_markov"] == 5_000
+    assert s["num_markov"] == 5_000
     assert s["min_upper_slack_markov"] >= -1e-12 and s["min_lower_slack"] >= -1e-12
     # sparse joints (alpha << 1) come close to T1 equality, never below it
     sparse = I.transitive_bounds_batch(I.random_joints(rng, 5_000, (3, 3, 3), alpha=0.05))
@@ -583,14 +585,14 @@ def test_barber_agakov_categorical_bsc() -> None:
         flip = (torch.rand(n, generator=g) < eps).long()
         return x[:, None].float(), x ^ flip
 
-    r = I.barber_agakov_estimate(bsc, LOG2, n_classes=2, n_steps=150, seed=0)
+    r = I.barber_agakov_estimate(bsc, LOG2, num_classes=2, num_steps=150, seed=0)
     assert r.estimate == pytest.approx(LOG2 - h2(eps), abs=0.05)
 
 
 def test_infonce_never_exceeds_log_n() -> None:
     # I = 8 nats >> log 32 = 3.47: InfoNCE saturates just below log N, never above
     sampler = I.gaussian_pair_sampler(8.0, dim=4)
-    r = I.infonce_estimate(sampler, batch_size=32, n_steps=150, n_eval_batches=50, seed=0)
+    r = I.infonce_estimate(sampler, batch_size=32, num_steps=150, num_eval_batches=50, seed=0)
     assert r.upper_limit == pytest.approx(math.log(32))
     assert r.estimate <= math.log(32)
     assert np.all(r.curve <= math.log(32)) and np.all(r.eval_values <= math.log(32))
@@ -604,13 +606,13 @@ def test_estimators_on_tensor_data_with_holdout() -> None:
     )
     assert r.eval_values.shape == (2,)  # 1024 held-out samples -> two disjoint batches of 512
     assert abs(r.estimate - 1.0) < 0.15
-    r1 = I.infonce_estimate((x[:, 0], y[:, 0]), batch_size=64, n_steps=20, holdout=0.0, seed=0)
+    r1 = I.infonce_estimate((x[:, 0], y[:, 0]), batch_size=64, num_steps=20, holdout=0.0, seed=0)
     assert r1.upper_limit == pytest.approx(math.log(64))
 
 
 def test_estimators_are_deterministic_and_leave_global_rng_alone() -> None:
     state = torch.random.get_rng_state()
-    kw = dict(batch_size=64, n_steps=30, n_eval_batches=3, seed=11)
+    kw = dict(batch_size=64, num_steps=30, num_eval_batches=3, seed=11)
     a = I.nwj_estimate(GAUSS_1NAT, **kw)  # type: ignore[arg-type]
     b = I.nwj_estimate(GAUSS_1NAT, **kw)  # type: ignore[arg-type]
     assert a.estimate == b.estimate
@@ -622,12 +624,12 @@ def test_estimators_are_deterministic_and_leave_global_rng_alone() -> None:
 
 def test_concat_critic_and_custom_module() -> None:
     r = I.infonce_estimate(
-        GAUSS_1NAT, batch_size=64, n_steps=30, n_eval_batches=2, critic="concat", seed=0
+        GAUSS_1NAT, batch_size=64, num_steps=30, num_eval_batches=2, critic="concat", seed=0
     )
     assert np.isfinite(r.estimate) and r.estimate <= math.log(64)
     critic = I.SeparableCritic(1, 1, hidden=16, embed=4)
     r2 = I.mine_estimate(
-        GAUSS_1NAT, batch_size=64, n_steps=10, n_eval_batches=2, critic=critic, seed=0
+        GAUSS_1NAT, batch_size=64, num_steps=10, num_eval_batches=2, critic=critic, seed=0
     )
     assert np.isfinite(r2.estimate)
 
@@ -636,21 +638,21 @@ def test_estimator_input_validation() -> None:
     with pytest.raises(ValueError, match="same number of rows"):
         I.infonce_estimate((torch.zeros(10, 1), torch.zeros(9, 1)))
     with pytest.raises(ValueError, match="critic"):
-        I.nwj_estimate(GAUSS_1NAT, critic="bilinear", n_steps=1)  # type: ignore[arg-type]
+        I.nwj_estimate(GAUSS_1NAT, critic="bilinear", num_steps=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="holdout"):
         I.infonce_estimate((torch.zeros(10, 1), torch.zeros(10, 1)), holdout=1.5)
     with pytest.raises(ValueError, match="ema_rate"):
         I.mine_estimate(GAUSS_1NAT, ema_rate=0.0)
     with pytest.raises(ValueError, match="batch_size"):
         I.infonce_estimate(GAUSS_1NAT, batch_size=1)
-    with pytest.raises(ValueError, match="n_eval_batches"):
-        I.nwj_estimate(GAUSS_1NAT, n_eval_batches=0)
-    with pytest.raises(ValueError, match="n_steps"):
-        I.barber_agakov_estimate(GAUSS_1NAT, 1.0, n_steps=0)
+    with pytest.raises(ValueError, match="num_eval_batches"):
+        I.nwj_estimate(GAUSS_1NAT, num_eval_batches=0)
+    with pytest.raises(ValueError, match="num_steps"):
+        I.barber_agakov_estimate(GAUSS_1NAT, 1.0, num_steps=0)
     with pytest.raises(ValueError, match="NaN"):
         I.infonce_estimate((torch.full((10, 1), float("nan")), torch.zeros(10, 1)))
     with pytest.raises(ValueError, match="integer"):
-        I.barber_agakov_estimate((torch.zeros(10, 1), torch.zeros(10, 1)), LOG2, n_classes=2)
+        I.barber_agakov_estimate((torch.zeros(10, 1), torch.zeros(10, 1)), LOG2, num_classes=2)
 
 
 # ================================================================================= slow

@@ -158,16 +158,16 @@ def test_generation_helpers_shapes() -> None:
     s2 = conditional_samples(model, f, torch.Generator().manual_seed(0))
     assert s1.shape == (10, 1, 16, 16) and torch.equal(s1, s2)
     assert conditional_samples(model, f, mean=True).shape == (10, 1, 16, 16)
-    pt = prior_traversal(model, f[0], n_dims=3, n_points=5)
+    pt = prior_traversal(model, f[0], num_dims=3, num_points=5)
     assert pt["images"].shape == (3, 5, 1, 16, 16) and torch.all(pt["std"][:-1] >= pt["std"][1:])
     assert torch.allclose(pt["offsets"], torch.linspace(-3, 3, 5))
-    iv = intervene_z1(model, f[0], n_dims=4, n_points=5)
+    iv = intervene_z1(model, f[0], num_dims=4, num_points=5)
     assert iv["images"].shape == (4, 5, 1, 16, 16) and iv["base"].shape == (1, 16, 16)
     # the middle point of every z1 traversal is the base image (z0 held fixed)
     assert torch.allclose(iv["images"][:, 2], iv["base"].expand(4, 1, 16, 16), atol=1e-6)
     x = _images(f)[0].float()
     for mode in ("posterior", "prior"):
-        post = posterior_traversal(model, x, n_dims=2, n_points=3, z1=mode)
+        post = posterior_traversal(model, x, num_dims=2, num_points=3, z1=mode)
         assert post["images"].shape == (2, 3, 1, 16, 16)
     flat = build_semafo(cfg.replace(variant="flat")).eval()
     with pytest.raises(ValueError, match="hierarchical"):
@@ -364,7 +364,7 @@ def test_load_semafo_data_split_and_errors(tmp_path, monkeypatch) -> None:
 def test_load_class_digits() -> None:
     from hvae_lib.experiments.ch04_semafovae import load_class_digits
 
-    d = load_class_digits(16, n_test=500, seed=0)
+    d = load_class_digits(16, num_test=500, seed=0)
     assert d.x_train.shape == (4500, 1, 16, 16) and d.x_test.shape == (500, 1, 16, 16)
     assert (
         d.x_train.dtype == torch.float32
@@ -373,7 +373,7 @@ def test_load_class_digits() -> None:
     )
     assert d.factor_sizes == (10,) and d.f_train.shape == (4500, 1)
     assert set(np.unique(d.f_test[:, 0])) == set(range(10))
-    full = load_class_digits(32, n_test=500, seed=0)
+    full = load_class_digits(32, num_test=500, seed=0)
     assert full.x_train.shape == (4500, 1, 32, 32)
     # area resizing preserves the mean grey level of the padded 32x32 image
     assert float(d.x_train.mean()) == pytest.approx(float(full.x_train.mean()), rel=1e-5)
@@ -410,7 +410,7 @@ def test_z1_kl_per_dim_and_chosen_dims() -> None:
         _, mp, lp = model.prior_z1(z0, u, sample=False)
         whole = gaussian_kl(mq, lq, mp, lp).flatten(1).sum(1).mean()
     assert float(kl.sum()) == pytest.approx(float(whole), rel=1e-5)
-    iv = intervene_z1(model, f[0], dims=[3, 0], n_points=5)
+    iv = intervene_z1(model, f[0], dims=[3, 0], num_points=5)
     assert iv["dims"].tolist() == [3, 0] and iv["images"].shape == (2, 5, 1, 16, 16)
     with pytest.raises(ValueError, match="dims"):
         intervene_z1(model, f[0], dims=[32])

@@ -134,9 +134,9 @@ def _classifier_loss(
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     c, h, w = model.config.input_shape
-    n_pix = c * h * w
-    x = batch[:, :n_pix].reshape(-1, c, h, w)
-    y = batch[:, n_pix:].long()
+    num_pix = c * h * w
+    x = batch[:, :num_pix].reshape(-1, c, h, w)
+    y = batch[:, num_pix:].long()
     logits = model.split(model(x))
     losses = [F.cross_entropy(lb, y[:, k]) for k, lb in enumerate(logits)]
     loss = torch.stack(losses).sum()

@@ -375,8 +375,8 @@ def faithful_probe_accuracy(
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     perm = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, int(round(test_fraction * len(x))))
-    te, tr = perm[:n_test], perm[n_test:]
+    num_test = max(1, int(round(test_fraction * len(x))))
+    te, tr = perm[:num_test], perm[num_test:]
     return probe_accuracy(x[tr], y[tr], x[te], y[te], probes=probes, seed=seed)
 
 

@@ -293,7 +293,7 @@ def gaussian_pair_log_ratio(x: torch.Tensor, y: torch.Tensor, mi: float) -> torc
 
 
 def optimal_critic_values(
-    mi: float, dim: int, batch_size: int, n_batches: int, seed: int = 0
+    mi: float, dim: int, batch_size: int, num_batches: int, seed: int = 0
 ) -> dict[str, np.ndarray]:
     r"""Per-batch InfoNCE and NWJ values of the *analytic optimal critic* on Gaussian pairs.
 
@@ -302,14 +302,14 @@ def optimal_critic_values(
     unbiased for :math:`I` but its variance grows quickly with :math:`I` (the density ratio it
     averages over the negative pairs has variance :math:`e^{2I}-1` under :math:`p(x)p(y)`).
 
-    Returns ``{"infonce": [n_batches], "nwj": [n_batches]}`` in nats.
+    Returns ``{"infonce": [num_batches], "nwj": [num_batches]}`` in nats.
 
     Used in: :ref:`ch-transitive`
     """
     sampler = gaussian_pair_sampler(float(mi), int(dim))
     gen = torch.Generator().manual_seed(int(seed))
-    nce, nwj = np.empty(n_batches), np.empty(n_batches)
-    for b in range(int(n_batches)):
+    nce, nwj = np.empty(num_batches), np.empty(num_batches)
+    for b in range(int(num_batches)):
         x, y = sampler(int(batch_size), gen)
         r = gaussian_pair_log_ratio(x, y, mi)
         nce[b] = float(infonce_lower_bound(r))

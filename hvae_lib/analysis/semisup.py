@@ -76,17 +76,22 @@ def conditional_samples(
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def _grid(n_points: int, k: float) -> torch.Tensor:
-    if int(n_points) < 2:
-        raise ValueError(f"n_points must be >= 2, got {n_points}")
+def _grid(num_points: int, k: float) -> torch.Tensor:
+    if int(num_points) < 2:
+        raise ValueError(f"num_points must be >= 2, got {num_points}")
     if not k > 0:
         raise ValueError(f"traversal range k must be positive, got {k}")
-    return torch.linspace(-float(k), float(k), int(n_points))
+    return torch.linspace(-float(k), float(k), int(num_points))
 
 
 @torch.no_grad()
 def prior_traversal(
-    model: nn.Module, factors: Any, *, n_dims: int | None = None, k: float = 3.0, n_points: int = 11
+    model: nn.Module,
+    factors: Any,
+    *,
+    num_dims: int | None = None,
+    k: float = 3.0,
+    num_points: int = 11,
 ) -> dict[str, Any]:
     r"""Traverse :math:`z_0` dimensions of the controllable prior :math:`p(z_0\mid u)`.
 
@@ -100,8 +105,8 @@ def prior_traversal(
 
     Returns
     -------
-    dict: ``images`` ``[n_dims, n_points, C, H, W]``, ``dims`` ``[n_dims]``, ``std`` ``[n_dims]``,
-    ``offsets`` ``[n_points]`` (in units of σ).
+    dict: ``images`` ``[num_dims, num_points, C, H, W]``, ``dims`` ``[num_dims]``, ``std`` ``[num_dims]``,
+    ``offsets`` ``[num_points]`` (in units of σ).
 
 
     Used in: :ref:`ch-semafovae`
@@ -111,8 +116,8 @@ def prior_traversal(
     u = model.encode_u(model.as_one_hot(y))[0]
     mu, lv = model.prior_z0(u)
     std = torch.exp(0.5 * lv)[0]
-    order = torch.argsort(std, descending=True)[: n_dims or model.latent_dim]
-    grid = _grid(n_points, k).to(mu)
+    order = torch.argsort(std, descending=True)[: num_dims or model.latent_dim]
+    grid = _grid(num_points, k).to(mu)
     rows = []
     for d in order:
         z = mu.repeat(len(grid), 1)
@@ -131,14 +136,14 @@ def intervene_z1(
     model: nn.Module,
     factors: Any,
     *,
-    n_dims: int = 8,
+    num_dims: int = 8,
     k: float = 3.0,
-    n_points: int = 11,
+    num_points: int = 11,
     dims: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     r"""Intervention at the :math:`z_1` level, :math:`z_0` held fixed (the authors' ``prior1_traverse``).
 
-    :math:`u=\mathbb E\,q(u|y)`, :math:`z_0=\mathbb E\,p(z_0|u)` fixed; the ``n_dims``
+    :math:`u=\mathbb E\,q(u|y)`, :math:`z_0=\mathbb E\,p(z_0|u)` fixed; the ``num_dims``
     (flattened) dimensions of :math:`p(z_1\mid z_0,u)` with the largest std are traversed over
     :math:`\pm k\sigma`, the others at the prior mean (the authors' ordering). ``dims`` gives the
     flat indices to traverse instead, e.g. the dimensions with the largest KL from
@@ -147,7 +152,7 @@ def intervene_z1(
 
     Returns
     -------
-    dict: ``images`` ``[n_dims, n_points, C, H, W]``, ``dims`` (flat indices), ``std``,
+    dict: ``images`` ``[num_dims, num_points, C, H, W]``, ``dims`` (flat indices), ``std``,
     ``offsets``, and ``base`` ``[C, H, W]`` (the image at the prior means).
 
 
@@ -163,12 +168,12 @@ def intervene_z1(
     shape = mu1.shape[1:]
     mu_f, std_f = mu1.flatten(1)[0], torch.exp(0.5 * lv1).flatten(1)[0]
     if dims is None:
-        order = torch.argsort(std_f, descending=True)[: int(n_dims)]
+        order = torch.argsort(std_f, descending=True)[: int(num_dims)]
     else:
         order = torch.as_tensor(list(dims), dtype=torch.long, device=std_f.device)
         if order.numel() == 0 or bool((order < 0).any()) or bool((order >= std_f.numel()).any()):
             raise ValueError(f"dims must be non-empty flat indices of z1 in [0, {std_f.numel()})")
-    grid = _grid(n_points, k).to(mu1)
+    grid = _grid(num_points, k).to(mu1)
     rows = []
     for d in order:
         z1 = mu_f.repeat(len(grid), 1)
@@ -221,11 +226,11 @@ def z1_kl_per_dim(
 
 
 def traversal_smoothness(images: torch.Tensor) -> float:
-    r"""Largest step over the mean step of one traversal ``[n_points, C, H, W]``.
+    r"""Largest step over the mean step of one traversal ``[num_points, C, H, W]``.
 
     With :math:`s_i=\operatorname{mean}|x_{i+1}-x_i|` (mean absolute pixel change between
     neighbouring images), returns :math:`\max_i s_i/\operatorname{mean}_i s_i`: 1 when every step
-    changes the image equally, ``n_points - 1`` when the whole change happens in one step (a
+    changes the image equally, ``num_points - 1`` when the whole change happens in one step (a
     jump). Chapter 4 calls a traversal smooth when this is at most 3 [ours].
 
     Used in: :ref:`ch-semafovae`
@@ -233,7 +238,7 @@ def traversal_smoothness(images: torch.Tensor) -> float:
     x = torch.as_tensor(images).float()
     if x.ndim < 2 or x.shape[0] < 2:
         raise ValueError(
-            f"need a traversal of at least 2 images [n_points, ...], got shape {tuple(x.shape)}"
+            f"need a traversal of at least 2 images [num_points, ...], got shape {tuple(x.shape)}"
         )
     steps = (x[1:] - x[:-1]).abs().flatten(1).mean(1)
     mean = float(steps.mean())
@@ -247,9 +252,9 @@ def posterior_traversal(
     model: nn.Module,
     x: torch.Tensor,
     *,
-    n_dims: int | None = None,
+    num_dims: int | None = None,
     k: float = 2.5,
-    n_points: int = 11,
+    num_points: int = 11,
     z1: str = "posterior",
 ) -> dict[str, Any]:
     r"""Traverse the posterior of one image (the authors' ``plot_latents_traverse``).
@@ -267,7 +272,7 @@ def posterior_traversal(
 
     Returns
     -------
-    dict: ``images`` ``[n_dims, n_points, C, H, W]``, ``dims``, ``std`` (the ranges' σ), ``offsets``.
+    dict: ``images`` ``[num_dims, num_points, C, H, W]``, ``dims``, ``std`` (the ranges' σ), ``offsets``.
 
 
     Used in: :ref:`ch-semafovae`
@@ -283,9 +288,9 @@ def posterior_traversal(
     u = model.encode_u(model.as_one_hot(y_hat))[0]
     _, lv_p = model.prior_z0(u)
     s_q, s_p = torch.exp(0.5 * lv_q)[0], torch.exp(0.5 * lv_p)[0]
-    order = torch.argsort(s_q)[: n_dims or model.latent_dim]
+    order = torch.argsort(s_q)[: num_dims or model.latent_dim]
     scale = torch.maximum(s_q, s_p)
-    grid = _grid(n_points, k).to(mu_q)
+    grid = _grid(num_points, k).to(mu_q)
     rows = []
     hier = getattr(model, "hierarchical", False)
     for d in order:

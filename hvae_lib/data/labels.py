@@ -20,8 +20,8 @@ def train_test_split(n: int, test_fraction: float, seed: int = 0) -> tuple[np.nd
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, int(round(n * test_fraction)))
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+    num_test = max(1, int(round(n * test_fraction)))
+    return np.sort(perm[num_test:]), np.sort(perm[:num_test])
 
 
 def coarse_labels(
@@ -58,7 +58,7 @@ def coarse_labels(
     if int(bins) < 1 or not chosen:
         raise ValueError("need at least one chosen factor and bins >= 1")
     labels = np.zeros(len(f), dtype=np.int64)
-    n_values = 1
+    num_values = 1
     for name in chosen:
         if name not in names:
             raise ValueError(f"unknown factor {name!r}; valid: {', '.join(names)}")
@@ -66,5 +66,5 @@ def coarse_labels(
         size = int(factor_sizes[k])
         b = min(int(bins), size)
         labels = labels * b + (f[:, k].astype(np.int64) * b) // size
-        n_values *= b
-    return labels, n_values
+        num_values *= b
+    return labels, num_values

@@ -46,7 +46,7 @@ class TransitiveSettings(ConfigBase):
     joints_per_alpha : random joints :math:`p(a,b,c)` per alpha, alphabet sizes 2 to
         ``max_alphabet`` on every axis.
     max_alphabet : largest alphabet size of the random tables.
-    n_chains : random Markov chains (T2) and random discrete chains / labelled joints (T3).
+    num_chains : random Markov chains (T2) and random discrete chains / labelled joints (T3).
     dataset : ``"dsprites_lite"`` (quick) or ``"dsprites"`` (paper).
     label_factors : dSprites factors that make the label :math:`u` of the conditional prior.
     label_bins : each label factor is coarsened to this many equal bins (4 × 4 = 16 labels
@@ -70,7 +70,7 @@ class TransitiveSettings(ConfigBase):
     alphas: tuple[float, ...] = (0.05, 0.1, 0.3, 1.0)
     joints_per_alpha: int = 5000
     max_alphabet: int = 4
-    n_chains: int = 2000
+    num_chains: int = 2000
     dataset: str = "dsprites_lite"
     label_factors: tuple[str, ...] = ("posX", "posY")
     label_bins: int = 4
@@ -114,7 +114,7 @@ def transitive_settings(profile: str) -> TransitiveSettings:
         )
     return TransitiveSettings(
         joints_per_alpha=50_000,
-        n_chains=20_000,
+        num_chains=20_000,
         dataset="dsprites",
         model=VAEConfig(
             input_shape=(1, 64, 64),

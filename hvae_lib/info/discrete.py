@@ -118,7 +118,7 @@ def validate_conditional(q: ArrayLike, name: str = "q", ndim: int = 2) -> np.nda
 
     Parameters
     ----------
-    q : array_like, shape ``[..., n_condition, n_outcome]`` (``ndim`` axes)
+    q : array_like, shape ``[..., num_condition, num_outcome]`` (``ndim`` axes)
         Non-negative, each row ``q[..., i, :]`` sums to 1 within ``SUM_TOL``.
     name : str
         Name used in error messages (e.g. ``"q_z_given_x"``).
@@ -166,13 +166,13 @@ def _neg_xlogx_sum(p: np.ndarray, axes: int | Sequence[int] | None) -> np.ndarra
     return -terms.sum(axis=tuple(axes) if isinstance(axes, (list, tuple)) else axes)
 
 
-def entropy_of_axes(p: np.ndarray, keep: Sequence[int], n_table: int) -> np.ndarray:
+def entropy_of_axes(p: np.ndarray, keep: Sequence[int], num_table: int) -> np.ndarray:
     """Entropy of the marginal on table axes ``keep`` (0-based within the table).
 
-    ``p`` has shape ``[*batch, n_1, ..., n_{n_table}]``; returns shape ``batch``.
+    ``p`` has shape ``[*batch, n_1, ..., n_{num_table}]``; returns shape ``batch``.
     """
-    nb = p.ndim - n_table
-    drop = tuple(nb + i for i in range(n_table) if i not in keep)
+    nb = p.ndim - num_table
+    drop = tuple(nb + i for i in range(num_table) if i not in keep)
     marg = p.sum(axis=drop) if drop else p
     return _neg_xlogx_sum(marg, tuple(range(nb, marg.ndim)))
 

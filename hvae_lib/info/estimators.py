@@ -36,7 +36,7 @@ Implementation notes
 * **Training**: Adam on fresh batches (a sampler) or on random minibatches of the training
   split (tensors). ``curve`` holds the bound's value on each training batch, in nats.
 * **Final estimate**: the trained critic is evaluated, without gradients, on
-  ``n_eval_batches`` batches that were *not* used for training (fresh samples from a
+  ``num_eval_batches`` batches that were *not* used for training (fresh samples from a
   sampler, or the held-out split of tensor data), and averaged. This removes the upward
   bias of evaluating on the batches the critic was fitted to and averages out the
   per-batch noise; ``stderr`` is the standard error across evaluation batches.
@@ -93,13 +93,13 @@ class MIEstimate:
         Estimate of :math:`I(X;Y)` in nats, averaged over held-out evaluation batches.
     stderr : float
         Standard error of ``estimate`` across evaluation batches (0 if only one).
-    curve : numpy.ndarray, shape ``[n_steps]``
+    curve : numpy.ndarray, shape ``[num_steps]``
         Value of the bound on each training batch, in nats.
     bound : str
         Which bound this is, its direction and its bias.
     upper_limit : float
         A hard ceiling of the estimator: ``log(N_eval)`` for InfoNCE, ``inf`` otherwise.
-    eval_values : numpy.ndarray, shape ``[n_eval_batches]``
+    eval_values : numpy.ndarray, shape ``[num_eval_batches]``
         Per-batch values behind ``estimate`` (for MINE: per-batch DV values, while
         ``estimate`` pools all evaluation pairs).
     batch_size : int
@@ -117,10 +117,10 @@ class MIEstimate:
 
 
 # =============================================================================== critics
-def _mlp(d_in: int, hidden: int, d_out: int, n_hidden: int = 2) -> nn.Sequential:
+def _mlp(d_in: int, hidden: int, d_out: int, num_hidden: int = 2) -> nn.Sequential:
     layers: list[nn.Module] = []
     d = d_in
-    for _ in range(n_hidden):
+    for _ in range(num_hidden):
         layers += [nn.Linear(d, hidden), nn.ReLU()]
         d = hidden
     layers.append(nn.Linear(d, d_out))
@@ -333,17 +333,19 @@ class _Source:
             if not 0.0 <= holdout < 1.0:
                 raise ValueError(f"holdout must be in [0, 1); got {holdout}")
             perm = torch.randperm(n, generator=self.gen)
-            n_hold = int(round(holdout * n))
-            if holdout > 0 and n_hold < 2:
+            num_hold = int(round(holdout * n))
+            if holdout > 0 and num_hold < 2:
                 raise ValueError(
                     f"holdout={holdout} leaves fewer than 2 of {n} samples for evaluation"
                 )
-            if n - n_hold < 2:
+            if n - num_hold < 2:
                 raise ValueError(
                     f"holdout={holdout} leaves fewer than 2 of {n} samples for training"
                 )
-            tr = perm[n_hold:]
-            ho = perm[:n_hold] if n_hold > 0 else tr  # holdout = 0: evaluate on the training data
+            tr = perm[num_hold:]
+            ho = (
+                perm[:num_hold] if num_hold > 0 else tr
+            )  # holdout = 0: evaluate on the training data
             self.x_tr, self.y_tr = x[tr].to(device), y[tr].to(device)
             self.x_ev, self.y_ev = x[ho].to(device), y[ho].to(device)
             self.batch_size = min(int(batch_size), self.x_tr.shape[0])
@@ -382,16 +384,16 @@ class _Source:
         )
         return self.x_tr[idx], self.y_tr[idx]
 
-    def eval_batches(self, n_batches: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def eval_batches(self, num_batches: int) -> Iterator[tuple[Tensor, Tensor]]:
         if self.sampler is not None:
-            for _ in range(n_batches):
+            for _ in range(num_batches):
                 x, y = self._check_pair(*self.sampler(self.eval_batch_size, self.eval_gen))
                 yield x.to(self.device), y.to(self.device)
             return
-        # tensors: up to n_batches disjoint chunks of the held-out split
+        # tensors: up to num_batches disjoint chunks of the held-out split
         m, b = self.x_ev.shape[0], self.eval_batch_size
-        n_chunks = max(1, m // b)
-        for k in range(min(n_batches, n_chunks)):
+        num_chunks = max(1, m // b)
+        for k in range(min(num_batches, num_chunks)):
             sl = slice(k * b, (k + 1) * b)
             yield self.x_ev[sl], self.y_ev[sl]
 
@@ -400,11 +402,11 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(device)
 
 
-def _check_counts(n_steps: int, n_eval_batches: int) -> None:
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1; got {n_steps}")
-    if n_eval_batches < 1:
-        raise ValueError(f"n_eval_batches must be >= 1; got {n_eval_batches}")
+def _check_counts(num_steps: int, num_eval_batches: int) -> None:
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1; got {num_steps}")
+    if num_eval_batches < 1:
+        raise ValueError(f"num_eval_batches must be >= 1; got {num_eval_batches}")
 
 
 def _init_module(build: Callable[[], nn.Module], seed: int, device: torch.device) -> nn.Module:
@@ -418,8 +420,8 @@ def _stderr(values: np.ndarray) -> float:
 def _setup_critic(
     data: PairData,
     batch_size: int,
-    n_steps: int,
-    n_eval_batches: int,
+    num_steps: int,
+    num_eval_batches: int,
     holdout: float,
     seed: int,
     device: str | torch.device,
@@ -428,7 +430,7 @@ def _setup_critic(
     embed: int,
 ) -> tuple[_Source, nn.Module]:
     """Check the counts, build the batch source and the seeded critic of a score-based estimator."""
-    _check_counts(n_steps, n_eval_batches)
+    _check_counts(num_steps, num_eval_batches)
     dev = _resolve_device(device)
     src = _Source(data, batch_size, holdout, seed, dev)
     f = _init_module(lambda: _make_critic(critic, src.d_x, src.d_y, hidden, embed), seed, dev)
@@ -469,7 +471,7 @@ def _train_critic(
     critic: nn.Module,
     source: _Source,
     objective: Callable[[Tensor], Tensor],
-    n_steps: int,
+    num_steps: int,
     lr: float,
     surrogate: Callable[[Tensor], Tensor] | None = None,
 ) -> np.ndarray:
@@ -478,12 +480,12 @@ def _train_critic(
     ``scores = critic(x, y)`` on each training batch: a score matrix for the critics, or the
     per-sample log-likelihoods of a Barber-Agakov decoder.
     """
-    if n_steps < 1:
-        raise ValueError(f"n_steps must be >= 1; got {n_steps}")
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1; got {num_steps}")
     opt = torch.optim.Adam(critic.parameters(), lr=lr)
-    curve = np.empty(n_steps)
+    curve = np.empty(num_steps)
     critic.train()
-    for step in range(n_steps):
+    for step in range(num_steps):
         x, y = source.train_batch()
         scores = critic(x, y)
         value = objective(scores)
@@ -497,11 +499,11 @@ def _train_critic(
 
 
 def _evaluate(
-    critic: nn.Module, source: _Source, n_eval_batches: int, fn: Callable[[Tensor], Tensor]
+    critic: nn.Module, source: _Source, num_eval_batches: int, fn: Callable[[Tensor], Tensor]
 ) -> np.ndarray:
     vals = []
     with torch.no_grad():
-        for x, y in source.eval_batches(n_eval_batches):
+        for x, y in source.eval_batches(num_eval_batches):
             vals.append(float(fn(critic(x, y))))
     return np.asarray(vals)
 
@@ -511,16 +513,16 @@ def _bound_estimate(
     lower_bound: Callable[[Tensor], Tensor],
     src: _Source,
     critic: nn.Module,
-    n_steps: int,
+    num_steps: int,
     lr: float,
-    n_eval_batches: int,
+    num_eval_batches: int,
 ) -> MIEstimate:
     """Train ``critic`` on ``lower_bound(scores)`` and average it over held-out batches.
 
     InfoNCE (``method="infonce"``) reports its ceiling ``log(N_eval)`` as ``upper_limit``.
     """
-    curve = _train_critic(critic, src, lower_bound, n_steps, lr)
-    vals = _evaluate(critic, src, n_eval_batches, lower_bound)
+    curve = _train_critic(critic, src, lower_bound, num_steps, lr)
+    vals = _evaluate(critic, src, num_eval_batches, lower_bound)
     cap = math.log(src.eval_batch_size) if method == "infonce" else math.inf
     return _result(method, curve, vals, src, upper_limit=cap)
 
@@ -544,7 +546,7 @@ _COMMON_DOC = """\
         :func:`~hvae_lib.info.gaussian.gaussian_pair_sampler`).
     batch_size : int
         Batch size ``N`` (pairs per step; the critic scores all ``N^2`` combinations).
-    n_steps : int
+    num_steps : int
         Adam steps.
     lr : float
         Adam learning rate.
@@ -553,7 +555,7 @@ _COMMON_DOC = """\
         ``[N, N]``.
     hidden, embed : int
         MLP width and separable-embedding dimension for the built-in critics.
-    n_eval_batches : int
+    num_eval_batches : int
         Number of held-out batches averaged for ``estimate`` (tensor data: at most the
         number of disjoint batches in the held-out split).
     holdout : float
@@ -572,12 +574,12 @@ def infonce_estimate(
     data: PairData,
     *,
     batch_size: int = 512,
-    n_steps: int = 300,
+    num_steps: int = 300,
     lr: float = 2e-3,
     critic: CriticSpec = "separable",
     hidden: int = 64,
     embed: int = 16,
-    n_eval_batches: int = 20,
+    num_eval_batches: int = 20,
     holdout: float = 0.2,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -608,9 +610,9 @@ def infonce_estimate(
     Used in: :ref:`ch-transitive`
     """
     src, f = _setup_critic(
-        data, batch_size, n_steps, n_eval_batches, holdout, seed, device, critic, hidden, embed
+        data, batch_size, num_steps, num_eval_batches, holdout, seed, device, critic, hidden, embed
     )
-    return _bound_estimate("infonce", infonce_lower_bound, src, f, n_steps, lr, n_eval_batches)
+    return _bound_estimate("infonce", infonce_lower_bound, src, f, num_steps, lr, num_eval_batches)
 
 
 @_with_common_doc
@@ -618,12 +620,12 @@ def nwj_estimate(
     data: PairData,
     *,
     batch_size: int = 512,
-    n_steps: int = 300,
+    num_steps: int = 300,
     lr: float = 2e-3,
     critic: CriticSpec = "separable",
     hidden: int = 64,
     embed: int = 16,
-    n_eval_batches: int = 20,
+    num_eval_batches: int = 20,
     holdout: float = 0.2,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -637,7 +639,7 @@ def nwj_estimate(
     unbiased estimate of it (no :math:`\log N` cap). The price is **high variance**,
     growing roughly like :math:`e^{I}`: the training curve is noisy and single-batch
     values scatter widely at large :math:`I`. The reported ``estimate`` averages
-    ``n_eval_batches`` held-out batches to tame this.
+    ``num_eval_batches`` held-out batches to tame this.
 
     Parameters
     ----------
@@ -652,9 +654,9 @@ def nwj_estimate(
     Used in: :ref:`ch-transitive`
     """
     src, f = _setup_critic(
-        data, batch_size, n_steps, n_eval_batches, holdout, seed, device, critic, hidden, embed
+        data, batch_size, num_steps, num_eval_batches, holdout, seed, device, critic, hidden, embed
     )
-    return _bound_estimate("nwj", nwj_lower_bound, src, f, n_steps, lr, n_eval_batches)
+    return _bound_estimate("nwj", nwj_lower_bound, src, f, num_steps, lr, num_eval_batches)
 
 
 @_with_common_doc
@@ -662,13 +664,13 @@ def mine_estimate(
     data: PairData,
     *,
     batch_size: int = 512,
-    n_steps: int = 300,
+    num_steps: int = 300,
     lr: float = 2e-3,
     ema_rate: float = 0.01,
     critic: CriticSpec = "separable",
     hidden: int = 64,
     embed: int = 16,
-    n_eval_batches: int = 20,
+    num_eval_batches: int = 20,
     holdout: float = 0.2,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -710,7 +712,7 @@ def mine_estimate(
     if not 0.0 < ema_rate <= 1.0:
         raise ValueError(f"ema_rate must be in (0, 1]; got {ema_rate}")
     src, f = _setup_critic(
-        data, batch_size, n_steps, n_eval_batches, holdout, seed, device, critic, hidden, embed
+        data, batch_size, num_steps, num_eval_batches, holdout, seed, device, critic, hidden, embed
     )
     state: dict[str, Tensor] = {}
 
@@ -725,21 +727,21 @@ def mine_estimate(
                 )
         return scores.diagonal().mean() - torch.exp(lme - state["log_ma"])
 
-    curve = _train_critic(f, src, dv_lower_bound, n_steps, lr, surrogate=surrogate)
+    curve = _train_critic(f, src, dv_lower_bound, num_steps, lr, surrogate=surrogate)
     pos: list[Tensor] = []
     neg_lse: list[Tensor] = []
-    n_neg = 0
+    num_neg = 0
     vals = []
     with torch.no_grad():
-        for x, y in src.eval_batches(n_eval_batches):
+        for x, y in src.eval_batches(num_eval_batches):
             s = f(x, y)
             vals.append(float(dv_lower_bound(s)))
             n = s.shape[0]
             pos.append(s.diagonal())
             neg_lse.append(_offdiag_logmeanexp(s) + math.log(n * (n - 1)))
-            n_neg += n * (n - 1)
+            num_neg += n * (n - 1)
         pooled = torch.cat(pos).mean() - (
-            torch.logsumexp(torch.stack(neg_lse), 0) - math.log(n_neg)
+            torch.logsumexp(torch.stack(neg_lse), 0) - math.log(num_neg)
         )
     v = np.asarray(vals)
     return _result("mine", curve, v, src, estimate=float(pooled))
@@ -764,9 +766,9 @@ class _GaussianDecoder(nn.Module):
 class _CategoricalDecoder(nn.Module):
     """``r(y|x) = Categorical(softmax(logits(x)))``; ``forward`` returns ``log r(y|x)``."""
 
-    def __init__(self, d_x: int, n_classes: int, hidden: int) -> None:
+    def __init__(self, d_x: int, num_classes: int, hidden: int) -> None:
         super().__init__()
-        self.net = _mlp(d_x, hidden, n_classes)
+        self.net = _mlp(d_x, hidden, num_classes)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return torch.log_softmax(self.net(x), dim=-1).gather(1, y[:, None]).squeeze(1)
@@ -781,12 +783,12 @@ def barber_agakov_estimate(
     data: PairData,
     entropy_y: float,
     *,
-    n_classes: int | None = None,
+    num_classes: int | None = None,
     batch_size: int = 512,
-    n_steps: int = 300,
+    num_steps: int = 300,
     lr: float = 2e-3,
     hidden: int = 64,
-    n_eval_batches: int = 20,
+    num_eval_batches: int = 20,
     holdout: float = 0.2,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -807,15 +809,15 @@ def barber_agakov_estimate(
     Parameters
     ----------
     data : (x, y) or callable
-        As for :func:`infonce_estimate`. If ``n_classes`` is given, ``y`` must be a 1-d
+        As for :func:`infonce_estimate`. If ``num_classes`` is given, ``y`` must be a 1-d
         integer tensor of class indices ``[N]`` and the decoder is categorical; otherwise
         ``y [N, d_y]`` is real and the decoder is a diagonal Gaussian
         :math:`\mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))`.
     entropy_y : float
         Known :math:`H(Y)` (or :math:`h(Y)`) in nats.
-    n_classes : int, optional
+    num_classes : int, optional
         Number of classes of a categorical ``y``.
-    batch_size, n_steps, lr, hidden, n_eval_batches, holdout, seed, device
+    batch_size, num_steps, lr, hidden, num_eval_batches, holdout, seed, device
         As for :func:`infonce_estimate` (``hidden`` is the decoder's MLP width).
 
     Returns
@@ -826,14 +828,14 @@ def barber_agakov_estimate(
 
     Used in: :ref:`ch-transitive`
     """
-    _check_counts(n_steps, n_eval_batches)
+    _check_counts(num_steps, num_eval_batches)
     dev = _resolve_device(device)
-    categorical = n_classes is not None
+    categorical = num_classes is not None
     src = _Source(
         data, batch_size, holdout, seed, dev, y_dtype=None if categorical else torch.float32
     )
     if categorical:
-        nc = int(n_classes)  # type: ignore[arg-type]
+        nc = int(num_classes)  # type: ignore[arg-type]
 
         def build() -> nn.Module:
             return _CategoricalDecoder(src.d_x, nc, hidden)
@@ -846,6 +848,6 @@ def barber_agakov_estimate(
     h = float(entropy_y)
 
     # maximise the mean log-likelihood; H(Y) is added to the curve and values in float64
-    curve = h + _train_critic(dec, src, _mean_log_likelihood, n_steps, lr)
-    vals = h + _evaluate(dec, src, n_eval_batches, _mean_log_likelihood)
+    curve = h + _train_critic(dec, src, _mean_log_likelihood, num_steps, lr)
+    vals = h + _evaluate(dec, src, num_eval_batches, _mean_log_likelihood)
     return _result("barber_agakov", curve, vals, src)

@@ -159,8 +159,8 @@ def random_joints(
 
 def random_conditional(
     rng: np.random.Generator,
-    n_condition: int,
-    n_outcome: int,
+    num_condition: int,
+    num_outcome: int,
     alpha: float = 1.0,
     n: int | None = None,
 ) -> np.ndarray:
@@ -169,9 +169,9 @@ def random_conditional(
     Parameters
     ----------
     rng : numpy.random.Generator
-    n_condition : int
+    num_condition : int
         Number of conditioning values (rows).
-    n_outcome : int
+    num_outcome : int
         Number of outcomes (columns).
     alpha : float
         Dirichlet concentration of every row.
@@ -180,14 +180,14 @@ def random_conditional(
 
     Returns
     -------
-    numpy.ndarray, shape ``[n_condition, n_outcome]`` (or ``[n, n_condition, n_outcome]``)
+    numpy.ndarray, shape ``[num_condition, num_outcome]`` (or ``[n, num_condition, num_outcome]``)
         Every row sums to 1. Example: ``q_z_given_x = random_conditional(rng, n_x, n_z)``.
 
 
     Used in: :ref:`ch-transitive`
     """
     _check_rng(rng)
-    nc, no = _check_shape((n_condition, n_outcome), "(n_condition, n_outcome)")
+    nc, no = _check_shape((num_condition, num_outcome), "(num_condition, num_outcome)")
     size = (nc, no) if n is None else (int(n), nc, no)
     return _dirichlet_last_axis(rng, size, _check_alpha(alpha))
 

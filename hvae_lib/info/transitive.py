@@ -125,7 +125,7 @@ class TransitiveBounds:
         -------
         dict
             ``n``; ``min_lower_slack`` (T1 holds iff ``>= 0``, up to rounding);
-            ``n_markov``; ``min_upper_slack_markov`` (T2 over the Markov members, ``nan``
+            ``num_markov``; ``min_upper_slack_markov`` (T2 over the Markov members, ``nan``
             if there are none); ``max_slack_identity_error``, the largest
             ``|lower_slack - (I(A;C|B) + H(B|A,C))|``.
         """
@@ -136,7 +136,7 @@ class TransitiveBounds:
         return {
             "n": float(ls.size),
             "min_lower_slack": float(ls.min()),
-            "n_markov": float(mk.sum()),
+            "num_markov": float(mk.sum()),
             "min_upper_slack_markov": float(us[mk].min()) if mk.any() else float("nan"),
             "max_slack_identity_error": float(np.abs(ident).max()),
         }

@@ -33,9 +33,9 @@ def check_codes(codes: Any, name: str = "codes", *, min_dims: int = 1) -> np.nda
     finite = np.isfinite(arr)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        n_bad = int((~finite).sum())
+        num_bad = int((~finite).sum())
         raise ValueError(
-            f"{name} contains {n_bad} NaN or infinite value(s), first at row {row}, column {col}"
+            f"{name} contains {num_bad} NaN or infinite value(s), first at row {row}, column {col}"
         )
     if arr.shape[1] < min_dims:
         raise ValueError(

@@ -76,22 +76,22 @@ def dci_from_importance(importance: Any) -> DCIScores:
     Used in: :ref:`appendix-metrics`
     """
     r = check_importance(importance)
-    n_codes, n_factors = r.shape
+    num_codes, num_factors = r.shape
     weights_src = r if r.sum() > 0 else np.ones_like(r)
 
     p_code = (r + DCI_EPS) / (r + DCI_EPS).sum(axis=1, keepdims=True)  # [D, K]
-    per_code = 1.0 - _entropy_rows(p_code, n_factors)
+    per_code = 1.0 - _entropy_rows(p_code, num_factors)
     rho = weights_src.sum(axis=1) / weights_src.sum()
     disentanglement = float(np.sum(rho * per_code))
 
     p_factor = (r.T + DCI_EPS) / (r.T + DCI_EPS).sum(axis=1, keepdims=True)  # [K, D]
-    per_factor = 1.0 - _entropy_rows(p_factor, n_codes)
+    per_factor = 1.0 - _entropy_rows(p_factor, num_codes)
     factor_weights = weights_src.sum(axis=0) / weights_src.sum()
     completeness = float(np.sum(factor_weights * per_factor))
     return DCIScores(disentanglement, completeness)
 
 
-def _hist_gbt_importances(model: Any, n_features: int) -> np.ndarray:
+def _hist_gbt_importances(model: Any, num_features: int) -> np.ndarray:
     """Total split gain per feature over all trees of a fitted HistGradientBoostingClassifier.
 
     scikit-learn exposes no ``feature_importances_`` for histogram GBTs; the fitted trees are
@@ -99,7 +99,7 @@ def _hist_gbt_importances(model: Any, n_features: int) -> np.ndarray:
     ``feature_idx``, ``gain`` and ``is_leaf``. The sum is normalised to 1 like
     ``GradientBoostingClassifier.feature_importances_`` (all zeros if no split was made).
     """
-    imp = np.zeros(n_features)
+    imp = np.zeros(num_features)
     try:
         for stage in model._predictors:
             for tree in stage:
@@ -241,9 +241,9 @@ def importance_matrix(
         raise ValueError(
             f"unknown importance method {importance!r}; choose one of {IMPORTANCE_METHODS}"
         )
-    n_factors = y_tr.shape[1]
-    seeds = _factor_seeds(random_state, n_factors)
-    jobs = [(importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k]) for k in range(n_factors)]
+    num_factors = y_tr.shape[1]
+    seeds = _factor_seeds(random_state, num_factors)
+    jobs = [(importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k]) for k in range(num_factors)]
     if n_jobs == 1:
         results = [_fit_one_factor(*job) for job in jobs]
     else:

@@ -134,10 +134,10 @@ def representation(
         if was_training and isinstance(module, torch.nn.Module):
             module.train()
 
-    n_layers = len(chunks[0])
-    if any(len(c) != n_layers for c in chunks):
+    num_layers = len(chunks[0])
+    if any(len(c) != num_layers for c in chunks):
         raise ValueError("the model returned a different number of layers for different batches")
-    per_layer = [np.concatenate([c[i] for c in chunks]) for i in range(n_layers)]
+    per_layer = [np.concatenate([c[i] for c in chunks]) for i in range(num_layers)]
     for i, arr in enumerate(per_layer):
         if not np.isfinite(arr).all():
             raise ValueError(f"posterior means of layer {i} contain NaN or infinite values")
@@ -148,6 +148,6 @@ def representation(
     if layers == "top":
         return per_layer[0]
     idx = int(layers)
-    if not -n_layers <= idx < n_layers:
-        raise ValueError(f"layer {idx} out of range: the model has {n_layers} layer(s)")
+    if not -num_layers <= idx < num_layers:
+        raise ValueError(f"layer {idx} out of range: the model has {num_layers} layer(s)")
     return per_layer[idx]

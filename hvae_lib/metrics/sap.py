@@ -75,8 +75,8 @@ def sap_score_matrix(
     Used in: :ref:`appendix-metrics`
     """
     z, v = check_pair(codes_train, factors_train, suffix="_train", min_dims=2)
-    n_codes, n_factors = z.shape[1], v.shape[1]
-    s = np.zeros((n_codes, n_factors))
+    num_codes, num_factors = z.shape[1], v.shape[1]
+    s = np.zeros((num_codes, num_factors))
     if continuous:
         zc = z - z.mean(axis=0)
         vc = v - v.mean(axis=0)
@@ -97,16 +97,16 @@ def sap_score_matrix(
             f"codes_test and factors_test must have the same number of samples: "
             f"{zt.shape[0]} != {vt.shape[0]}"
         )
-    if zt.shape[1] != n_codes or vt.shape[1] != n_factors:
+    if zt.shape[1] != num_codes or vt.shape[1] != num_factors:
         raise ValueError(
-            f"train and test shapes disagree: codes D {n_codes} vs {zt.shape[1]}, "
-            f"factors K {n_factors} vs {vt.shape[1]}"
+            f"train and test shapes disagree: codes D {num_codes} vs {zt.shape[1]}, "
+            f"factors K {num_factors} vs {vt.shape[1]}"
         )
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
 
-    for j in range(n_codes):
-        for k in range(n_factors):
+    for j in range(num_codes):
+        for k in range(num_factors):
             clf = LinearSVC(C=0.01, class_weight="balanced", random_state=random_state)
             with warnings.catch_warnings():
                 # C = 0.01 on unscaled codes often hits liblinear's iteration limit (as in

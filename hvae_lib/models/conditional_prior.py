@@ -193,8 +193,8 @@ def unpack_images_labels(
     batch: torch.Tensor, image_shape: tuple[int, int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`pack_images_labels`: ``[B, C*H*W + K] -> (x [B, C, H, W], u [B, K])`` (float)."""
-    n_pix = int(np.prod(image_shape))
-    if batch.ndim != 2 or batch.shape[1] <= n_pix:
-        raise ValueError(f"a packed batch needs shape [B, {n_pix} + K]; got {tuple(batch.shape)}")
+    num_pix = int(np.prod(image_shape))
+    if batch.ndim != 2 or batch.shape[1] <= num_pix:
+        raise ValueError(f"a packed batch needs shape [B, {num_pix} + K]; got {tuple(batch.shape)}")
     batch = batch if batch.is_floating_point() else batch.float()
-    return batch[:, :n_pix].reshape(-1, *(int(s) for s in image_shape)), batch[:, n_pix:]
+    return batch[:, :num_pix].reshape(-1, *(int(s) for s in image_shape)), batch[:, num_pix:]

@@ -439,7 +439,7 @@ class HierarchicalVAE(nn.Module):
         self.config = config
         cfg = config
         c_in, h, w = (int(s) for s in cfg.input_shape)
-        n_in = c_in * h * w
+        num_in = c_in * h * w
         shapes, sizes = cfg.latent_shapes, cfg.latent_sizes
         L, hid, fl = cfg.num_layers, int(cfg.hidden), float(cfg.std_floor)
         conv = cfg.architecture == "conv"
@@ -463,7 +463,7 @@ class HierarchicalVAE(nn.Module):
                 if not conv:
                     posts.append(
                         _ConditionalPosterior(
-                            nn.Sequential(flat_x, nn.Linear(n_in, hid), nn.ReLU()),
+                            nn.Sequential(flat_x, nn.Linear(num_in, hid), nn.ReLU()),
                             nn.Sequential(nn.Linear(above_sizes[i], hid), nn.ReLU()),
                             nn.Sequential(nn.Linear(2 * hid, hid), nn.ReLU()),
                             flat_head(hid, i),
@@ -503,7 +503,7 @@ class HierarchicalVAE(nn.Module):
                 top_body: nn.Module = nn.Sequential(_conv_chain(c_in, c, res), nn.Flatten())
                 top_feat = c * BOTTOM * BOTTOM
             else:
-                top_body = nn.Sequential(flat_x, mlp([n_in, hid, hid], final_activation=True))
+                top_body = nn.Sequential(flat_x, mlp([num_in, hid, hid], final_activation=True))
                 top_feat = hid
             posts.append(_TopPosterior(top_body, flat_head(top_feat, L - 1)))
             self.posteriors = nn.ModuleList(posts)
@@ -545,7 +545,7 @@ class HierarchicalVAE(nn.Module):
                     )
                 )
             else:
-                self.shared = nn.Sequential(flat_x, mlp([n_in, hid, hid], final_activation=True))
+                self.shared = nn.Sequential(flat_x, mlp([num_in, hid, hid], final_activation=True))
                 ups = [
                     _BottomUp(nn.Sequential(nn.Linear(hid, hid), nn.ReLU()), flat_head(hid, i))
                     for i in range(L - 1)
@@ -567,7 +567,7 @@ class HierarchicalVAE(nn.Module):
             self.decoder: nn.Module = nn.Sequential(*layers)
         else:
             self.decoder = nn.Sequential(
-                mlp([sizes[0], hid, hid, n_in]), nn.Unflatten(1, (c_in, h, w))
+                mlp([sizes[0], hid, hid, num_in]), nn.Unflatten(1, (c_in, h, w))
             )
         self.register_buffer("sigma", torch.tensor(float(cfg.sigma)))
 

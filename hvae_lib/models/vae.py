@@ -149,12 +149,12 @@ class BetaVAE(nn.Module):
         c, h, w = (int(s) for s in config.input_shape)
         d = int(config.latent_dim)
         if config.architecture == "mlp":
-            n_in = c * h * w
+            num_in = c * h * w
             self.encoder_body: nn.Module = nn.Sequential(
-                nn.Flatten(), mlp([n_in, *config.hidden], final_activation=True)
+                nn.Flatten(), mlp([num_in, *config.hidden], final_activation=True)
             )
-            feat = int(config.hidden[-1]) if config.hidden else n_in
-            dec_sizes = [d, *reversed(config.hidden), n_in]
+            feat = int(config.hidden[-1]) if config.hidden else num_in
+            dec_sizes = [d, *reversed(config.hidden), num_in]
             self.decoder_body: nn.Module = nn.Sequential(mlp(dec_sizes), nn.Unflatten(1, (c, h, w)))
         else:
             if h != w:

@@ -126,18 +126,18 @@ def labelled_subset(
     n = lab.shape[0]
     if n == 0:
         raise ValueError("labels is empty")
-    n_l = max(1, int(round(f * n)))
+    num_l = max(1, int(round(f * n)))
     rng = np.random.default_rng(int(seed))
     if not cols:
-        return np.sort(rng.choice(n, size=n_l, replace=False)).astype(np.int64)
+        return np.sort(rng.choice(n, size=num_l, replace=False)).astype(np.int64)
     _, strata = np.unique(lab[:, cols], axis=0, return_inverse=True)
     strata = strata.reshape(-1)
     counts = np.bincount(strata)
-    quota = counts * n_l / n
+    quota = counts * num_l / n
     take = np.floor(quota).astype(np.int64)
-    if n_l >= len(counts):
+    if num_l >= len(counts):
         take = np.maximum(take, 1)
-    rest = n_l - int(take.sum())
+    rest = num_l - int(take.sum())
     if rest > 0:
         order = np.argsort(-(quota - np.floor(quota)), kind="stable")
         for s in order:
@@ -159,7 +159,7 @@ def labelled_subset(
 
 
 def batch_composition(label_fraction: float, batch_size: int = 64) -> tuple[int, int]:
-    r"""``(n_labelled, n_unlabelled)`` per batch [``_base.py:256–380``, ``utils.py:495–520``].
+    r"""``(num_labelled, num_unlabelled)`` per batch [``_base.py:256–380``, ``utils.py:495–520``].
 
     :math:`f\le0.1`: :math:`n_s=\lceil 0.1B\rceil` (7 of 64); :math:`f>0.1`: :math:`n_s=\mathrm{round}(fB)`
     (natural rate); :math:`f=1`: all labelled.
@@ -170,9 +170,9 @@ def batch_composition(label_fraction: float, batch_size: int = 64) -> tuple[int,
     b = int(batch_size)
     if b <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    n_s = math.ceil(0.1 * b) if f <= 0.1 else int(round(f * b))
-    n_s = min(max(n_s, 1), b)
-    return n_s, b - n_s
+    num_s = math.ceil(0.1 * b) if f <= 0.1 else int(round(f * b))
+    num_s = min(max(num_s, 1), b)
+    return num_s, b - num_s
 
 
 class IndexPool:
@@ -238,16 +238,16 @@ class SemiSupervisedBatches:
             raise ValueError(f"labelled_idx must be non-empty indices in [0, {n})")
         unl = np.setdiff1d(np.arange(n, dtype=np.int64), lab)
         frac = len(lab) / n if label_fraction is None else label_fraction
-        self.n_labelled, self.n_unlabelled = batch_composition(frac, batch_size)
+        self.num_labelled, self.num_unlabelled = batch_composition(frac, batch_size)
         if len(unl) == 0:
-            self.n_labelled, self.n_unlabelled = int(batch_size), 0
+            self.num_labelled, self.num_unlabelled = int(batch_size), 0
         self.labelled = IndexPool(lab, seed)
         self.unlabelled = IndexPool(unl, seed + 1) if len(unl) else None
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next ``(labelled, unlabelled)`` index tensors."""
-        il = self.labelled.take(self.n_labelled)
-        iu = self.unlabelled.take(self.n_unlabelled) if self.unlabelled is not None else il[:0]
+        il = self.labelled.take(self.num_labelled)
+        iu = self.unlabelled.take(self.num_unlabelled) if self.unlabelled is not None else il[:0]
         return il, iu
 
     def state(self) -> dict[str, Any]:
@@ -327,8 +327,8 @@ class LabelledUnlabelledBatches:
             self.images,
             self.factors,
             self.labelled_idx,
-            self.indices.n_labelled,
-            self.indices.n_unlabelled,
+            self.indices.num_labelled,
+            self.indices.num_unlabelled,
         )
 
 
