@@ -37,7 +37,14 @@ from hvae_lib.analysis import evaluate_model, fit_image_classifier  # noqa: E402
 from hvae_lib.data import load_digits_dataset  # noqa: E402
 from hvae_lib.models import HierarchicalVAE, paper_preset, prototype_preset  # noqa: E402
 from hvae_lib.objectives import hierarchical_loss  # noqa: E402
-from hvae_lib.train import TrainConfig, beta_grid, log_spaced_betas, train, train_grid  # noqa: E402
+from hvae_lib.train import (  # noqa: E402
+    TrainConfig,
+    beta_grid,
+    build_seeded,
+    log_spaced_betas,
+    train,
+    train_grid,
+)
 
 
 def _clock() -> tuple[float, float]:
@@ -70,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.2f}"
     )
 
+    rng = np.random.default_rng(0)  # the script's one NumPy stream: split, then the probes
     d = load_digits_dataset()
-    perm = np.random.default_rng(0).permutation(len(d.labels))
+    perm = rng.permutation(len(d.labels))
     te, tr = perm[:397], perm[397:]
     x = torch.from_numpy(d.images)
     xtr, xte, ytr, yte = x[tr], x[te], d.labels[tr], d.labels[te]
@@ -81,13 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     tc1 = TrainConfig(steps=args.single_steps, batch_size=128, lr=1e-3, seed=0, log_every=100)
-    torch.manual_seed(0)
-    model = HierarchicalVAE(cfg)
+    model = build_seeded(lambda: HierarchicalVAE(cfg), 0)
     train(
         model, xtr, hierarchical_loss((1.0, 1.0)), tc1.replace(steps=20), progress=False
     )  # warm-up
-    torch.manual_seed(0)
-    model = HierarchicalVAE(cfg)
+    model = build_seeded(lambda: HierarchicalVAE(cfg), 0)
     t = _clock()
     train(model, xtr, hierarchical_loss((1.0, 1.0)), tc1, progress=False)
     wall1, cpu1 = _since(t)
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_eval:
         t = _clock()
-        clf = fit_image_classifier(xtr, ytr)
+        clf = fit_image_classifier(xtr, ytr, rng=rng)
+        gen = torch.Generator().manual_seed(0)  # the grid lives on the CPU here
         rows = [
             evaluate_model(
                 m,
@@ -127,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 probes=("logistic", "rbf_svm"),
                 mi_points=397,
                 num_samples=2000,
-                seed=0,
+                generator=gen,
+                rng=rng,
             )
             for m in grid.models()
         ]
@@ -156,9 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.paper_steps > 0:
         # the authors' SVHN/CIFAR architecture (475,811 parameters), batch 256, Adam 3e-4
         pcfg = paper_preset("svhn")
-        torch.manual_seed(0)
-        pmodel = HierarchicalVAE(pcfg)
-        xp = torch.rand(2048, 3, 32, 32)
+        pmodel = build_seeded(lambda: HierarchicalVAE(pcfg), 0)
+        xp = torch.rand(2048, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         ptc = TrainConfig(steps=args.paper_steps, batch_size=256, lr=3e-4, seed=0, log_every=10)
         train(
             pmodel, xp, hierarchical_loss((1.0, 1.0)), ptc.replace(steps=2), progress=False

@@ -96,12 +96,12 @@ def run_suite(grid: GridEncoder, importance: str, n_jobs: int) -> dict[str, Any]
 
 
 def dci_deviation(
-    codes_tr, f_tr, codes_te, f_te, n_jobs: int, skip_default: bool
+    codes_tr, f_tr, codes_te, f_te, n_jobs: int, skip_default: bool, rng: np.random.Generator
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for method in ("hist_gbt",) + (() if skip_default else ("gbt",)):
         t0 = time.perf_counter()
-        out[method] = dci(codes_tr, f_tr, codes_te, f_te, importance=method, n_jobs=n_jobs)
+        out[method] = dci(codes_tr, f_tr, codes_te, f_te, importance=method, n_jobs=n_jobs, rng=rng)
         out[method]["seconds"] = time.perf_counter() - t0
     if not skip_default:
         out["abs_diff"] = {
@@ -119,20 +119,25 @@ def dci_deviation(
 def time_dsprites_grid(resolution: int) -> dict[str, Any]:
     import torch
 
+    from hvae_lib.config import build_seeded
     from hvae_lib.data import DSprites
     from hvae_lib.metrics import representation
 
     ds = DSprites(resolution=resolution)
-    torch.manual_seed(0)
-    enc = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 16, 4, 2, 1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 16, 4, 2, 1),
-        torch.nn.ReLU(),
-        torch.nn.Flatten(),
-        torch.nn.LazyLinear(10),
-    )
-    enc(torch.zeros(1, 1, resolution, resolution))
+
+    def build() -> torch.nn.Module:
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 4, 2, 1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 16, 4, 2, 1),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.LazyLinear(10),
+        )
+        net(torch.zeros(1, 1, resolution, resolution))  # initialise the lazy layer here too
+        return net
+
+    enc = build_seeded(build, 0)
 
     def encode(obs: np.ndarray) -> np.ndarray:
         return representation(enc, obs, layers="top", batch_size=4096)
@@ -197,8 +202,8 @@ def main() -> None:
                 print(f"  {key}: " + ", ".join(f"{k}={v:.4f}" for k, v in val.items()), flush=True)
 
     # DCI deviation on the same codes. evaluate_metrics draws its train/test codes from the
-    # first child of rng.spawn(3); redraw them here to score a rotated (entangled) copy.
-    rng = np.random.default_rng(0).spawn(3)[0]
+    # first child of rng.spawn(5); redraw them here to score a rotated (entangled) copy.
+    rng = np.random.default_rng(0).spawn(5)[0]
     z_tr, f_tr = sample_codes_and_factors(grid.sampler(), 10_000, rng)
     z_te, f_te = sample_codes_and_factors(grid.sampler(), 5_000, rng)
     keys = ("disentanglement", "completeness", "informativeness_train", "informativeness_test")
@@ -211,7 +216,9 @@ def main() -> None:
             flush=True,
         )
     q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(10, 10)))
-    dev = dci_deviation(z_tr @ q, f_tr, z_te @ q, f_te, args.n_jobs, args.skip_default)
+    dev = dci_deviation(
+        z_tr @ q, f_tr, z_te @ q, f_te, args.n_jobs, args.skip_default, np.random.default_rng(2)
+    )
     report["dci_deviation_rotated"] = dev
     for method, val in dev.items():
         print(

@@ -168,6 +168,49 @@ def set_threads(threads: int) -> int:
     return n
 
 
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
+    """``rng`` if it is a ``numpy.random.Generator``; otherwise a ``TypeError`` that says what was passed.
+
+    An integer seed, ``None``, a legacy ``RandomState`` or a ``torch.Generator`` are refused:
+    build the generator once, where the seed is chosen (``np.random.default_rng(0)``, or
+    ``ctx.rng(offset)`` in a chapter), and pass it on.
+
+    Used in: every library function that draws NumPy random numbers
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator, e.g. numpy.random.default_rng(0); "
+            f"got {type(rng).__name__} {rng!r}"
+        )
+    return rng
+
+
+def check_generator(generator: Any, device: Any = None, name: str = "generator") -> torch.Generator:
+    """``generator`` if it is a ``torch.Generator`` (on ``device``, when given); else an error.
+
+    ``TypeError`` for anything that is not a ``torch.Generator`` (an integer seed, ``None``, a
+    NumPy generator); ``ValueError`` when ``device`` is given and the generator lives on another
+    device (a model on ``cuda`` needs ``torch.Generator(device="cuda")``).
+
+    Used in: every library function that draws torch random numbers
+    """
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name} must be a torch.Generator, e.g. torch.Generator().manual_seed(0); "
+            f"got {type(generator).__name__} {generator!r}"
+        )
+    if device is not None:
+        want, have = torch.device(device), generator.device
+        if want.type != have.type or (
+            want.index is not None and have.index is not None and want.index != have.index
+        ):
+            raise ValueError(
+                f"{name} is on {have} but must be on {want}: "
+                f"pass torch.Generator(device={str(want)!r}).manual_seed(...)"
+            )
+    return generator
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python's ``random``, NumPy's legacy global RNG and torch (CPU and all GPUs).
 

@@ -3,9 +3,9 @@ r"""Distributions and their terms: pieces of the (β-)ELBO per example, and one-
 All quantities are in **nats** and summed over data or latent dimensions, so that for a VAE
 
 .. math::
-    \mathrm{ELBO}(x) = -\big(D(x) + R(x)\big),\qquad
-    D(x) = \mathbb{E}_{q(z\mid x)}[-\log p(x\mid z)],\qquad
-    R(x) = \mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big),
+    \mathrm{ELBO}(x) &= -\big(D(x) + R(x)\big),\\
+    D(x) &= \mathbb{E}_{q(z\mid x)}[-\log p(x\mid z)],\\
+    R(x) &= \mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big),
 
 and the β-VAE loss is :math:`\mathbb{E}_x[D(x) + \beta R(x)]`.
 

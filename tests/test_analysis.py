@@ -54,20 +54,43 @@ def test_monte_carlo_rate_agrees_with_analytic():
     torch.manual_seed(0)
     model = BetaVAE(VAEConfig(input_shape=(1, 4, 4), latent_dim=3, hidden=(16,)))
     x = torch.rand(200, 1, 4, 4).round()
-    est, se = monte_carlo_rate(model, x, num_samples=256)
-    analytic = evaluate_vae(model, x).mean_rate
+    gen = torch.Generator().manual_seed(0)
+    est, se = monte_carlo_rate(model, x, num_samples=256, generator=gen)
+    analytic = evaluate_vae(model, x, generator=gen).mean_rate
     assert abs(est - analytic) < 4 * se + 1e-3
     assert se < 0.05
 
 
-def test_train_test_split_is_a_seeded_partition():
-    tr, te = train_test_split(100, 0.2, seed=1)
+def test_evaluate_vae_same_generator_state_same_result_and_refuses_a_seed():
+    torch.manual_seed(0)
+    model = BetaVAE(VAEConfig(input_shape=(1, 4, 4), latent_dim=3, hidden=(16,)))
+    x = torch.rand(50, 1, 4, 4).round()
+    a = evaluate_vae(model, x, generator=torch.Generator().manual_seed(3))
+    b = evaluate_vae(model, x, generator=torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(a.distortion, b.distortion)  # sampled: same state, same draws
+    g = torch.Generator().manual_seed(3)
+    evaluate_vae(model, x, generator=g)
+    c = evaluate_vae(model, x, generator=g)  # the stream continues: other posterior samples
+    assert not np.array_equal(a.distortion, c.distortion)
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator.*got int 0"):
+        evaluate_vae(model, x, generator=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'seed'"):
+        evaluate_vae(model, x, seed=0)  # type: ignore[call-arg]
+    if torch.cuda.is_available():  # a generator on another device than the model
+        with pytest.raises(ValueError, match="must be on cpu"):
+            evaluate_vae(model, x, generator=torch.Generator(device="cuda"))
+
+
+def test_train_test_split_is_a_random_partition():
+    tr, te = train_test_split(100, 0.2, np.random.default_rng(1))
     assert len(te) == 20 and len(tr) == 80
     assert sorted(np.concatenate([tr, te]).tolist()) == list(range(100))
-    assert np.array_equal(te, train_test_split(100, 0.2, seed=1)[1])
-    assert not np.array_equal(te, train_test_split(100, 0.2, seed=2)[1])
+    assert np.array_equal(te, train_test_split(100, 0.2, np.random.default_rng(1))[1])
+    assert not np.array_equal(te, train_test_split(100, 0.2, np.random.default_rng(2))[1])
     with pytest.raises(ValueError):
-        train_test_split(10, 1.5)
+        train_test_split(10, 1.5, np.random.default_rng(0))
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator.*got int 1"):
+        train_test_split(100, 0.2, 1)  # type: ignore[arg-type]
 
 
 def test_monotone_check():
@@ -95,10 +118,11 @@ def test_tiny_beta_sweep_orders_rates_and_uses_cache(tmp_path):
         train=TrainConfig(steps=300, batch_size=32, lr=3e-3, log_every=50),
     )
     cache = ResultCache(tmp_path, enabled=True)
-    res = beta_sweep(cfg, data, data, cache=cache, progress=False)
+    gen = torch.Generator().manual_seed(0)
+    res = beta_sweep(cfg, data, data, cache=cache, progress=False, generator=gen)
     t = res.table()
     assert t[0]["rate"] > t[1]["rate"] and t[0]["distortion"] < t[1]["distortion"]
-    again = beta_sweep(cfg, data, data, cache=cache, progress=False)
+    again = beta_sweep(cfg, data, data, cache=cache, progress=False, generator=gen)
     assert all(r.from_cache for r in again.results)
     assert [row["rate"] for row in again.table()] == pytest.approx([row["rate"] for row in t])
 

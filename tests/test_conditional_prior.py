@@ -172,7 +172,7 @@ def test_well_separated_deterministic_posteriors_reach_log_n_and_label_entropy()
     mu = torch.randn(n, 3, generator=g) * 20.0
     logvar = torch.full((n, 3), -10.0)
     labels = np.arange(n) % 4
-    ai = aggregate_information(mu, logvar, labels, num_samples=3)
+    ai = aggregate_information(mu, logvar, labels, num_samples=3, generator=g)
     # the ceiling holds up to float64 rounding of the expanded quadratic form (sigma^2 = e^-10 here)
     assert ai.i_xz == pytest.approx(math.log(n), abs=1e-6) and ai.i_xz <= ai.ceiling_xz + 1e-6
     assert ai.i_zu == pytest.approx(math.log(4), abs=1e-6)
@@ -185,7 +185,9 @@ def test_well_separated_deterministic_posteriors_reach_log_n_and_label_entropy()
 def test_identical_posteriors_carry_no_information():
     mu = torch.ones(30, 2) * 0.3
     logvar = torch.zeros(30, 2)
-    ai = aggregate_information(mu, logvar, np.arange(30) % 3, num_samples=2)
+    ai = aggregate_information(
+        mu, logvar, np.arange(30) % 3, num_samples=2, generator=torch.Generator().manual_seed(0)
+    )
     assert abs(ai.i_xz) < 1e-12 and abs(ai.i_zu) < 1e-12
     # R - I(X;Z) = KL(q(z) || N(0, I)) = KL(N(0.3, 1) || N(0, 1)) per dimension
     rate = np.full(30, 2 * 0.5 * 0.3**2)
@@ -198,14 +200,18 @@ def test_ceilings_hold_sample_by_sample_for_random_posteriors():
     mu = torch.randn(50, 2, generator=g)
     logvar = torch.randn(50, 2, generator=g) - 1.0
     labels = np.random.default_rng(0).integers(0, 5, 50)
-    ai = aggregate_information(mu, logvar, labels, num_samples=5, batch_size=7, chunk_size=9)
+    ai = aggregate_information(
+        mu, logvar, labels, num_samples=5, batch_size=7, chunk_size=9, generator=g
+    )
     assert (ai.pointwise_i_xz <= math.log(50) + 1e-9).all()
     assert (ai.pointwise_i_zu <= np.log(50 / ai.label_counts)[:, None] + 1e-9).all()
     assert ai.i_zu <= ai.label_entropy + 1e-9 <= ai.ceiling_zu + 1e-9
     with pytest.raises(ValueError, match="labels"):
-        aggregate_information(mu, logvar, labels[:10])
+        aggregate_information(mu, logvar, labels[:10], generator=g)
     with pytest.raises(ValueError, match="no labels"):
-        _ = aggregate_information(mu, logvar).i_zu
+        _ = aggregate_information(mu, logvar, generator=g).i_zu
+    with pytest.raises(TypeError, match=r"torch\.Generator.*got int 3"):
+        aggregate_information(mu, logvar, labels, generator=3)  # type: ignore[arg-type]
 
 
 def test_one_dimensional_information_matches_quadrature():
@@ -216,7 +222,9 @@ def test_one_dimensional_information_matches_quadrature():
     q = dens.mean(1, keepdim=True)
     dz = float(grid[1, 0] - grid[0, 0])
     i_true = float((dens * torch.log(dens / q)).sum() * dz / 3)
-    ai = aggregate_information(mu, logvar, num_samples=20000, seed=1)
+    ai = aggregate_information(
+        mu, logvar, num_samples=20000, generator=torch.Generator().manual_seed(1)
+    )
     assert abs(ai.i_xz - i_true) < 4 * ai.i_xz_se + 1e-3
     # R - I(X;Z) = KL(q(z) || N(0, 1))
     p = torch.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
@@ -231,7 +239,7 @@ def test_t3_slack_is_zero_when_the_prior_copies_each_posterior():
     # u = x (every example its own label) and p(z|u) = q(z|x): R_u = 0, I(Z;U) = I(X;Z)
     g = torch.Generator().manual_seed(4)
     mu, logvar = torch.randn(20, 2, generator=g), torch.randn(20, 2, generator=g) * 0.3
-    ai = aggregate_information(mu, logvar, np.arange(20), num_samples=4)
+    ai = aggregate_information(mu, logvar, np.arange(20), num_samples=4, generator=g)
     slack, se = ai.t3_slack(np.zeros(20))
     assert abs(slack) < 1e-9 and ai.i_zu == pytest.approx(ai.i_xz)
 
@@ -270,9 +278,10 @@ def test_optimal_critic_matches_densities_and_infonce_cap():
     )
     ref = (joint.log_prob(pairs) - Normal(0.0, 1.0).log_prob(pairs).sum(-1)).sum(-1)
     torch.testing.assert_close(gaussian_pair_log_ratio(x, y, mi), ref)
-    v = optimal_critic_values(4.0, 2, 16, 30)
+    g = torch.Generator().manual_seed(0)
+    v = optimal_critic_values(4.0, 2, 16, 30, generator=g)
     assert (v["infonce"] <= math.log(16) + 1e-12).all() and v["nwj"].shape == (30,)
-    zero = optimal_critic_values(0.0, 2, 16, 5)
+    zero = optimal_critic_values(0.0, 2, 16, 5, generator=g)
     assert np.allclose(zero["infonce"], 0.0) and np.allclose(zero["nwj"], 0.0)
 
 
@@ -313,7 +322,16 @@ def test_compare_priors_plumbing():
         info_samples=2,
         info_examples=30,
     )
-    res = compare_priors(s, imgs, labels, 4, cache=ResultCache(enabled=False), progress=False)
+    res = compare_priors(
+        s,
+        imgs,
+        labels,
+        4,
+        cache=ResultCache(enabled=False),
+        progress=False,
+        rng=np.random.default_rng(0),
+        generator=torch.Generator().manual_seed(0),
+    )
     rows = {r.model: r for r in res.rows()}
     assert set(rows) == {"standard", "conditional"}
     for r in rows.values():
@@ -323,4 +341,4 @@ def test_compare_priors_plumbing():
     assert len(res.table()) == 2 and res.num_labels == 4
     assert res.info["standard"].n == 30 and res.labels.shape == (
         30,
-    )  # evaluated on a seeded subset
+    )  # evaluated on a random subset drawn from rng

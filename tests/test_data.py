@@ -286,7 +286,8 @@ def test_sampling_interface() -> None:
         counts = np.bincount(f1[:, k], minlength=size)
         assert len(counts) == size and counts.min() > 0  # every value drawn
     assert FULL.sample_factors(0, np.random.default_rng(0)).shape == (0, 5)
-    assert FULL.sample_factors(4, np.random.RandomState(0)).shape == (4, 5)
+    with pytest.raises(TypeError, match="got RandomState"):  # one vocabulary: Generators only
+        FULL.sample_factors(4, np.random.RandomState(0))  # type: ignore[arg-type]
     obs = FULL.sample_observations_from_factors(f1[:50], np.random.default_rng(9))
     np.testing.assert_array_equal(obs, FULL.images(f1[:50]))
     f, x = FULL.sample(10, np.random.default_rng(3))

@@ -154,26 +154,32 @@ def test_label_information_independent_and_separated():
     n = 400
     labels = rng.integers(0, 4, n)
     mu = rng.normal(size=(n, 2))
-    info = label_information(mu, np.ones((n, 2)), labels, seed=1)  # broad, label-independent
+    g = torch.Generator().manual_seed(1)
+    info = label_information(mu, np.zeros((n, 2)), labels, generator=g)  # broad (σ = 1)
     assert abs(info.leave_one_out) < 0.05 and 0 <= info.plug_in < 0.1
     assert info.leave_one_out <= info.plug_in
     h = float(-(label_distribution(labels) * np.log(label_distribution(labels))).sum())
     assert info.label_entropy == pytest.approx(h)
     centers = 10.0 * np.eye(4)[labels]
     sep = label_information(
-        centers + 0.1 * rng.normal(size=(n, 4)), np.full((n, 4), 0.3), labels, seed=2
+        centers + 0.1 * rng.normal(size=(n, 4)),
+        np.full((n, 4), 2 * np.log(0.3)),
+        labels,
+        generator=g,
     )
     assert sep.plug_in == pytest.approx(h, abs=1e-6)  # saturates at the empirical label entropy
     assert sep.leave_one_out == pytest.approx(h, abs=0.02)
     # explicit samples give the same as the seeded draw
     z = mu + rng.normal(size=mu.shape)
-    a = label_information(mu, np.ones((n, 2)), labels, samples=z)
-    b = label_information(mu, np.ones((n, 2)), labels, samples=z, max_chunk_elements=50)
+    a = label_information(mu, np.zeros((n, 2)), labels, samples=z)
+    b = label_information(mu, np.zeros((n, 2)), labels, samples=z, max_chunk_elements=50)
     assert a.plug_in == pytest.approx(b.plug_in) and a.leave_one_out == pytest.approx(
         b.leave_one_out
     )
-    with pytest.raises(ValueError, match="positive"):
-        label_information(mu, np.zeros((n, 2)), labels)
+    with pytest.raises(ValueError, match="finite"):
+        label_information(mu, np.full((n, 2), -np.inf), labels, generator=g)  # σ = 0
+    with pytest.raises(TypeError, match="needed when samples is None"):
+        label_information(mu, np.zeros((n, 2)), labels)  # no samples and no generator
 
 
 # ---------------------------------------------------------------------------------------------- IS
@@ -201,14 +207,36 @@ def test_probes_on_separable_and_random_codes():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 300)
     x = np.eye(3)[y] * 5 + rng.normal(size=(300, 3)) * 0.3
-    acc = probe_accuracy(x[:200], y[:200], x[200:], y[200:])
+    acc = probe_accuracy(x[:200], y[:200], x[200:], y[200:], rng=np.random.default_rng(0))
     assert set(acc) == {"logistic", "knn", "rbf_svm"} and min(acc.values()) > 0.95
-    acc = faithful_probe_accuracy(x, y, probes=("knn",))
+    acc = faithful_probe_accuracy(x, y, probes=("knn",), rng=np.random.default_rng(42))
     assert acc["knn"] > 0.95
     with pytest.raises(ValueError, match="unknown probe"):
-        probe_accuracy(x[:200], y[:200], x[200:], y[200:], probes=("mlp",))
+        probe_accuracy(
+            x[:200], y[:200], x[200:], y[200:], probes=("mlp",), rng=np.random.default_rng(0)
+        )
     with pytest.raises(ValueError, match="single class"):
-        probe_accuracy(x[:10], np.zeros(10, dtype=int), x[10:20], y[10:20])
+        probe_accuracy(
+            x[:10], np.zeros(10, dtype=int), x[10:20], y[10:20], rng=np.random.default_rng(0)
+        )
+
+
+def test_faithful_probe_same_rng_state_same_split_and_refuses_a_seed():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    x = np.eye(3)[y] + rng.normal(size=(120, 3))  # overlapping classes: the split matters
+    probes = ("logistic", "rbf_svm")
+    a = faithful_probe_accuracy(x, y, probes=probes, rng=np.random.default_rng(42))
+    b = faithful_probe_accuracy(x, y, probes=probes, rng=np.random.default_rng(42))
+    assert a == b
+    others = [
+        faithful_probe_accuracy(x, y, probes=probes, rng=np.random.default_rng(s)) for s in range(5)
+    ]
+    assert any(o != a for o in others)  # other states draw other splits
+    with pytest.raises(TypeError, match=r"rng must be a numpy\.random\.Generator.*got int 42"):
+        faithful_probe_accuracy(x, y, probes=probes, rng=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'seed'"):
+        faithful_probe_accuracy(x, y, probes=probes, seed=42)  # type: ignore[call-arg]
 
 
 # ---------------------------------------------------------------------------------------------- a model
@@ -230,19 +258,36 @@ def test_evaluate_model_end_to_end_on_digits():
         TrainConfig(steps=150, batch_size=64, lr=3e-3, log_every=50),
         progress=False,
     )
-    ev = evaluate_rates(model, xte)
+    gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(0)
+    ev = evaluate_rates(model, xte, generator=gen)
     assert ev.rates.shape == (300, 2) and ev.total_rate > 0 and np.isfinite(ev.elbo)
     assert ev.mean_rates.shape == (2,)
     p = reconstruction_psnr(model, xte)
     assert 5 < p < 60
-    codes = top_layer_codes(model, xte)
+    codes = top_layer_codes(model, xte, generator=gen)
     assert codes.mean.shape == codes.sample.shape == (300, 4)
-    clf = fit_image_classifier(xtr, ytr)
+    again = top_layer_codes(model, xte, generator=torch.Generator().manual_seed(7))
+    same = top_layer_codes(model, xte, generator=torch.Generator().manual_seed(7))
+    np.testing.assert_array_equal(again.sample, same.sample)  # same generator state
+    assert not np.array_equal(again.sample, codes.sample)
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator.*got int 7"):
+        top_layer_codes(model, xte, generator=7)  # type: ignore[arg-type]
+    clf = fit_image_classifier(xtr, ytr, rng=rng)
     assert (clf.predict(xte.reshape(300, -1).numpy()) == yte).mean() > 0.85
-    sq = sample_quality(model, clf, num_samples=200, splits=2)
+    sq = sample_quality(model, clf, num_samples=200, splits=2, generator=gen)
     assert 1.0 <= sq.score <= 10.0 and sq.sharpness <= 1.0 and sq.diversity <= 10.0
     row = evaluate_model(
-        model, xtr, ytr, xte, yte, classifier=clf, probes=("knn",), mi_points=300, num_samples=200
+        model,
+        xtr,
+        ytr,
+        xte,
+        yte,
+        classifier=clf,
+        probes=("knn",),
+        mi_points=300,
+        num_samples=200,
+        generator=gen,
+        rng=rng,
     )
     for key in (
         "rate_1",
@@ -265,7 +310,7 @@ def test_evaluate_model_end_to_end_on_digits():
         row["acc_z_knn"], row["mi_plug_in"], label_distribution(yte, 10), num_test=300
     ).holds
     with pytest.raises(ValueError, match="expected images"):
-        evaluate_rates(model, torch.rand(3, 64))
+        evaluate_rates(model, torch.rand(3, 64), generator=gen)
     cols = evaluate_grid(
         [model, model],
         [(0.5, 0.5), (1.0, 2.0)],
@@ -276,9 +321,14 @@ def test_evaluate_model_end_to_end_on_digits():
         probes=("knn",),
         mi_points=100,
         progress=False,
+        generator=gen,
+        rng=rng,
     )
     assert cols["beta_2"].tolist() == [0.5, 2.0] and cols["psnr"].shape == (2,)
-    assert cols["psnr"][0] == cols["psnr"][1]  # same model, same seed
+    assert cols["psnr"][0] == cols["psnr"][1]  # same model
+    # common random numbers: every member is evaluated from the same generator state
+    assert cols["distortion"][0] == cols["distortion"][1]
+    assert cols["acc_z_knn"][0] == cols["acc_z_knn"][1]
 
 
 # ---------------------------------------------------------------------------------------------- loaders
@@ -381,23 +431,26 @@ def test_cifar10_loader_safe_unpickling(tmp_path):
 def test_glyphs_are_seeded_labelled_and_class_informative():
     from hvae_lib.data import GLYPH_NUISANCES, glyphs
 
-    a, b = glyphs(300, seed=3), glyphs(300, seed=3)
+    a, b = glyphs(300, rng=np.random.default_rng(3)), glyphs(300, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(a.images, b.images)
-    assert not np.array_equal(a.images, glyphs(300, seed=4).images)
+    assert not np.array_equal(a.images, glyphs(300, rng=np.random.default_rng(4)).images)
+    with pytest.raises(TypeError, match=r"rng must be a numpy\.random\.Generator.*got int 3"):
+        glyphs(300, rng=3)  # type: ignore[arg-type]
     assert a.images.shape == (300, 1, 16, 16) and a.images.dtype == np.float32
     assert 0.0 <= a.images.min() and a.images.max() <= 1.0
     assert set(a.factors) == set(GLYPH_NUISANCES) and all(
         v.shape == (300,) for v in a.factors.values()
     )
     assert set(np.unique(a.labels)) == set(range(10))
-    assert glyphs(5, resolution=32).images.shape == (5, 1, 32, 32)
+    assert glyphs(5, resolution=32, rng=np.random.default_rng(0)).images.shape == (5, 1, 32, 32)
     acc = probe_accuracy(
         a.images[:200].reshape(200, -1),
         a.labels[:200],
         a.images[200:].reshape(100, -1),
         a.labels[200:],
         probes=("logistic",),
+        rng=np.random.default_rng(0),
     )
     assert acc["logistic"] > 0.6  # the class is visible through the nuisances
     with pytest.raises(ValueError):
-        glyphs(0)
+        glyphs(0, rng=np.random.default_rng(0))

@@ -212,6 +212,8 @@ def test_prototype_grid_reproduces_independent_rate_control():
             d.labels[te],
             probes=("rbf_svm",),
             mi_points=397,
+            generator=torch.Generator().manual_seed(0),
+            rng=np.random.default_rng(0),
         )
         check = check_fano_bound(
             row["acc_z_rbf_svm"],

@@ -548,8 +548,13 @@ def test_bound_formulas_with_optimal_critic() -> None:
 GAUSS_1NAT = I.gaussian_pair_sampler(1.0)
 
 
+def gen(seed: int = 0) -> torch.Generator:
+    """A fresh CPU generator for one estimator call."""
+    return torch.Generator().manual_seed(seed)
+
+
 def test_infonce_gaussian_one_nat() -> None:
-    r = I.infonce_estimate(GAUSS_1NAT, batch_size=512, seed=0)
+    r = I.infonce_estimate(GAUSS_1NAT, batch_size=512, generator=gen())
     assert r.method == "infonce" and "lower bound" in r.bound
     assert abs(r.estimate - 1.0) < 0.15
     assert r.estimate <= math.log(512) == r.upper_limit
@@ -558,21 +563,21 @@ def test_infonce_gaussian_one_nat() -> None:
 
 
 def test_nwj_gaussian_one_nat() -> None:
-    r = I.nwj_estimate(GAUSS_1NAT, batch_size=512, seed=0)
+    r = I.nwj_estimate(GAUSS_1NAT, batch_size=512, generator=gen())
     assert r.method == "nwj"
     assert abs(r.estimate - 1.0) < 0.15
     assert np.isfinite(r.curve).all()
 
 
 def test_mine_gaussian_one_nat() -> None:
-    r = I.mine_estimate(GAUSS_1NAT, batch_size=512, seed=0)
+    r = I.mine_estimate(GAUSS_1NAT, batch_size=512, generator=gen())
     assert r.method == "mine" and "Donsker" in r.bound
     assert abs(r.estimate - 1.0) < 0.15
 
 
 def test_barber_agakov_gaussian_one_nat() -> None:
     h_y = I.gaussian_entropy(np.eye(1))
-    r = I.barber_agakov_estimate(GAUSS_1NAT, h_y, seed=0)
+    r = I.barber_agakov_estimate(GAUSS_1NAT, h_y, generator=gen())
     assert abs(r.estimate - 1.0) < 0.1
     assert r.estimate <= 1.0 + 3 * r.stderr + 0.02  # a lower bound, up to sampling noise
 
@@ -585,14 +590,16 @@ def test_barber_agakov_categorical_bsc() -> None:
         flip = (torch.rand(n, generator=g) < eps).long()
         return x[:, None].float(), x ^ flip
 
-    r = I.barber_agakov_estimate(bsc, LOG2, num_classes=2, num_steps=150, seed=0)
+    r = I.barber_agakov_estimate(bsc, LOG2, num_classes=2, num_steps=150, generator=gen())
     assert r.estimate == pytest.approx(LOG2 - h2(eps), abs=0.05)
 
 
 def test_infonce_never_exceeds_log_n() -> None:
     # I = 8 nats >> log 32 = 3.47: InfoNCE saturates just below log N, never above
     sampler = I.gaussian_pair_sampler(8.0, dim=4)
-    r = I.infonce_estimate(sampler, batch_size=32, num_steps=150, num_eval_batches=50, seed=0)
+    r = I.infonce_estimate(
+        sampler, batch_size=32, num_steps=150, num_eval_batches=50, generator=gen()
+    )
     assert r.upper_limit == pytest.approx(math.log(32))
     assert r.estimate <= math.log(32)
     assert np.all(r.curve <= math.log(32)) and np.all(r.eval_values <= math.log(32))
@@ -602,57 +609,78 @@ def test_infonce_never_exceeds_log_n() -> None:
 def test_estimators_on_tensor_data_with_holdout() -> None:
     x, y = GAUSS_1NAT(4096, torch.Generator().manual_seed(3))
     r = I.infonce_estimate(
-        (x, y.numpy()), batch_size=512, holdout=0.25, seed=0, device=torch.device("cpu")
+        (x, y.numpy()), batch_size=512, holdout=0.25, generator=gen(), device=torch.device("cpu")
     )
     assert r.eval_values.shape == (2,)  # 1024 held-out samples -> two disjoint batches of 512
     assert abs(r.estimate - 1.0) < 0.15
-    r1 = I.infonce_estimate((x[:, 0], y[:, 0]), batch_size=64, num_steps=20, holdout=0.0, seed=0)
+    r1 = I.infonce_estimate(
+        (x[:, 0], y[:, 0]), batch_size=64, num_steps=20, holdout=0.0, generator=gen()
+    )
     assert r1.upper_limit == pytest.approx(math.log(64))
 
 
 def test_estimators_are_deterministic_and_leave_global_rng_alone() -> None:
     state = torch.random.get_rng_state()
-    kw = dict(batch_size=64, num_steps=30, num_eval_batches=3, seed=11)
-    a = I.nwj_estimate(GAUSS_1NAT, **kw)  # type: ignore[arg-type]
-    b = I.nwj_estimate(GAUSS_1NAT, **kw)  # type: ignore[arg-type]
+    kw = dict(batch_size=64, num_steps=30, num_eval_batches=3)
+    a = I.nwj_estimate(GAUSS_1NAT, generator=gen(11), **kw)  # type: ignore[arg-type]
+    b = I.nwj_estimate(GAUSS_1NAT, generator=gen(11), **kw)  # type: ignore[arg-type]
     assert a.estimate == b.estimate
     np.testing.assert_array_equal(a.curve, b.curve)
     assert torch.equal(state, torch.random.get_rng_state())
-    c = I.nwj_estimate(GAUSS_1NAT, **{**kw, "seed": 12})  # type: ignore[arg-type]
+    c = I.nwj_estimate(GAUSS_1NAT, generator=gen(12), **kw)  # type: ignore[arg-type]
     assert c.estimate != a.estimate
+    g = gen(11)  # one generator used twice: the second call continues its stream
+    first = I.nwj_estimate(GAUSS_1NAT, generator=g, **kw)  # type: ignore[arg-type]
+    second = I.nwj_estimate(GAUSS_1NAT, generator=g, **kw)  # type: ignore[arg-type]
+    assert first.estimate == a.estimate and second.estimate != first.estimate
 
 
 def test_concat_critic_and_custom_module() -> None:
     r = I.infonce_estimate(
-        GAUSS_1NAT, batch_size=64, num_steps=30, num_eval_batches=2, critic="concat", seed=0
+        GAUSS_1NAT,
+        batch_size=64,
+        num_steps=30,
+        num_eval_batches=2,
+        critic="concat",
+        generator=gen(),
     )
     assert np.isfinite(r.estimate) and r.estimate <= math.log(64)
     critic = I.SeparableCritic(1, 1, hidden=16, embed=4)
     r2 = I.mine_estimate(
-        GAUSS_1NAT, batch_size=64, num_steps=10, num_eval_batches=2, critic=critic, seed=0
+        GAUSS_1NAT, batch_size=64, num_steps=10, num_eval_batches=2, critic=critic, generator=gen()
     )
     assert np.isfinite(r2.estimate)
 
 
 def test_estimator_input_validation() -> None:
+    g = gen()
     with pytest.raises(ValueError, match="same number of rows"):
-        I.infonce_estimate((torch.zeros(10, 1), torch.zeros(9, 1)))
+        I.infonce_estimate((torch.zeros(10, 1), torch.zeros(9, 1)), generator=g)
     with pytest.raises(ValueError, match="critic"):
-        I.nwj_estimate(GAUSS_1NAT, critic="bilinear", num_steps=1)  # type: ignore[arg-type]
+        I.nwj_estimate(GAUSS_1NAT, critic="bilinear", num_steps=1, generator=g)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="holdout"):
-        I.infonce_estimate((torch.zeros(10, 1), torch.zeros(10, 1)), holdout=1.5)
+        I.infonce_estimate((torch.zeros(10, 1), torch.zeros(10, 1)), holdout=1.5, generator=g)
     with pytest.raises(ValueError, match="ema_rate"):
-        I.mine_estimate(GAUSS_1NAT, ema_rate=0.0)
+        I.mine_estimate(GAUSS_1NAT, ema_rate=0.0, generator=g)
     with pytest.raises(ValueError, match="batch_size"):
-        I.infonce_estimate(GAUSS_1NAT, batch_size=1)
+        I.infonce_estimate(GAUSS_1NAT, batch_size=1, generator=g)
     with pytest.raises(ValueError, match="num_eval_batches"):
-        I.nwj_estimate(GAUSS_1NAT, num_eval_batches=0)
+        I.nwj_estimate(GAUSS_1NAT, num_eval_batches=0, generator=g)
     with pytest.raises(ValueError, match="num_steps"):
-        I.barber_agakov_estimate(GAUSS_1NAT, 1.0, num_steps=0)
+        I.barber_agakov_estimate(GAUSS_1NAT, 1.0, num_steps=0, generator=g)
     with pytest.raises(ValueError, match="NaN"):
-        I.infonce_estimate((torch.full((10, 1), float("nan")), torch.zeros(10, 1)))
+        I.infonce_estimate((torch.full((10, 1), float("nan")), torch.zeros(10, 1)), generator=g)
     with pytest.raises(ValueError, match="integer"):
-        I.barber_agakov_estimate((torch.zeros(10, 1), torch.zeros(10, 1)), LOG2, num_classes=2)
+        I.barber_agakov_estimate(
+            (torch.zeros(10, 1), torch.zeros(10, 1)), LOG2, num_classes=2, generator=g
+        )
+    # negative controls: an integer seed where the generator belongs, or a NumPy generator
+    with pytest.raises(TypeError, match=r"generator must be a torch\.Generator.*got int 0"):
+        I.infonce_estimate(GAUSS_1NAT, generator=0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="torch.Generator"):
+        I.barber_agakov_estimate(GAUSS_1NAT, 1.0, generator=np.random.default_rng(0))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'seed'"):
+        I.nwj_estimate(GAUSS_1NAT, seed=0)  # type: ignore[call-arg]
 
 
 # ================================================================================= slow
@@ -662,7 +690,7 @@ def test_estimator_input_validation() -> None:
 def test_estimators_robust_across_seeds(method: str, seed: int) -> None:
     fn = {"infonce": I.infonce_estimate, "nwj": I.nwj_estimate, "mine": I.mine_estimate}[method]
     for dim in (1, 2):
-        r = fn(I.gaussian_pair_sampler(1.0, dim=dim), batch_size=512, seed=seed)
+        r = fn(I.gaussian_pair_sampler(1.0, dim=dim), batch_size=512, generator=gen(seed))
         assert abs(r.estimate - 1.0) < 0.15, (method, seed, dim, r.estimate)
 
 

@@ -46,18 +46,21 @@ def test_settings_profiles_and_round_trip():
 
 def test_load_grid_data_digits_and_svhn_errors(monkeypatch):
     s = rate_splitting_settings("quick")
-    d = load_grid_data(s, seed=0)
+    d = load_grid_data(s, np.random.default_rng(0))
     assert d.x_test.shape == (397, 1, 8, 8) and d.x_train.shape == (1400, 1, 8, 8)
     assert len(d.y_train) == 1400 and set(np.unique(d.y_test)) <= set(range(10))
-    d2 = load_grid_data(s, seed=0)
+    d2 = load_grid_data(s, np.random.default_rng(0))
     assert np.array_equal(d.y_test, d2.y_test)
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator.*got int 0"):
+        load_grid_data(s, 0)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
     monkeypatch.delenv("HVAE_SVHN_DIR", raising=False)
     with pytest.raises(ValueError, match="HVAE_SVHN_DIR"):
-        load_grid_data(rate_splitting_settings("paper"))
+        load_grid_data(rate_splitting_settings("paper"), rng)
     with pytest.raises(FileNotFoundError, match="SVHN file not found"):
-        load_grid_data(rate_splitting_settings("paper").replace(data_dir="/nonexistent/svhn"))
+        load_grid_data(rate_splitting_settings("paper").replace(data_dir="/nonexistent/svhn"), rng)
     with pytest.raises(ValueError, match="unknown dataset"):
-        load_grid_data(s.replace(dataset="imagenet"))
+        load_grid_data(s.replace(dataset="imagenet"), rng)
 
 
 def test_bound_images_are_distinct_binary_with_exact_entropy():

@@ -65,7 +65,7 @@ def _factors(n: int) -> np.ndarray:
 def _semi_source(n: int = 160) -> Callable[[], LabelledUnlabelledBatches]:
     f = _factors(n)
     x = _images(n, (1, 16, 16))
-    lab = labelled_subset(f, 0.1, seed=1)
+    lab = labelled_subset(f, 0.1, np.random.default_rng(1))
     return lambda: LabelledUnlabelledBatches(x, f, lab, CFG.batch_size, CFG.seed, 0.1)
 
 

@@ -237,7 +237,8 @@ def test_generate_and_posterior_means() -> None:
         assert ((g1["images"] >= 0) & (g1["images"] <= 1)).all()
         pm = model.posterior_means(_batch(4)[0])
         if variant == "hierarchical":
-            assert isinstance(pm, list) and pm[0].shape == (4, 4) and pm[1].shape == (4, 2, 4, 4)
+            # bottom-up: z1 first, the top layer z0 last
+            assert isinstance(pm, list) and pm[0].shape == (4, 2, 4, 4) and pm[1].shape == (4, 4)
         else:
             assert pm.shape == (4, 4)
 

@@ -41,39 +41,46 @@ def _factors(n: int = 600, seed: int = 0) -> np.ndarray:
 
 def test_labelled_subset_deterministic_and_stratified() -> None:
     f = _factors()
-    a = labelled_subset(f, 0.1, seed=1)
-    b = labelled_subset(f, 0.1, seed=1)
+    a = labelled_subset(f, 0.1, np.random.default_rng(1))
+    b = labelled_subset(f, 0.1, np.random.default_rng(1))
     np.testing.assert_array_equal(a, b)
     assert len(a) == 60 and np.all(np.diff(a) > 0)
-    assert not np.array_equal(a, labelled_subset(f, 0.1, seed=2))
+    assert not np.array_equal(a, labelled_subset(f, 0.1, np.random.default_rng(2)))
     counts = np.bincount(f[:, 0], minlength=3)
     got = np.bincount(f[a, 0], minlength=3)
     assert np.all(np.abs(got - counts * 0.1) <= 1.0), (got, counts)
     # joint strata and a class vector
-    ab = labelled_subset(f, 0.2, seed=1, stratify=(0, 1))
+    ab = labelled_subset(f, 0.2, np.random.default_rng(1), stratify=(0, 1))
     assert len(ab) == 120
     for s in range(3):
         for t in range(2):
             m = (f[:, 0] == s) & (f[:, 1] == t)
             assert abs(np.isin(np.flatnonzero(m), ab).sum() - 0.2 * m.sum()) <= 1.0
     np.testing.assert_array_equal(
-        labelled_subset(f[:, 0], 0.1, seed=1), labelled_subset(f, 0.1, seed=1)
+        labelled_subset(f[:, 0], 0.1, np.random.default_rng(1)),
+        labelled_subset(f, 0.1, np.random.default_rng(1)),
     )
     # every stratum gets at least one when the budget allows; all at fraction 1
-    tiny = labelled_subset(f, 3 / 600, seed=0)
+    tiny = labelled_subset(f, 3 / 600, np.random.default_rng(0))
     assert len(tiny) == 3 and set(f[tiny, 0]) == {0, 1, 2}
-    np.testing.assert_array_equal(labelled_subset(f, 1.0), np.arange(600))
-    assert len(labelled_subset(f, 0.1, stratify=None)) == 60
+    np.testing.assert_array_equal(labelled_subset(f, 1.0, np.random.default_rng(0)), np.arange(600))
+    assert len(labelled_subset(f, 0.1, np.random.default_rng(0), stratify=None)) == 60
 
 
 @pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
 def test_label_fraction_validation(bad: float) -> None:
     with pytest.raises(ValueError, match="label fraction"):
-        labelled_subset(_factors(), bad)
+        labelled_subset(_factors(), bad, np.random.default_rng(0))
     with pytest.raises(ValueError, match="label fraction"):
         batch_composition(bad)
     with pytest.raises(ValueError, match="label fraction"):
         SemiSupervisedConfig(label_fraction=bad)
+
+
+def test_labelled_subset_needs_a_generator() -> None:
+    """Randomness is passed in: an integer seed is refused with a message saying what is valid."""
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        labelled_subset(_factors(), 0.1, 1)  # type: ignore[arg-type]
 
 
 def test_batch_composition() -> None:
@@ -86,7 +93,7 @@ def test_batch_composition() -> None:
 
 def test_batches_draw_from_the_right_pools() -> None:
     f = _factors()
-    lab = labelled_subset(f, 0.05, seed=1)
+    lab = labelled_subset(f, 0.05, np.random.default_rng(1))
     bs = SemiSupervisedBatches(600, lab, 64, seed=3)
     bs2 = SemiSupervisedBatches(600, lab, 64, seed=3)
     seen = set()
@@ -283,7 +290,7 @@ def test_train_label_vae_learns_labels_and_touches_only_the_label_vae() -> None:
         assert torch.equal(v, after[k]) == (not k.startswith(label_parts)), k
     # evaluate_semisupervised reads p(y|u) at the mean of q(u|y): the same labels come back
     f = _factors(60)
-    ev = evaluate_semisupervised(model, _images(f), f, seed=0)
+    ev = evaluate_semisupervised(model, _images(f), f, generator=torch.Generator().manual_seed(0))
     assert ev.acc_py is not None and ev.acc_py.shape == (3,) and ev.acc_py.min() > 0.9
     with pytest.raises(ValueError, match="steps"):
         train_label_vae(model, grid, steps=0)
@@ -313,9 +320,15 @@ def test_evaluate_semisupervised_terms(kind: str) -> None:
         )
     f = _factors(50)
     x = _images(f)
-    a = evaluate_semisupervised(model, x, f, batch_size=16, seed=3)
-    b = evaluate_semisupervised(model, x, f, batch_size=16, seed=3)
-    assert a.elbo == b.elbo and np.array_equal(a.mu, b.mu)  # seeded
+    a = evaluate_semisupervised(
+        model, x, f, batch_size=16, generator=torch.Generator().manual_seed(3)
+    )
+    b = evaluate_semisupervised(
+        model, x, f, batch_size=16, generator=torch.Generator().manual_seed(3)
+    )
+    assert a.elbo == b.elbo and np.array_equal(a.mu, b.mu)  # the same generator state
+    with pytest.raises(TypeError, match=r"torch\.Generator.*got int 3"):
+        evaluate_semisupervised(model, x, f, generator=3)  # type: ignore[arg-type]
     assert math.isfinite(a.elbo) and a.log_px < 0
     assert a.rate == pytest.approx(a.log_px - a.elbo, abs=1e-9)
     assert a.acc_qy.shape == (3,) and ((0 <= a.acc_qy) & (a.acc_qy <= 1)).all()
@@ -332,39 +345,43 @@ def test_evaluate_semisupervised_terms(kind: str) -> None:
             t["kl_z0"] + t["kl_u"] + t["kl_z1"] - t["log_py_u"] - t["entropy_qy"], rel=1e-4
         )
         assert t["log_py_u"] < 0 and t["kl_u"] > 0 and (t["kl_z1"] > 0) == (kind == "hierarchical")
+    g = torch.Generator()
     with pytest.raises(ValueError, match="same N"):
-        evaluate_semisupervised(model, x[:10], f)
+        evaluate_semisupervised(model, x[:10], f, generator=g)
     with pytest.raises(ValueError, match="M2VAE"):
-        evaluate_semisupervised(torch.nn.Linear(2, 2), x, f)
+        evaluate_semisupervised(torch.nn.Linear(2, 2), x, f, generator=g)
 
 
 def test_load_semafo_data_split_and_errors(tmp_path, monkeypatch) -> None:
     from hvae_lib.experiments.ch04_semafovae import DSPRITES_NPZ_ENV, load_semafo_data
 
-    a = load_semafo_data("dsprites_lite", 0.1, seed=0)
-    b = load_semafo_data("dsprites_lite", 0.1, seed=0)
+    a = load_semafo_data("dsprites_lite", 0.1, np.random.default_rng(0))
+    b = load_semafo_data("dsprites_lite", 0.1, np.random.default_rng(0))
     assert a.x_train.shape == (5530, 1, 32, 32) and a.x_test.shape == (614, 1, 32, 32)
     assert a.factor_sizes == (3, 4, 8, 8, 8) and a.factor_names[0] == "shape"
     assert np.array_equal(a.f_test, b.f_test) and torch.equal(a.x_test, b.x_test)
-    c = load_semafo_data("dsprites_lite", 0.1, seed=1)
+    c = load_semafo_data("dsprites_lite", 0.1, np.random.default_rng(1))
     assert not np.array_equal(a.f_test, c.f_test)
+    with pytest.raises(TypeError, match=r"numpy\.random\.Generator.*got int 0"):
+        load_semafo_data("dsprites_lite", 0.1, 0)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
     # train and test are disjoint and cover the grid: every factor combination once
     all_f = np.concatenate([a.f_train, a.f_test])
     assert len(np.unique(all_f, axis=0)) == 6144
     with pytest.raises(ValueError, match="unknown dataset"):
-        load_semafo_data("shapes3d", 0.1)
+        load_semafo_data("shapes3d", 0.1, rng)
     with pytest.raises(ValueError, match="test_fraction"):
-        load_semafo_data("dsprites_lite", 1.0)
+        load_semafo_data("dsprites_lite", 1.0, rng)
     missing = tmp_path / "dsprites.npz"
     monkeypatch.setenv(DSPRITES_NPZ_ENV, str(missing))
     with pytest.raises(FileNotFoundError, match="dsprites.npz"):
-        load_semafo_data("dsprites", 0.05)
+        load_semafo_data("dsprites", 0.05, rng)
 
 
 def test_load_class_digits() -> None:
     from hvae_lib.experiments.ch04_semafovae import load_class_digits
 
-    d = load_class_digits(16, num_test=500, seed=0)
+    d = load_class_digits(16, num_test=500, rng=np.random.default_rng(0))
     assert d.x_train.shape == (4500, 1, 16, 16) and d.x_test.shape == (500, 1, 16, 16)
     assert (
         d.x_train.dtype == torch.float32
@@ -373,12 +390,12 @@ def test_load_class_digits() -> None:
     )
     assert d.factor_sizes == (10,) and d.f_train.shape == (4500, 1)
     assert set(np.unique(d.f_test[:, 0])) == set(range(10))
-    full = load_class_digits(32, num_test=500, seed=0)
+    full = load_class_digits(32, num_test=500, rng=np.random.default_rng(0))  # the same split
     assert full.x_train.shape == (4500, 1, 32, 32)
     # area resizing preserves the mean grey level of the padded 32x32 image
     assert float(d.x_train.mean()) == pytest.approx(float(full.x_train.mean()), rel=1e-5)
     with pytest.raises(ValueError, match="resolution"):
-        load_class_digits(40)
+        load_class_digits(40, rng=np.random.default_rng(0))
 
 
 def test_z1_kl_per_dim_and_chosen_dims() -> None:

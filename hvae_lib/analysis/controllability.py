@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigBase, build_seeded
+from ..config import ConfigBase, build_seeded, check_rng
 from ..models.blocks import ConvEncoderBody
 from ..train.loop import TrainConfig, TrainResult, train
 
@@ -42,7 +42,11 @@ __all__ = [
     "train_factor_classifier",
     "factor_accuracy",
     "ControllabilityResult",
+    "RotationSymmetry",
     "controllability",
+    "sample_factor_requests",
+    "expected_distinct_configurations",
+    "requests_distinct_fraction",
     "frechet_distance",
     "classifier_frechet_distance",
     "factor_consistency",
@@ -199,14 +203,137 @@ def factor_accuracy(classifier: FactorClassifier, images: Any, factors: Any) -> 
     return (pred == f).mean(axis=0).astype(np.float64)
 
 
+def _check_sizes(factor_sizes: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(int(k) for k in factor_sizes)
+    if len(sizes) == 0 or any(k <= 0 for k in sizes):
+        raise ValueError(f"factor_sizes must be positive integers, got {tuple(factor_sizes)}")
+    return sizes
+
+
+def sample_factor_requests(
+    factor_sizes: Sequence[int], num: int, rng: np.random.Generator
+) -> np.ndarray:
+    r"""Requested factors ``int64 [num, K]``: every factor uniform, the factors independent.
+
+    .. math::
+        y_{n,f}\sim\mathrm{Uniform}\{0,\dots,K_f-1\},\quad\text{independent over } n, f,
+
+    as in the authors' ``sample_fid`` protocol. The columns are drawn from the one ``rng``,
+    one after the other, so the same ``rng`` state gives the same requests and no two columns
+    share a stream (drawing each column from a freshly seeded generator would make them
+    functions of one stream: the defect this function replaces).
+
+    Used in: :ref:`ch-semafovae`
+    """
+    check_rng(rng)
+    sizes = _check_sizes(factor_sizes)
+    if int(num) < 1:
+        raise ValueError(f"num must be a positive number of requests, got {num}")
+    cols = [rng.integers(0, k, int(num), dtype=np.int64) for k in sizes]
+    return np.stack(cols, axis=1)
+
+
+def expected_distinct_configurations(factor_sizes: Sequence[int], num: int) -> float:
+    r"""Expected number of distinct rows among ``num`` uniform, independent requests.
+
+    With :math:`M=\prod_f K_f` configurations,
+    :math:`\mathbb E[\#\text{distinct}]=M\big(1-(1-1/M)^{N}\big)`.
+
+    Used in: :ref:`ch-semafovae`
+    """
+    m = float(np.prod(_check_sizes(factor_sizes), dtype=np.float64))
+    if int(num) < 0:
+        raise ValueError(f"num must be >= 0, got {num}")
+    return -m * float(np.expm1(int(num) * np.log1p(-1.0 / m))) if m > 1 else float(num > 0)
+
+
+def requests_distinct_fraction(requested: Any, factor_sizes: Sequence[int]) -> float:
+    """Distinct requested configurations over the number expected under independence.
+
+    About 1 for uniform, independent requests; far below 1 when the columns are functions of
+    one another (the old defect gave 10 configurations in 1,000 requests, a fraction of 0.01).
+
+    Used in: :ref:`ch-semafovae`
+    """
+    r = np.asarray(requested)
+    sizes = _check_sizes(factor_sizes)
+    if r.ndim != 2 or r.shape[1] != len(sizes) or len(r) == 0:
+        raise ValueError(f"requested must have shape [N >= 1, {len(sizes)}], got {r.shape}")
+    distinct = len(np.unique(r, axis=0))
+    return distinct / expected_distinct_configurations(sizes, len(r))
+
+
+@dataclass(frozen=True)
+class RotationSymmetry:
+    r"""Orientation scored modulo each shape's rotational symmetry.
+
+    A shape of rotation order :math:`m` looks the same after a turn of :math:`2\pi/m` (the
+    dSprites square: 4, the ellipse: 2, the heart: 1), so a classifier cannot tell those
+    orientations apart and a generator cannot be asked to. Predicted and requested
+    orientation :math:`a, b` count as equal for shape :math:`s` when
+
+    .. math::
+        \theta_a-\theta_b\equiv 0 \pmod{2\pi/m_s}.
+
+    Attributes
+    ----------
+    shape_factor, orientation_factor : column indices of the shape and orientation factors.
+    orientations : the orientation of each orientation class, radians ``[K_o]``.
+    rotation_order : :math:`m_s` per shape class.
+    shape_names : names of the shape classes (for reports).
+
+
+    Used in: :ref:`ch-semafovae`
+    """
+
+    shape_factor: int
+    orientation_factor: int
+    orientations: tuple[float, ...]
+    rotation_order: tuple[int, ...]
+    shape_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if int(self.shape_factor) == int(self.orientation_factor):
+            raise ValueError("shape_factor and orientation_factor must be different columns")
+        if len(self.orientations) == 0:
+            raise ValueError("orientations must hold at least one angle")
+        if len(self.rotation_order) == 0 or any(int(m) < 1 for m in self.rotation_order):
+            raise ValueError(f"rotation_order must be integers >= 1, got {self.rotation_order}")
+        if self.shape_names and len(self.shape_names) != len(self.rotation_order):
+            raise ValueError("need one shape name per rotation order")
+
+    def _residue(self, shape: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        theta = np.asarray(self.orientations, dtype=np.float64)
+        period = 2.0 * np.pi / np.asarray(self.rotation_order, dtype=np.float64)[shape]
+        d = np.mod(theta[a] - theta[b], period)
+        return np.minimum(d, period - d)
+
+    def equivalent(self, shape: Any, a: Any, b: Any) -> np.ndarray:
+        """``bool [N]``: orientation classes ``a`` and ``b`` look the same for ``shape``."""
+        s, a, b = (np.asarray(v, dtype=np.int64) for v in (shape, a, b))
+        return self._residue(s, a, b) < 1e-6
+
+    def chance(self, shape: int) -> float:
+        """Accuracy of a uniform guess when the request is uniform: mean equivalent-class size / K_o."""
+        k = len(self.orientations)
+        a, b = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        return float(self.equivalent(np.full(k * k, int(shape)), a.ravel(), b.ravel()).mean())
+
+    def name(self, shape: int) -> str:
+        """The shape's name, or ``shape<i>``."""
+        return self.shape_names[shape] if self.shape_names else f"shape{shape}"
+
+
 @dataclass
 class ControllabilityResult:
     """Per-factor accuracy of generated samples w.r.t. the requested factors.
 
     Attributes
     ----------
-    per_factor : ``[K]`` accuracies; chance : ``[K]`` chance levels ``1/K_f``;
-    names : factor names; n : number of samples.
+    per_factor : ``[K]`` accuracies; chance : ``[K]`` chance levels (``1/K_f``; for an
+    orientation scored modulo symmetry, the mean over the requests of the shape's chance);
+    names : factor names; n : number of samples; orientation_by_shape : with a
+    :class:`RotationSymmetry`, ``{shape name: (accuracy, chance)}`` of the orientation.
 
 
     Used in: :ref:`ch-semafovae`
@@ -216,11 +343,17 @@ class ControllabilityResult:
     chance: np.ndarray
     names: tuple[str, ...]
     n: int
+    orientation_by_shape: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def mean(self) -> float:
         """Mean accuracy over factors."""
         return float(np.mean(self.per_factor))
+
+    @property
+    def mean_chance(self) -> float:
+        """Chance level of :attr:`mean` (the mean of :attr:`chance`)."""
+        return float(np.mean(self.chance))
 
     def as_dict(self) -> dict[str, float]:
         """``{name: accuracy}`` plus ``"mean"``."""
@@ -228,22 +361,55 @@ class ControllabilityResult:
 
 
 def controllability(
-    classifier: FactorClassifier, generated: Any, requested: Any, names: Sequence[str] | None = None
+    classifier: FactorClassifier,
+    generated: Any,
+    requested: Any,
+    names: Sequence[str] | None = None,
+    *,
+    symmetry: RotationSymmetry | None = None,
 ) -> ControllabilityResult:
-    r"""Score generated images ``[N, C, H, W]`` against the requested factors ``[N, K]`` (:math:`\mathrm{acc}_f`).
+    r"""Score images ``[N, C, H, W]`` against requested factors ``int [N, K]`` (:math:`\mathrm{acc}_f`).
+
+    With ``symmetry`` the orientation is scored modulo the requested shape's rotational
+    symmetry (:class:`RotationSymmetry`), with the matching chance level. Scoring real images
+    against their own factors gives the ceiling; scoring images against a request they ignore
+    (e.g. a shuffled one) gives the chance level, up to sampling error.
 
     Used in: :ref:`ch-semafovae`
     """
-    acc = factor_accuracy(classifier, generated, requested)
     sizes = classifier.factor_sizes
     nm = tuple(names) if names is not None else tuple(f"factor{k}" for k in range(len(sizes)))
     if len(nm) != len(sizes):
         raise ValueError(f"need {len(sizes)} names, got {len(nm)}")
+    req = np.asarray(requested)
+    pred = classifier.predict(generated)
+    if pred.shape != req.shape:
+        raise ValueError(f"requested must have shape {pred.shape}, got {req.shape}")
+    hits = pred == req
+    chance = 1.0 / np.asarray(sizes, dtype=np.float64)
+    by_shape: dict[str, tuple[float, float]] = {}
+    if symmetry is not None:
+        s, o = int(symmetry.shape_factor), int(symmetry.orientation_factor)
+        if max(s, o) >= len(sizes) or sizes[o] != len(symmetry.orientations):
+            raise ValueError(
+                f"the symmetry's factors ({s}, {o}) and {len(symmetry.orientations)} "
+                f"orientations do not match factor sizes {sizes}"
+            )
+        if len(symmetry.rotation_order) != sizes[s]:
+            raise ValueError(f"need {sizes[s]} rotation orders, got {symmetry.rotation_order}")
+        hits[:, o] = symmetry.equivalent(req[:, s], pred[:, o], req[:, o])
+        per_shape = np.array([symmetry.chance(k) for k in range(sizes[s])])
+        chance[o] = float(per_shape[req[:, s]].mean()) if len(req) else float(per_shape.mean())
+        for k in range(sizes[s]):
+            rows = req[:, s] == k
+            if rows.any():
+                by_shape[symmetry.name(k)] = (float(hits[rows, o].mean()), float(per_shape[k]))
     return ControllabilityResult(
-        per_factor=acc,
-        chance=1.0 / np.asarray(sizes, dtype=np.float64),
+        per_factor=hits.mean(axis=0).astype(np.float64),
+        chance=chance,
         names=nm,
-        n=int(len(np.asarray(requested))),
+        n=int(len(req)),
+        orientation_by_shape=by_shape,
     )
 
 

@@ -31,6 +31,10 @@ range before every image metric; PSNR uses ``data_range = 1`` (not inferred from
 targets); test-set averages are sums divided by N (not means of batch means); the MI
 estimator has a leave-one-out variant besides the authors' plug-in one.
 
+Randomness is passed in: posterior and prior samples come from a ``torch.Generator``
+(``generator``, on the model's device), the probes' and classifiers' seeds from a
+``numpy.random.Generator`` (``rng``, one draw per scikit-learn estimator).
+
 Used in: :ref:`ch-rate-splitting`
 """
 
@@ -46,6 +50,7 @@ import torch
 from scipy.optimize import brentq
 from scipy.special import xlogy
 
+from ..config import check_generator, check_rng
 from ..models.hierarchical import HierarchicalVAE
 
 __all__ = [
@@ -148,12 +153,16 @@ class RateEvaluation:
 
 @torch.no_grad()
 def evaluate_rates(
-    model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512, seed: int = 0
+    model: HierarchicalVAE,
+    data: torch.Tensor | np.ndarray,
+    *,
+    generator: torch.Generator,
+    batch_size: int = 512,
 ) -> RateEvaluation:
     """Per-example distortion and per-layer rates on a test set.
 
-    ``data`` ``[N, C, H, W]``; one posterior sample per example from a ``torch.Generator``
-    seeded with ``seed`` on the model's device. Averages are sums over all N divided by N
+    ``data`` ``[N, C, H, W]``; one posterior sample per example from ``generator``, a
+    ``torch.Generator`` on the model's device. Averages are sums over all N divided by N
     (the authors average per-batch means, over-weighting the last batch).
 
     Used in: :ref:`ch-rate-splitting`
@@ -162,7 +171,7 @@ def evaluate_rates(
     _check_images(model, data)
     model.eval()
     device, dtype = _model_device(model)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gen = check_generator(generator, device)
     dist, rates = [], []
     for start in range(0, data.shape[0], int(batch_size)):
         x = data[start : start + int(batch_size)].to(device, dtype)
@@ -258,7 +267,7 @@ class TopLayerCodes:
     Attributes
     ----------
     mean : ``[N, d]`` posterior mean :math:`\mu_L(x)` (deterministic in x).
-    std : ``[N, d]`` posterior standard deviation.
+    logvar : ``[N, d]`` posterior log-variance :math:`\log\sigma_L^2(x)`.
     sample : ``[N, d]`` one sample :math:`z_L\sim q(z_L\mid x)` per example.
 
 
@@ -266,16 +275,21 @@ class TopLayerCodes:
     """
 
     mean: np.ndarray
-    std: np.ndarray
+    logvar: np.ndarray
     sample: np.ndarray
 
 
 @torch.no_grad()
 def top_layer_codes(
-    model: HierarchicalVAE, data: torch.Tensor | np.ndarray, *, batch_size: int = 512, seed: int = 0
+    model: HierarchicalVAE,
+    data: torch.Tensor | np.ndarray,
+    *,
+    generator: torch.Generator,
+    batch_size: int = 512,
 ) -> TopLayerCodes:
     """Posterior mean, std and one sample of the top layer :math:`q(z_L\\mid x)` for ``data``
-    ``[N, C, H, W]``; the sample uses a ``torch.Generator`` seeded with ``seed``.
+    ``[N, C, H, W]``; the sample is drawn from ``generator``, a ``torch.Generator`` on the
+    model's device.
 
     Used in: :ref:`ch-rate-splitting`
     """
@@ -283,32 +297,32 @@ def top_layer_codes(
     _check_images(model, data)
     model.eval()
     device, dtype = _model_device(model)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    mus, stds, zs = [], [], []
+    gen = check_generator(generator, device)
+    mus, logvars, zs = [], [], []
     for s in range(0, data.shape[0], int(batch_size)):
-        mu, std = model.top_posterior(data[s : s + int(batch_size)].to(device, dtype))
+        mu, logvar = model.top_posterior(data[s : s + int(batch_size)].to(device, dtype))
         eps = torch.randn(mu.shape, generator=gen, device=device, dtype=dtype)
         mus.append(mu.cpu())
-        stds.append(std.cpu())
-        zs.append((mu + std * eps).cpu())
+        logvars.append(logvar.cpu())
+        zs.append((mu + torch.exp(0.5 * logvar) * eps).cpu())
     return TopLayerCodes(
         torch.cat(mus).double().numpy(),
-        torch.cat(stds).double().numpy(),
+        torch.cat(logvars).double().numpy(),
         torch.cat(zs).double().numpy(),
     )
 
 
-def _make_probe(name: str, seed: int) -> Any:
+def _make_probe(name: str, random_state: int) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.svm import SVC
 
     if name == "logistic":
-        return LogisticRegression(max_iter=2000, random_state=seed)
+        return LogisticRegression(max_iter=2000, random_state=random_state)
     if name == "knn":
         return KNeighborsClassifier(n_neighbors=5)
     if name == "rbf_svm":
-        return SVC(kernel="rbf", random_state=seed)
+        return SVC(kernel="rbf", random_state=random_state)
     raise ValueError(f"unknown probe {name!r}; valid: {', '.join(PROBES)}")
 
 
@@ -318,8 +332,8 @@ def probe_accuracy(
     test_features: np.ndarray,
     test_labels: np.ndarray,
     *,
+    rng: np.random.Generator,
     probes: Sequence[str] = PROBES,
-    seed: int = 0,
 ) -> dict[str, float]:
     """Test accuracy of scikit-learn classifiers fitted on ``train_features``.
 
@@ -332,12 +346,15 @@ def probe_accuracy(
     ----------
     train_features, test_features : ``[N, d]``.
     train_labels, test_labels : ``[N]`` integer labels.
+    rng : ``numpy.random.Generator``; one draw ``rng.integers(2**31 - 1)`` per probe, in the
+        order of ``probes``, is its ``random_state`` (drawn for ``"knn"`` too, which ignores it).
 
     Returns ``{probe: accuracy}``.
 
 
     Used in: :ref:`ch-rate-splitting`
     """
+    check_rng(rng)
     xtr, xte = (
         np.asarray(train_features, dtype=np.float64),
         np.asarray(test_features, dtype=np.float64),
@@ -351,7 +368,7 @@ def probe_accuracy(
         raise ValueError("the training labels contain a single class")
     out: dict[str, float] = {}
     for name in probes:
-        clf = _make_probe(name, seed)
+        clf = _make_probe(name, int(rng.integers(2**31 - 1)))
         clf.fit(xtr, ytr)
         out[name] = float((clf.predict(xte) == yte).mean())
     return out
@@ -361,23 +378,27 @@ def faithful_probe_accuracy(
     features: np.ndarray,
     labels: np.ndarray,
     *,
+    rng: np.random.Generator,
     probes: Sequence[str] = PROBES,
     test_fraction: float = 0.2,
-    seed: int = 42,
 ) -> dict[str, float]:
-    """The authors' protocol: one seeded permutation of the **test-set** codes, fit on 80 %,
+    """The authors' protocol: one random permutation of the **test-set** codes, fit on 80 %,
     score on the remaining 20 % (noisy on small test sets; :func:`probe_accuracy` with train
     and test codes is our default).
 
+    ``rng`` (a ``numpy.random.Generator``; the authors fix seed 42) draws the permutation,
+    then the probes' seeds (:func:`probe_accuracy`).
+
     Used in: :ref:`ch-rate-splitting`
     """
+    check_rng(rng)
     x, y = np.asarray(features), np.asarray(labels)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    perm = np.random.default_rng(seed).permutation(len(x))
+    perm = rng.permutation(len(x))
     num_test = max(1, int(round(test_fraction * len(x))))
     te, tr = perm[:num_test], perm[num_test:]
-    return probe_accuracy(x[tr], y[tr], x[te], y[te], probes=probes, seed=seed)
+    return probe_accuracy(x[tr], y[tr], x[te], y[te], probes=probes, rng=rng)
 
 
 def label_distribution(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
@@ -419,11 +440,11 @@ class LabelInformation:
 
 def label_information(
     mean: np.ndarray | torch.Tensor,
-    std: np.ndarray | torch.Tensor,
+    logvar: np.ndarray | torch.Tensor,
     labels: np.ndarray,
     *,
     samples: np.ndarray | torch.Tensor | None = None,
-    seed: int = 0,
+    generator: torch.Generator | None = None,
     max_chunk_elements: int = 4_000_000,
 ) -> LabelInformation:
     r"""Monte-Carlo estimate of :math:`I_q(\text{label}; z)` with mixture marginals.
@@ -453,28 +474,32 @@ def label_information(
 
     Parameters
     ----------
-    mean, std : ``[N, d]`` posterior parameters of each point.
+    mean, logvar : ``[N, d]`` posterior mean and log-variance of each point.
     labels : ``[N]`` integer labels.
-    samples : ``[N, d]`` one sample per point; drawn with a ``torch.Generator`` seeded by
-        ``seed`` when ``None``.
+    samples : ``[N, d]`` one sample per point; when ``None`` they are drawn from
+        ``generator``.
+    generator : ``torch.Generator`` (any device; the draws are moved to the CPU), required
+        when ``samples`` is ``None`` (a ``TypeError`` otherwise) and unused when they are given.
 
 
     Used in: :ref:`ch-rate-splitting`
     """
     mu = torch.as_tensor(_as_numpy(mean), dtype=torch.float64)
-    sd = torch.as_tensor(_as_numpy(std), dtype=torch.float64)
+    lv = torch.as_tensor(_as_numpy(logvar), dtype=torch.float64)
     y = np.asarray(labels)
-    if mu.dim() != 2 or mu.shape != sd.shape or len(y) != mu.shape[0] or mu.shape[0] < 2:
+    if mu.dim() != 2 or mu.shape != lv.shape or len(y) != mu.shape[0] or mu.shape[0] < 2:
         raise ValueError(
-            f"need mean and std [N, d] (N >= 2) and labels [N], got {tuple(mu.shape)}, "
-            f"{tuple(sd.shape)}, {y.shape}"
+            f"need mean and logvar [N, d] (N >= 2) and labels [N], got {tuple(mu.shape)}, "
+            f"{tuple(lv.shape)}, {y.shape}"
         )
-    if not bool((sd > 0).all()):
-        raise ValueError("std must be positive")
+    if not bool(torch.isfinite(lv).all()):
+        raise ValueError("logvar must be finite (a positive variance)")
+    sd = torch.exp(0.5 * lv)
     n, d = mu.shape
     if samples is None:
-        gen = torch.Generator().manual_seed(int(seed))
-        z = mu + sd * torch.randn(mu.shape, generator=gen, dtype=torch.float64)
+        gen = check_generator(generator, name="generator (needed when samples is None)")
+        eps = torch.randn(mu.shape, generator=gen, dtype=torch.float64, device=gen.device)
+        z = mu + sd * eps.cpu()
     else:
         z = torch.as_tensor(_as_numpy(samples), dtype=torch.float64)
         if z.shape != mu.shape:
@@ -580,26 +605,30 @@ def fit_image_classifier(
     images: np.ndarray | torch.Tensor,
     labels: np.ndarray,
     *,
+    rng: np.random.Generator,
     C: float = 1.0,
     max_iter: int = 2000,
-    seed: int = 0,
 ) -> Any:
     """A dataset-specific classifier for :func:`sample_quality`: multinomial logistic regression
     on raw pixels (scikit-learn; about 97 % test accuracy on 8×8 digits). Any object with
     ``predict_proba`` on ``[N, C·H·W]`` pixel rows can replace it (e.g. a CNN wrapper for the
     paper profile).
 
-    ``images`` ``[N, C, H, W]`` (or ``[N, F]``), ``labels`` ``[N]``. Returns the fitted estimator.
+    ``images`` ``[N, C, H, W]`` (or ``[N, F]``), ``labels`` ``[N]``; ``rng`` a
+    ``numpy.random.Generator``, one draw of which is the estimator's ``random_state``. Returns
+    the fitted estimator.
 
     Used in: :ref:`ch-rate-splitting`
     """
     from sklearn.linear_model import LogisticRegression
 
+    check_rng(rng)
     x = _as_numpy(images).reshape(len(images), -1).astype(np.float64)
     y = np.asarray(labels)
     if len(y) != len(x) or len(np.unique(y)) < 2:
         raise ValueError("need as many labels as images and at least two classes")
-    return LogisticRegression(C=C, max_iter=int(max_iter), random_state=int(seed)).fit(x, y)
+    seed = int(rng.integers(2**31 - 1))
+    return LogisticRegression(C=C, max_iter=int(max_iter), random_state=seed).fit(x, y)
 
 
 @torch.no_grad()
@@ -607,9 +636,9 @@ def sample_quality(
     model: HierarchicalVAE,
     classifier: Any,
     *,
+    generator: torch.Generator,
     num_samples: int = 2000,
     splits: int = 1,
-    seed: int = 0,
     data_range: float = 1.0,
 ) -> SampleScore:
     r"""IS-style score of ancestral samples.
@@ -617,7 +646,7 @@ def sample_quality(
     :math:`z_L\sim\mathcal N(0,I)`, :math:`z_l\sim p(z_l|z_{>l})` sampled, image = decoder mean
     **clamped** to ``[0, data_range]`` (the authors do not clamp), classified by
     ``classifier.predict_proba`` on flattened pixels, then :func:`inception_style_score`.
-    Noise from a ``torch.Generator`` seeded with ``seed``.
+    Noise from ``generator``, a ``torch.Generator`` on the model's device.
 
     Used in: :ref:`ch-rate-splitting`
     """
@@ -625,7 +654,7 @@ def sample_quality(
         raise ValueError(f"num_samples must be >= splits, got {num_samples}, {splits}")
     model.eval()
     device, _ = _model_device(model)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gen = check_generator(generator, device)
     x = model.sample(int(num_samples), generator=gen).clamp(0.0, float(data_range))
     probs = classifier.predict_proba(x.reshape(x.shape[0], -1).cpu().double().numpy())
     return inception_style_score(probs, splits=splits)
@@ -856,11 +885,12 @@ def evaluate_model(
     test_images: torch.Tensor | np.ndarray,
     test_labels: np.ndarray,
     *,
+    generator: torch.Generator,
+    rng: np.random.Generator,
     classifier: Any = None,
     probes: Sequence[str] = PROBES,
     mi_points: int = 2000,
     num_samples: int = 2000,
-    seed: int = 0,
 ) -> dict[str, Any]:
     r"""All downstream numbers of one model as a flat ``dict`` (one row of a grid table).
 
@@ -873,26 +903,31 @@ def evaluate_model(
     :math:`R(z_L)`, empirical test-label distribution); and with a ``classifier``
     ``is_score``, ``is_diversity``, ``is_sharpness`` (:func:`sample_quality`).
 
+    ``generator`` (a ``torch.Generator`` on the model's device) draws, in order, the test
+    posterior samples of the rates, the sampled train and test codes and the generated images;
+    ``rng`` (a ``numpy.random.Generator``) seeds the probes, on :math:`\mu_L` then on
+    :math:`z_L`.
+
     Used in: :ref:`ch-rate-splitting`
     """
+    check_rng(rng)
+    check_generator(generator, _model_device(model)[0])
     ytr, yte = np.asarray(train_labels), np.asarray(test_labels)
     row: dict[str, Any] = {}
-    rates = evaluate_rates(model, test_images, seed=seed)
+    rates = evaluate_rates(model, test_images, generator=generator)
     for l, r in enumerate(rates.mean_rates):
         row[f"rate_{l + 1}"] = float(r)
     row["total_rate"] = rates.total_rate
     row["distortion"] = rates.mean_distortion
     row["psnr"] = float(reconstruction_psnr(model, test_images))
-    tr = top_layer_codes(model, train_images, seed=seed)
-    te = top_layer_codes(model, test_images, seed=seed + 1)
-    for name, acc in probe_accuracy(tr.mean, ytr, te.mean, yte, probes=probes, seed=seed).items():
+    tr = top_layer_codes(model, train_images, generator=generator)
+    te = top_layer_codes(model, test_images, generator=generator)
+    for name, acc in probe_accuracy(tr.mean, ytr, te.mean, yte, probes=probes, rng=rng).items():
         row[f"acc_mu_{name}"] = acc
-    for name, acc in probe_accuracy(
-        tr.sample, ytr, te.sample, yte, probes=probes, seed=seed
-    ).items():
+    for name, acc in probe_accuracy(tr.sample, ytr, te.sample, yte, probes=probes, rng=rng).items():
         row[f"acc_z_{name}"] = acc
     k = min(int(mi_points), len(yte))
-    info = label_information(te.mean[:k], te.std[:k], yte[:k], samples=te.sample[:k])
+    info = label_information(te.mean[:k], te.logvar[:k], yte[:k], samples=te.sample[:k])
     row["mi_plug_in"], row["mi_loo"], row["label_entropy"] = (
         info.plug_in,
         info.leave_one_out,
@@ -902,7 +937,7 @@ def evaluate_model(
     row["fano_info"] = float(fano_inverse(info.plug_in, probs))
     row["fano_rate"] = float(fano_inverse(row[f"rate_{model.num_layers}"], probs))
     if classifier is not None:
-        s = sample_quality(model, classifier, num_samples=num_samples, seed=seed)
+        s = sample_quality(model, classifier, num_samples=num_samples, generator=generator)
         row["is_score"], row["is_diversity"], row["is_sharpness"] = (
             s.score,
             s.diversity,
@@ -919,19 +954,22 @@ def evaluate_grid(
     test_images: torch.Tensor | np.ndarray,
     test_labels: np.ndarray,
     *,
+    generator: torch.Generator,
+    rng: np.random.Generator,
     classifier: Any = None,
     probes: Sequence[str] = PROBES,
     mi_points: int = 2000,
     num_samples: int = 2000,
-    seed: int = 0,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """:func:`evaluate_model` for every member of a grid, as columns ``{name: [G] array}``.
 
     ``models`` and ``betas`` have one entry per member (e.g. ``grid.models()`` and
     ``grid.betas`` of a :class:`!hvae_lib.train.ensemble.GridResult`); the columns ``beta_1 ...
-    beta_L`` hold the rate weights. Every member is evaluated with the same ``seed``
-    (common random numbers across the grid).
+    beta_L`` hold the rate weights. Every member is evaluated from the same state of
+    ``generator`` (a ``torch.Generator`` on the models' device) and ``rng`` (a
+    ``numpy.random.Generator``): common random numbers across the grid. Both are restored to
+    the state they came in with before each member, so they leave advanced by one member's draws.
 
     Used in: :ref:`ch-rate-splitting`
     """
@@ -941,10 +979,15 @@ def evaluate_grid(
         raise ValueError(
             f"need one beta tuple per model, got {len(models)} models and {len(betas)} betas"
         )
+    check_generator(generator)
+    check_rng(rng)
+    generator_state, rng_state = generator.get_state(), rng.bit_generator.state
     rows = []
     for m, b in tqdm(
         list(zip(models, betas)), desc="evaluate grid", disable=not progress, leave=False
     ):
+        generator.set_state(generator_state)
+        rng.bit_generator.state = rng_state
         row = {f"beta_{l + 1}": float(v) for l, v in enumerate(b)}
         row.update(
             evaluate_model(
@@ -957,7 +1000,8 @@ def evaluate_grid(
                 probes=probes,
                 mi_points=mi_points,
                 num_samples=num_samples,
-                seed=seed,
+                generator=generator,
+                rng=rng,
             )
         )
         rows.append(row)

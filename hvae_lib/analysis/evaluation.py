@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..config import ConfigBase
+from ..config import ConfigBase, check_generator
 from ..distributions import diag_gaussian, standard_normal_like
 from ..info.estimators import infonce_lower_bound, nwj_lower_bound
 from ..info.gaussian import correlation_from_mi, gaussian_pair_sampler
@@ -69,16 +69,17 @@ def _concat_terms(outputs: Iterable[VAEOutput], keys: tuple[str, ...]) -> dict[s
 
 @torch.no_grad()
 def evaluate_vae(
-    model: BetaVAE, data: torch.Tensor, *, batch_size: int = 512, seed: int = 0
+    model: BetaVAE, data: torch.Tensor, *, generator: torch.Generator, batch_size: int = 512
 ) -> VAEEvaluation:
     """Run ``model`` over ``data`` ``[N, C, H, W]`` in batches and collect per-example terms.
 
-    The posterior sample of each example is drawn from a ``torch.Generator`` seeded with
-    ``seed`` (on the model's device), so evaluation is reproducible.
+    The posterior sample of each example is drawn from ``generator``, a ``torch.Generator`` on
+    the model's device, batch after batch, so the same generator state gives the same
+    evaluation.
     """
     model.eval()
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = check_generator(generator, device)
 
     def outputs() -> Iterator[VAEOutput]:
         for start in range(0, data.shape[0], batch_size):
@@ -94,9 +95,9 @@ def monte_carlo_rate(
     model: BetaVAE,
     data: torch.Tensor,
     *,
+    generator: torch.Generator,
     num_samples: int = 64,
     batch_size: int = 256,
-    seed: int = 0,
 ) -> tuple[float, float]:
     r"""Monte-Carlo estimate of the mean rate and its standard error.
 
@@ -105,11 +106,12 @@ def monte_carlo_rate(
         \quad z_{ns}\sim q(z\mid x_n),
 
     a check of the analytic KL that :class:`~hvae_lib.models.vae.BetaVAE` reports. ``data``:
-    ``[N, C, H, W]``. Returns ``(estimate, standard error)`` in nats.
+    ``[N, C, H, W]``; the samples :math:`z_{ns}` come from ``generator`` (a ``torch.Generator``
+    on the model's device). Returns ``(estimate, standard error)`` in nats.
     """
     model.eval()
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = check_generator(generator, device)
     per_example = []
     for start in range(0, data.shape[0], batch_size):
         x = data[start : start + batch_size].to(device)
@@ -203,14 +205,19 @@ def beta_sweep(
     train_data: torch.Tensor,
     eval_data: torch.Tensor,
     *,
+    generator: torch.Generator,
     device: str | torch.device = "cpu",
     cache: ResultCache | None = None,
     progress: bool = True,
 ) -> BetaSweepResult:
     """Train one β-VAE per β (or load it from the cache) and evaluate it on ``eval_data``.
 
-    ``train_data`` / ``eval_data``: ``[N, C, H, W]`` float tensors in ``[0, 1]``.
+    ``train_data`` / ``eval_data``: ``[N, C, H, W]`` float tensors in ``[0, 1]``. Training is
+    seeded by ``config.train.seed`` (every β starts from the same initialisation); the
+    evaluations (:func:`evaluate_vae`) draw their posterior samples from ``generator``, a
+    ``torch.Generator`` on ``device``, one β after the other.
     """
+    check_generator(generator, device)
     models, results, evals = [], [], []
     for beta in config.betas:
         model, res = fit(
@@ -226,7 +233,7 @@ def beta_sweep(
         )
         models.append(model)
         results.append(res)
-        evals.append(evaluate_vae(model, eval_data, seed=config.train.seed))
+        evals.append(evaluate_vae(model, eval_data, generator=generator))
     return BetaSweepResult(list(map(float, config.betas)), models, results, evals)
 
 
@@ -243,16 +250,22 @@ def check_rate_distortion_monotone(
 
 @torch.no_grad()
 def evaluate_with_labels(
-    model, x: torch.Tensor, u: torch.Tensor | None, batch_size: int = 512, seed: int = 0
+    model,
+    x: torch.Tensor,
+    u: torch.Tensor | None,
+    batch_size: int = 512,
+    *,
+    generator: torch.Generator,
 ) -> tuple[VAEEvaluation, np.ndarray]:
     """:func:`evaluate_vae` for a standard (``u=None``) or conditional-prior VAE (labels ``u`` ``[N, K]``);
     also returns the posterior log-variances ``[N, D]`` (for the mixtures of
-    :func:`hvae_lib.info.aggregate.aggregate_information`).
+    :func:`hvae_lib.info.aggregate.aggregate_information`). The posterior samples come from
+    ``generator``, a ``torch.Generator`` on the model's device.
 
     Used in: :ref:`ch-transitive`
     """
     device = next(model.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gen = check_generator(generator, device)
     model.eval()
 
     def outputs() -> Iterator[VAEOutput]:
@@ -293,7 +306,7 @@ def gaussian_pair_log_ratio(x: torch.Tensor, y: torch.Tensor, mi: float) -> torc
 
 
 def optimal_critic_values(
-    mi: float, dim: int, batch_size: int, num_batches: int, seed: int = 0
+    mi: float, dim: int, batch_size: int, num_batches: int, *, generator: torch.Generator
 ) -> dict[str, np.ndarray]:
     r"""Per-batch InfoNCE and NWJ values of the *analytic optimal critic* on Gaussian pairs.
 
@@ -302,12 +315,14 @@ def optimal_critic_values(
     unbiased for :math:`I` but its variance grows quickly with :math:`I` (the density ratio it
     averages over the negative pairs has variance :math:`e^{2I}-1` under :math:`p(x)p(y)`).
 
-    Returns ``{"infonce": [num_batches], "nwj": [num_batches]}`` in nats.
+    The batches of :func:`~hvae_lib.info.gaussian.gaussian_pair_sampler` are drawn one after
+    the other from ``generator``, a CPU ``torch.Generator``. Returns
+    ``{"infonce": [num_batches], "nwj": [num_batches]}`` in nats.
 
     Used in: :ref:`ch-transitive`
     """
     sampler = gaussian_pair_sampler(float(mi), int(dim))
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = check_generator(generator, "cpu")
     nce, nwj = np.empty(num_batches), np.empty(num_batches)
     for b in range(int(num_batches)):
         x, y = sampler(int(batch_size), gen)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import check_generator
 from ..distributions import gaussian_kl, split_blocks
 from ..models.m2 import M2VAE
 from ..models.semafo import SemafoVAE
@@ -31,6 +32,7 @@ from ..objectives.semafo import SemafoLossConfig
 
 __all__ = [
     "conditional_samples",
+    "reconstructions",
     "prior_traversal",
     "intervene_z1",
     "z1_kl_per_dim",
@@ -58,10 +60,14 @@ def conditional_samples(
 
     SemafoVAE: :math:`y\to u\sim q(u|y)\to z_0\sim p(z_0|u)\to z_1\sim p(z_1|z_0,u)\to\mathbb E[x]`
     (the same :math:`u` at both levels [ours]); M2: :math:`z\sim\mathcal N(0,I)`,
-    :math:`\mathbb E[x\mid y,z]`. ``mean=True`` takes every latent at its mean.
+    :math:`\mathbb E[x\mid y,z]`. ``mean=True`` takes every latent at its mean; otherwise the
+    latents are drawn from ``generator``, a ``torch.Generator`` on the model's device (required
+    then: a ``TypeError`` for ``None``, so no draw falls back to the global RNG).
 
     Used in: :ref:`ch-semafovae`
     """
+    if not mean:
+        check_generator(generator, _device(model))
     f = torch.as_tensor(np.asarray(factors), dtype=torch.long)
     model.eval()
     out = []
@@ -73,6 +79,42 @@ def conditional_samples(
             else dict(sample_z=not mean)
         )
         out.append(model.generate(y, generator, **kw)["images"].cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def reconstructions(model: nn.Module, images: Any, *, batch_size: int = 512) -> torch.Tensor:
+    r"""Mean reconstructions ``[N, C, H, W]`` of images ``[N, C, H, W]``, every latent at its mean.
+
+    SemafoVAE: :math:`\mathbb E[x\mid z_0=\mathbb E q(z_0|x)]`; SemafoHVAE: both posterior means,
+    top-down; M2: :math:`\mathbb E[x\mid \hat y, z]` with :math:`\hat y=\arg\max q(y|x)` and
+    :math:`z` the mean of :math:`q(z|x,\hat y)`; a plain VAE: the decoder at the posterior mean.
+    Scored against the images' own factors they give a model's controllability ceiling: what its
+    decoder can draw when the code is right.
+
+    Used in: :ref:`ch-semafovae`
+    """
+    x_all = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    if x_all.ndim != 4:
+        raise ValueError(f"images must be [N, C, H, W], got shape {tuple(x_all.shape)}")
+    model.eval()
+    dev = _device(model)
+    out = []
+    for s in range(0, len(x_all), batch_size):
+        x = x_all[s : s + batch_size].to(dev).float()
+        if isinstance(model, M2VAE):
+            feat = model.features(x)
+            y_hat = model.as_one_hot(model.label_indices(model.classifier(feat)))
+            logits = model.decode(model.encode_z(feat, y_hat)[0], y_hat)
+            out.append(torch.sigmoid(logits).cpu())
+        elif isinstance(model, SemafoVAE):
+            means = model.posterior_means(x)  # SemafoHVAE: [z1, z0], bottom-up
+            z = [means[-1], means[0]] if isinstance(means, list) else [means]
+            out.append(model.mean_image(*z).cpu())
+        elif hasattr(model, "encode") and hasattr(model, "mean_image"):
+            out.append(model.mean_image(model.encode(x)[0]).cpu())
+        else:
+            raise TypeError(f"cannot reconstruct with a {type(model).__name__}")
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -340,7 +382,12 @@ class SemiSupervisedEvaluation:
 
 @torch.no_grad()
 def evaluate_semisupervised(
-    model: nn.Module, images: Any, factors: Any, *, batch_size: int = 512, seed: int = 0
+    model: nn.Module,
+    images: Any,
+    factors: Any,
+    *,
+    generator: torch.Generator,
+    batch_size: int = 512,
 ) -> SemiSupervisedEvaluation:
     r"""Evaluate a semi-supervised model on labelled test data (labels used only for accuracies).
 
@@ -356,7 +403,8 @@ def evaluate_semisupervised(
 
     Parameters
     ----------
-    images : ``[N, C, H, W]``; factors : ``[N, K]`` integer indices; seed : seeds every draw.
+    images : ``[N, C, H, W]``; factors : ``[N, K]`` integer indices; generator : a
+    ``torch.Generator`` on the model's device, from which every draw comes, batch after batch.
 
 
     Used in: :ref:`ch-semafovae`
@@ -375,7 +423,7 @@ def evaluate_semisupervised(
         )
     model.eval()
     dev = _device(model)
-    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    gen = check_generator(generator, dev)
     lc: Any = SemafoLossConfig(hard=True, mc_kl=True) if is_semafo else M2LossConfig(hard=True)
     sums: dict[str, float] = {}
     hits_q = np.zeros(len(model.factor_sizes))

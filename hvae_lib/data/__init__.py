@@ -32,6 +32,7 @@ from .dsprites import (
     NPZ_URL,
     ORIGINAL_FACTOR_SIZES,
     SHAPE_NAMES,
+    SHAPE_ROTATION_ORDER,
     DSprites,
     dsprites_lite,
     load_dsprites_npz,
@@ -57,6 +58,7 @@ __all__ = [
     "original_factor_values",
     "FACTOR_NAMES",
     "SHAPE_NAMES",
+    "SHAPE_ROTATION_ORDER",
     "ORIGINAL_FACTOR_SIZES",
     "NPZ_FILENAME",
     "NPZ_URL",
@@ -102,7 +104,7 @@ def load_dataset(name: str, **kw: Any) -> Any:
         (:func:`~hvae_lib.data.dsprites.load_dsprites_npz`, keyword ``path``), ``"digits"``
         (:func:`.load_digits_dataset`), ``"mnist_subset"`` (:func:`.load_mnist_subset`),
         ``"mnist_idx"`` (:func:`.load_mnist_idx`, keywords ``images_path``, ``labels_path``),
-        ``"glyphs"`` (:func:`glyphs`, keywords ``n``, ``resolution``, ``seed``), ``"svhn"``
+        ``"glyphs"`` (:func:`glyphs`, keywords ``n``, ``rng``, ``resolution``), ``"svhn"``
         (:func:`.load_svhn`, keywords ``path``, ``split``), ``"cifar10"`` (:func:`.load_cifar10`,
         keywords ``root``, ``split``).
     **kw : passed to the loader.

@@ -91,6 +91,8 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..config import check_rng
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch.utils.data import TensorDataset
@@ -98,6 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FACTOR_NAMES",
     "SHAPE_NAMES",
+    "SHAPE_ROTATION_ORDER",
     "ORIGINAL_FACTOR_SIZES",
     "NPZ_FILENAME",
     "NPZ_URL",
@@ -109,6 +112,9 @@ __all__ = [
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "posX", "posY")
 SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "heart")
+#: rotational symmetry of each shape: its image repeats after a turn of 2π/order (square a
+#: quarter turn, ellipse a half turn, heart none); used to score orientation modulo symmetry
+SHAPE_ROTATION_ORDER: tuple[int, ...] = (4, 2, 1)
 ORIGINAL_FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
 NPZ_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 NPZ_URL = "https://github.com/deepmind/dsprites-dataset"
@@ -663,7 +669,8 @@ class DSprites:
         Parameters
         ----------
         n : number of samples (>= 0).
-        rng : ``numpy.random.Generator`` (a legacy ``RandomState`` is accepted too).
+        rng : ``numpy.random.Generator``; anything else (an integer seed, a legacy
+            ``RandomState``) is a ``TypeError``.
 
         Returns
         -------
@@ -674,14 +681,8 @@ class DSprites:
         Used in: :ref:`appendix-metrics`, :ref:`ch-semafovae`
         """
         n = _check_int(n, "n", 0)
-        if isinstance(rng, np.random.Generator):
-            cols = [rng.integers(0, s, size=n) for s in self.factor_sizes]
-        elif isinstance(rng, np.random.RandomState):
-            cols = [rng.randint(0, s, size=n) for s in self.factor_sizes]
-        else:
-            raise TypeError(
-                f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
-            )
+        check_rng(rng)
+        cols = [rng.integers(0, s, size=n) for s in self.factor_sizes]
         return np.stack(cols, axis=1).astype(np.int64).reshape(n, self.num_factors)
 
     def sample_observations_from_factors(

@@ -13,8 +13,9 @@ texture to :math:`z_1`.
   and ``texture`` (amplitude of a smooth random background field, 4×4 noise upsampled
   bilinearly).
 
-Rendering is vectorised (``affine_grid`` / ``grid_sample``) and seeded: the same ``seed``
-gives the same images on every run, and any number of images can be drawn.
+Rendering is vectorised (``affine_grid`` / ``grid_sample``) and reproducible: the same state
+of the ``numpy.random.Generator`` passed as ``rng`` gives the same images on every run, and any
+number of images can be drawn.
 
 Used in: :ref:`ch-rate-splitting`
 """
@@ -25,6 +26,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..config import check_rng
 
 __all__ = ["GlyphData", "glyphs", "GLYPH_NUISANCES"]
 
@@ -69,8 +72,8 @@ def _templates() -> np.ndarray:
 def glyphs(
     n: int,
     *,
+    rng: np.random.Generator,
     resolution: int = 16,
-    seed: int = 0,
     max_shift: float = 2.0,
     scale_range: tuple[float, float] = (0.6, 0.9),
     texture_max: float = 0.25,
@@ -86,8 +89,9 @@ def glyphs(
     Parameters
     ----------
     n : number of images.
+    rng : the ``numpy.random.Generator`` that draws classes, nuisances and textures, in that
+        order (a ``TypeError`` for anything else, an integer seed included).
     resolution : image side ``R`` (≥ 8).
-    seed : seed of the ``numpy.random.Generator`` that draws classes, nuisances and textures.
     max_shift : shifts are uniform in ``[-max_shift, max_shift]`` pixels.
     scale_range : glyph height as a fraction of ``R``.
     texture_max : largest texture amplitude.
@@ -103,6 +107,7 @@ def glyphs(
     import torch
     import torch.nn.functional as F
 
+    check_rng(rng)
     if int(n) < 1 or int(resolution) < 8:
         raise ValueError(f"need n >= 1 and resolution >= 8, got n={n}, resolution={resolution}")
     lo, hi = (float(v) for v in scale_range)
@@ -111,7 +116,6 @@ def glyphs(
             "need 0 < scale_range[0] <= scale_range[1] <= 1, max_shift >= 0, texture_max >= 0"
         )
     n, r = int(n), int(resolution)
-    rng = np.random.default_rng(int(seed))
     labels = rng.integers(0, 10, n)
     f = {
         "scale": rng.uniform(lo, hi, n),

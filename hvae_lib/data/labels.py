@@ -1,4 +1,4 @@
-"""Labels and splits of datasets: coarse labels from factor indices, a seeded train/test split.
+"""Labels and splits of datasets: coarse labels from factor indices, a random train/test split.
 
 Used in: :ref:`ch-rate-distortion`, :ref:`ch-transitive`.
 """
@@ -9,17 +9,25 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import check_rng
+
 __all__ = ["coarse_labels", "train_test_split"]
 
 
-def train_test_split(n: int, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split of ``range(n)`` into sorted train and test index arrays.
+def train_test_split(
+    n: int, test_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random split of ``range(n)`` into sorted train and test index arrays.
+
+    One permutation drawn from ``rng`` (a ``numpy.random.Generator``; an integer seed is a
+    ``TypeError``); its first ``round(n * test_fraction)`` entries (at least one) are the test set.
 
     Used in: :ref:`ch-rate-distortion`
     """
+    check_rng(rng)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = rng.permutation(n)
     num_test = max(1, int(round(n * test_fraction)))
     return np.sort(perm[num_test:]), np.sort(perm[:num_test])
 

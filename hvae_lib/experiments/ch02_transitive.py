@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..analysis.evaluation import evaluate_with_labels
-from ..config import ConfigBase, check_profile
+from ..config import ConfigBase, check_generator, check_profile, check_rng
 from ..info.aggregate import aggregate_information
 from ..models.conditional_prior import (
     ConditionalPriorVAE,
@@ -203,10 +203,11 @@ def compare_priors(
     labels: np.ndarray,
     num_labels: int,
     *,
+    rng: np.random.Generator,
+    generator: torch.Generator,
     device: str | torch.device = "cpu",
     cache: ResultCache | None = None,
     progress: bool = True,
-    seed: int = 0,
 ) -> PriorComparison:
     r"""Train a standard VAE and a conditional-prior VAE with the same β and budget, and
     measure rate, distortion, :math:`I_q(X;Z)` and :math:`I_q(Z;U)` of both.
@@ -215,8 +216,9 @@ def compare_priors(
     order and the step budget; they differ only in the prior: :math:`\mathcal N(0,I)` versus
     the learned :math:`p(z\mid u)` with :math:`u` the one-hot of ``labels``. Both train on all
     ``images`` (the finite dataset whose empirical distribution defines :math:`I_q`); the
-    evaluation uses ``settings.info_examples`` of them (all if 0, else a seeded subset), and
-    the informations use the exact mixtures of :func:`hvae_lib.info.aggregate.aggregate_information`.
+    evaluation uses ``settings.info_examples`` of them (all if 0, else a random subset drawn
+    from ``rng``), and the informations use the exact mixtures of
+    :func:`hvae_lib.info.aggregate.aggregate_information`.
 
     Parameters
     ----------
@@ -225,10 +227,17 @@ def compare_priors(
     images : ``[N, C, H, W]`` binary images (``uint8`` or float).
     labels : int ``[N]`` in ``0 .. num_labels - 1`` (e.g. from :func:`.coarse_labels`).
     num_labels : size of the one-hot code of :math:`u`.
+    rng : ``numpy.random.Generator`` of the evaluation subset (training is seeded by
+        ``settings.train.seed``).
+    generator : ``torch.Generator`` on ``device``; the posterior samples of the evaluations
+        and the samples of :math:`z` of the informations are drawn from it, standard model
+        first.
 
 
     Used in: :ref:`ch-transitive`
     """
+    check_rng(rng)
+    check_generator(generator, device)
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (images.shape[0],) or labels.min() < 0 or labels.max() >= num_labels:
         raise ValueError(
@@ -265,15 +274,15 @@ def compare_priors(
     idx = (
         np.arange(n)
         if settings.info_examples <= 0 or settings.info_examples >= n
-        else np.sort(np.random.default_rng(seed).choice(n, settings.info_examples, replace=False))
+        else np.sort(rng.choice(n, settings.info_examples, replace=False))
     )
     x_eval, u_eval, lab_eval = images[idx], u[idx], labels[idx]
     evaluations, info = {}, {}
     for name, model, uu in (("standard", std, None), ("conditional", cond, u_eval)):
-        ev, logvar = evaluate_with_labels(model, x_eval, uu, seed=seed)
+        ev, logvar = evaluate_with_labels(model, x_eval, uu, generator=generator)
         evaluations[name] = ev
         info[name] = aggregate_information(
-            ev.mu, logvar, lab_eval, num_samples=settings.info_samples, seed=seed
+            ev.mu, logvar, lab_eval, num_samples=settings.info_samples, generator=generator
         )
     return PriorComparison(
         models={"standard": std, "conditional": cond},

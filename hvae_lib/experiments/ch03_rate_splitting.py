@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..analysis.downstream import PROBES
-from ..config import ConfigBase, check_profile
+from ..config import ConfigBase, check_profile, check_rng
 from ..data import DSprites, load_digits_dataset, load_svhn
 from ..models.hierarchical import HierarchicalVAEConfig, paper_preset, prototype_preset
 from ..train.ensemble import log_spaced_betas
@@ -225,15 +225,18 @@ class GridData:
     name: str
 
 
-def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
+def load_grid_data(settings: RateSplittingSettings, rng: np.random.Generator) -> GridData:
     """Load the train/test split of the grid experiment.
 
-    ``"digits"``: a seeded permutation of scikit-learn's 1,797 digits, the first
-    ``settings.num_test`` held out. ``"svhn"``: the files ``train_32x32.mat`` and
-    ``test_32x32.mat`` in ``settings.data_dir`` (or ``$HVAE_SVHN_DIR``).
+    ``"digits"``: a permutation of scikit-learn's 1,797 digits drawn from ``rng`` (a
+    ``numpy.random.Generator``), the first ``settings.num_test`` held out. ``"svhn"``: the files
+    ``train_32x32.mat`` and ``test_32x32.mat`` in ``settings.data_dir`` (or
+    ``$HVAE_SVHN_DIR``), whose split is fixed (``rng`` is not drawn from).
 
     Raises
     ------
+    TypeError
+        ``rng`` is not a ``numpy.random.Generator`` (an integer seed, say).
     ValueError
         Unknown dataset, or ``"svhn"`` without a folder.
     FileNotFoundError
@@ -242,12 +245,13 @@ def load_grid_data(settings: RateSplittingSettings, seed: int = 0) -> GridData:
 
     Used in: :ref:`ch-rate-splitting`
     """
+    check_rng(rng)
     if settings.dataset == "digits":
         d = load_digits_dataset()
         num_test = int(settings.num_test)
         if not 0 < num_test < len(d.labels):
             raise ValueError(f"num_test must be in (0, {len(d.labels)}), got {num_test}")
-        perm = np.random.default_rng(int(seed)).permutation(len(d.labels))
+        perm = rng.permutation(len(d.labels))
         te, tr = perm[:num_test], perm[num_test:]
         x = torch.from_numpy(d.images)
         return GridData(

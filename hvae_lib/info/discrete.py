@@ -288,8 +288,8 @@ def conditional_mutual_information(p_abc: ArrayLike, base: float | None = None) 
     r"""Conditional mutual information :math:`I(A;B\mid C)` of a table indexed ``[a, b, c]``.
 
     .. math::
-        I(A;B\mid C) = \sum_{a,b,c} p(a,b,c)\log\frac{p(a,b,c)\,p(c)}{p(a,c)\,p(b,c)}
-                     = H(A,C) + H(B,C) - H(C) - H(A,B,C)
+        I(A;B\mid C) &= \sum_{a,b,c} p(a,b,c)\log\frac{p(a,b,c)\,p(c)}{p(a,c)\,p(b,c)} \\
+                     &= H(A,C) + H(B,C) - H(C) - H(A,B,C)
 
     Parameters
     ----------
@@ -315,8 +315,9 @@ def co_information(p_abc: ArrayLike, base: float | None = None) -> float:
     r"""Co-information (McGill's interaction information) :math:`I(A;B;C)`.
 
     .. math::
-        I(A;B;C) = I(A;B) - I(A;B\mid C)
-                 = H(A)+H(B)+H(C)-H(A,B)-H(A,C)-H(B,C)+H(A,B,C)
+        I(A;B;C) &= I(A;B) - I(A;B\mid C) \\
+                 &= H(A)+H(B)+H(C) \\
+                 &\quad {}-H(A,B)-H(A,C)-H(B,C)+H(A,B,C)
 
     Symmetric in the three variables. Sign convention: positive means redundancy
     (``A = B = C`` a fair bit gives ``+log 2``), negative means synergy

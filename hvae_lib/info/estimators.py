@@ -40,9 +40,11 @@ Implementation notes
   sampler, or the held-out split of tensor data), and averaged. This removes the upward
   bias of evaluating on the batches the critic was fitted to and averages out the
   per-batch noise; ``stderr`` is the standard error across evaluation batches.
-* **Reproducibility**: parameters are initialised under ``torch.random.fork_rng`` with
-  ``seed`` and all sampling uses explicit ``torch.Generator`` objects, so the global RNG
-  state is untouched and a fixed seed gives a fixed result on one machine/device.
+* **Reproducibility**: every estimator takes one CPU ``torch.Generator`` (``generator``).
+  It draws, in order, the seed of the parameter initialisation (run under
+  ``torch.random.fork_rng`` by :func:`hvae_lib.config.build_seeded`), the held-out split of
+  tensor data, the training batches and the evaluation batches, so the global RNG state is
+  untouched and the same generator state gives the same result on one machine/device.
   Everything runs on ``device`` (default CPU); nothing calls ``.cuda()``.
 
 The InfoNCE, NWJ and DV formulas are available as pure functions of a score matrix
@@ -60,7 +62,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..config import build_seeded
+from ..config import build_seeded, check_generator
 
 __all__ = [
     "MIEstimate",
@@ -301,14 +303,17 @@ def _as_2d_tensor(a: Tensor | np.ndarray, name: str) -> Tensor:
 
 
 class _Source:
-    """Training and evaluation batches from tensors (with a held-out split) or a sampler."""
+    """Training and evaluation batches from tensors (with a held-out split) or a sampler.
+
+    All of them are drawn from the one CPU ``generator``, one after the other.
+    """
 
     def __init__(
         self,
         data: PairData,
         batch_size: int,
         holdout: float,
-        seed: int,
+        generator: torch.Generator,
         device: torch.device,
         y_dtype: torch.dtype | None = torch.float32,
     ) -> None:
@@ -316,13 +321,12 @@ class _Source:
             raise ValueError(f"batch_size must be >= 2; got {batch_size}")
         self.device = device
         self.y_dtype = y_dtype
-        self.gen = torch.Generator().manual_seed(int(seed))
-        self.eval_gen = torch.Generator().manual_seed(int(seed) + 1_000_003)
+        self.gen = generator
         self.sampler: PairSampler | None = None
         if callable(data):
             self.sampler = data
             self.batch_size = self.eval_batch_size = int(batch_size)
-            x0, y0 = self._check_pair(*data(2, torch.Generator().manual_seed(0)))
+            x0, y0 = self._check_pair(*data(2, self.gen))  # shapes only
         else:
             if not isinstance(data, (tuple, list)) or len(data) != 2:
                 raise TypeError(
@@ -387,7 +391,7 @@ class _Source:
     def eval_batches(self, num_batches: int) -> Iterator[tuple[Tensor, Tensor]]:
         if self.sampler is not None:
             for _ in range(num_batches):
-                x, y = self._check_pair(*self.sampler(self.eval_batch_size, self.eval_gen))
+                x, y = self._check_pair(*self.sampler(self.eval_batch_size, self.gen))
                 yield x.to(self.device), y.to(self.device)
             return
         # tensors: up to num_batches disjoint chunks of the held-out split
@@ -409,6 +413,13 @@ def _check_counts(num_steps: int, num_eval_batches: int) -> None:
         raise ValueError(f"num_eval_batches must be >= 1; got {num_eval_batches}")
 
 
+def _initialisation_seed(generator: torch.Generator) -> int:
+    """Check that ``generator`` is a CPU ``torch.Generator`` and draw the seed of the
+    parameter initialisation from it (the first draw of every estimator)."""
+    check_generator(generator, "cpu")
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
 def _init_module(build: Callable[[], nn.Module], seed: int, device: torch.device) -> nn.Module:
     return build_seeded(build, seed).to(device)
 
@@ -423,16 +434,17 @@ def _setup_critic(
     num_steps: int,
     num_eval_batches: int,
     holdout: float,
-    seed: int,
+    generator: torch.Generator,
     device: str | torch.device,
     critic: CriticSpec,
     hidden: int,
     embed: int,
 ) -> tuple[_Source, nn.Module]:
     """Check the counts, build the batch source and the seeded critic of a score-based estimator."""
+    seed = _initialisation_seed(generator)
     _check_counts(num_steps, num_eval_batches)
     dev = _resolve_device(device)
-    src = _Source(data, batch_size, holdout, seed, dev)
+    src = _Source(data, batch_size, holdout, generator, dev)
     f = _init_module(lambda: _make_critic(critic, src.d_x, src.d_y, hidden, embed), seed, dev)
     return src, f
 
@@ -540,9 +552,9 @@ def _with_common_doc(fn: _F) -> _F:
 _COMMON_DOC = """\
     data : (x, y) or callable
         Either tensors/arrays ``x [N, d_x]`` and ``y [N, d_y]`` (1-d arrays are treated as
-        ``[N, 1]``), split by a seeded permutation into a training part and a held-out
-        fraction ``holdout``; or a sampler ``sampler(n, generator) -> (x, y)`` drawing
-        fresh CPU tensors with the given ``torch.Generator`` (e.g.
+        ``[N, 1]``), split by a random permutation (drawn from ``generator``) into a training
+        part and a held-out fraction ``holdout``; or a sampler ``sampler(n, generator) ->
+        (x, y)`` drawing fresh CPU tensors with the given ``torch.Generator`` (e.g.
         :func:`~hvae_lib.info.gaussian.gaussian_pair_sampler`).
     batch_size : int
         Batch size ``N`` (pairs per step; the critic scores all ``N^2`` combinations).
@@ -561,8 +573,10 @@ _COMMON_DOC = """\
     holdout : float
         Held-out fraction for tensor data (``0`` evaluates on the training data, which
         is biased upwards by overfitting). Ignored for samplers.
-    seed : int
-        Seeds parameter initialisation and every sampling generator.
+    generator : torch.Generator
+        A CPU generator (``torch.Generator().manual_seed(0)``), the only source of randomness:
+        the initialisation seed, the split, the training and the evaluation batches are drawn
+        from it one after the other.
     device : str or torch.device
         Where to train (default CPU).
 """
@@ -581,7 +595,7 @@ def infonce_estimate(
     embed: int = 16,
     num_eval_batches: int = 20,
     holdout: float = 0.2,
-    seed: int = 0,
+    generator: torch.Generator,
     device: str | torch.device = "cpu",
 ) -> MIEstimate:
     r"""InfoNCE estimate of :math:`I(X;Y)`: a lower bound that can never exceed :math:`\log N`.
@@ -610,7 +624,16 @@ def infonce_estimate(
     Used in: :ref:`ch-transitive`
     """
     src, f = _setup_critic(
-        data, batch_size, num_steps, num_eval_batches, holdout, seed, device, critic, hidden, embed
+        data,
+        batch_size,
+        num_steps,
+        num_eval_batches,
+        holdout,
+        generator,
+        device,
+        critic,
+        hidden,
+        embed,
     )
     return _bound_estimate("infonce", infonce_lower_bound, src, f, num_steps, lr, num_eval_batches)
 
@@ -627,7 +650,7 @@ def nwj_estimate(
     embed: int = 16,
     num_eval_batches: int = 20,
     holdout: float = 0.2,
-    seed: int = 0,
+    generator: torch.Generator,
     device: str | torch.device = "cpu",
 ) -> MIEstimate:
     r"""NWJ estimate of :math:`I(X;Y)` (the :math:`f`-divergence bound, "MINE-f").
@@ -654,7 +677,16 @@ def nwj_estimate(
     Used in: :ref:`ch-transitive`
     """
     src, f = _setup_critic(
-        data, batch_size, num_steps, num_eval_batches, holdout, seed, device, critic, hidden, embed
+        data,
+        batch_size,
+        num_steps,
+        num_eval_batches,
+        holdout,
+        generator,
+        device,
+        critic,
+        hidden,
+        embed,
     )
     return _bound_estimate("nwj", nwj_lower_bound, src, f, num_steps, lr, num_eval_batches)
 
@@ -672,7 +704,7 @@ def mine_estimate(
     embed: int = 16,
     num_eval_batches: int = 20,
     holdout: float = 0.2,
-    seed: int = 0,
+    generator: torch.Generator,
     device: str | torch.device = "cpu",
 ) -> MIEstimate:
     r"""MINE: the Donsker–Varadhan bound with the moving-average gradient correction.
@@ -712,7 +744,16 @@ def mine_estimate(
     if not 0.0 < ema_rate <= 1.0:
         raise ValueError(f"ema_rate must be in (0, 1]; got {ema_rate}")
     src, f = _setup_critic(
-        data, batch_size, num_steps, num_eval_batches, holdout, seed, device, critic, hidden, embed
+        data,
+        batch_size,
+        num_steps,
+        num_eval_batches,
+        holdout,
+        generator,
+        device,
+        critic,
+        hidden,
+        embed,
     )
     state: dict[str, Tensor] = {}
 
@@ -790,7 +831,7 @@ def barber_agakov_estimate(
     hidden: int = 64,
     num_eval_batches: int = 20,
     holdout: float = 0.2,
-    seed: int = 0,
+    generator: torch.Generator,
     device: str | torch.device = "cpu",
 ) -> MIEstimate:
     r"""Barber–Agakov estimate: :math:`I(X;Y)\ge H(Y) + \mathbb E_{p(x,y)}\log r(y\mid x)`.
@@ -817,7 +858,7 @@ def barber_agakov_estimate(
         Known :math:`H(Y)` (or :math:`h(Y)`) in nats.
     num_classes : int, optional
         Number of classes of a categorical ``y``.
-    batch_size, num_steps, lr, hidden, num_eval_batches, holdout, seed, device
+    batch_size, num_steps, lr, hidden, num_eval_batches, holdout, generator, device
         As for :func:`infonce_estimate` (``hidden`` is the decoder's MLP width).
 
     Returns
@@ -828,11 +869,12 @@ def barber_agakov_estimate(
 
     Used in: :ref:`ch-transitive`
     """
+    seed = _initialisation_seed(generator)
     _check_counts(num_steps, num_eval_batches)
     dev = _resolve_device(device)
     categorical = num_classes is not None
     src = _Source(
-        data, batch_size, holdout, seed, dev, y_dtype=None if categorical else torch.float32
+        data, batch_size, holdout, generator, dev, y_dtype=None if categorical else torch.float32
     )
     if categorical:
         nc = int(num_classes)  # type: ignore[arg-type]

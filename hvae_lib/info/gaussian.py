@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from ..config import check_rng
 from .discrete import log_base
 
 __all__ = [
@@ -234,8 +235,7 @@ class GaussianChain:
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draw ``n`` samples; returns ``(a, b, c)``, each of shape ``[n, dim]`` (float64)."""
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError("rng must be a numpy.random.Generator")
+        check_rng(rng)
         d = len(self.idx_a)
         a = rng.standard_normal((n, d))
         b = self.rho_ab * a + np.sqrt(1 - self.rho_ab**2) * rng.standard_normal((n, d))

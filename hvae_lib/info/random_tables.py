@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..config import check_rng
+
 __all__ = [
     "random_joint",
     "random_joints",
@@ -21,14 +23,6 @@ __all__ = [
     "random_markov_chain",
     "random_markov_chains",
 ]
-
-
-def _check_rng(rng: np.random.Generator) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)); "
-            f"got {type(rng).__name__}"
-        )
 
 
 def _check_shape(shape: Sequence[int], name: str = "shape") -> tuple[int, ...]:
@@ -90,7 +84,7 @@ def random_joint(rng: np.random.Generator, shape: Sequence[int], alpha: float = 
 
     Used in: :ref:`ch-transitive`
     """
-    _check_rng(rng)
+    check_rng(rng)
     shp = _check_shape(shape)
     flat = _dirichlet_last_axis(rng, (int(np.prod(shp)),), _check_alpha(alpha))
     return flat.reshape(shp)
@@ -132,7 +126,7 @@ def random_joints(
 
     Used in: :ref:`ch-transitive`
     """
-    _check_rng(rng)
+    check_rng(rng)
     shp = _check_shape(shape)
     n = int(n)
     if n < 1:
@@ -186,7 +180,7 @@ def random_conditional(
 
     Used in: :ref:`ch-transitive`
     """
-    _check_rng(rng)
+    check_rng(rng)
     nc, no = _check_shape((num_condition, num_outcome), "(num_condition, num_outcome)")
     size = (nc, no) if n is None else (int(n), nc, no)
     return _dirichlet_last_axis(rng, size, _check_alpha(alpha))
@@ -242,7 +236,7 @@ def random_markov_chains(
 
     Used in: :ref:`ch-transitive`
     """
-    _check_rng(rng)
+    check_rng(rng)
     a, b, c = _check_shape(shape) if len(tuple(shape)) == 3 else _bad_chain_shape(shape)
     alpha = _check_alpha(alpha)
     n = int(n)

@@ -253,8 +253,8 @@ class RateIdentity:
 
     .. math::
         \underbrace{\mathbb E_q[\log q(z\mid x) - \log p(z\mid u)]}_{\texttt{rate}}
-        = \underbrace{I_q(X;Z)}_{\texttt{i_xz}} - \underbrace{I_q(Z;U)}_{\texttt{i_zu}}
-        + \underbrace{\mathbb E_{q(u)}\mathrm{KL}(q(z\mid u)\|p(z\mid u))}_{\texttt{kl_prior}}
+        &= \underbrace{I_q(X;Z)}_{\texttt{i_xz}} - \underbrace{I_q(Z;U)}_{\texttt{i_zu}} \\
+        &\quad {}+ \underbrace{\mathbb E_{q(u)}\mathrm{KL}(q(z\mid u)\|p(z\mid u))}_{\texttt{kl_prior}}
 
     Attributes
     ----------
@@ -416,8 +416,8 @@ def conditional_prior_rate_identity(
     any conditional prior :math:`p(z\mid u)`:
 
     .. math::
-        R_u := \mathbb E_q\big[\log q(z\mid x) - \log p(z\mid u)\big]
-        = I_q(X;Z) - I_q(Z;U) + \mathbb E_{q(u)}\mathrm{KL}\big(q(z\mid u)\,\|\,p(z\mid u)\big),
+        R_u &:= \mathbb E_q\big[\log q(z\mid x) - \log p(z\mid u)\big] \\
+        &= I_q(X;Z) - I_q(Z;U) + \mathbb E_{q(u)}\mathrm{KL}\big(q(z\mid u)\,\|\,p(z\mid u)\big),
 
     hence :math:`I_q(X;Z)\le R_u + I_q(Z;U)`: the information :math:`z` shares with
     :math:`u` is not charged by the rate. ``rate``, the mutual informations and the KL are

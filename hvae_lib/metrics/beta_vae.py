@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import check_rng
 from .sampling import DEFAULT_CHUNK, check_encoded
 
 __all__ = ["beta_vae_score", "beta_vae_features", "beta_vae_from_features"]
@@ -43,14 +44,15 @@ def beta_vae_from_features(
     eval_features: Any,
     eval_labels: Any,
     *,
+    rng: np.random.Generator,
     solver: str = "lbfgs",
     max_iter: int = 1000,
-    random_state: int | None = 0,
 ) -> dict[str, float]:
     """Fit the logistic regression on BetaVAE features and score it (numeric core).
 
-    ``LogisticRegression(solver=solver, max_iter=max_iter, random_state=random_state)``,
-    otherwise scikit-learn defaults, on unscaled features.
+    ``LogisticRegression(solver=solver, max_iter=max_iter, random_state=s)``, otherwise
+    scikit-learn defaults, on unscaled features, with ``s = rng.integers(2**31 - 1)`` (one
+    draw from ``rng``, a ``numpy.random.Generator``).
 
     Returns
     -------
@@ -62,13 +64,16 @@ def beta_vae_from_features(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
+    check_rng(rng)
     x_tr = np.asarray(train_features, dtype=np.float64)
     y_tr = np.asarray(train_labels).reshape(-1)
     if np.unique(y_tr).size < 2:
         raise ValueError(
             "BetaVAE training labels take a single value; need K >= 2 factors and more points"
         )
-    model = LogisticRegression(solver=solver, max_iter=max_iter, random_state=random_state)
+    model = LogisticRegression(
+        solver=solver, max_iter=max_iter, random_state=int(rng.integers(2**31 - 1))
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=ConvergenceWarning)
         model.fit(x_tr, y_tr)
@@ -144,7 +149,8 @@ def beta_vae_score(
         As in :func:`.factor_vae_score`; use :meth:`.GridEncoder.sampler`
         for table lookups (the study budget needs about two million codes).
     rng : numpy.random.Generator
-        Also seeds the logistic regression.
+        Draws the points (training, then evaluation), then the logistic regression's seed.
+        A ``TypeError`` for anything else (an integer seed included).
     batch_size, num_train, num_eval : int
         Study budgets: 64, 10,000, 5,000.
     solver : str
@@ -164,18 +170,14 @@ def beta_vae_score(
     """
     if batch_size < 1 or min(num_train, num_eval) < 1:
         raise ValueError("batch_size, num_train and num_eval must be positive")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a numpy.random.Generator")
+    check_rng(rng)
     probe = np.asarray(sample_factors(1, rng))
     if probe.ndim != 2:
         raise ValueError(f"sample_factors must return [n, K]; got shape {probe.shape}")
     num_factors = probe.shape[1]
     if num_factors < 2:
         raise ValueError("the BetaVAE score needs at least two factors")
-    seed = int(rng.integers(0, 2**31 - 1))
     args = (sample_factors, observe, encode, rng)
     x_tr, y_tr = _collect_points(*args, num_train, batch_size, num_factors, chunk_size)
     x_ev, y_ev = _collect_points(*args, num_eval, batch_size, num_factors, chunk_size)
-    return beta_vae_from_features(
-        x_tr, y_tr, x_ev, y_ev, solver=solver, max_iter=max_iter, random_state=seed
-    )
+    return beta_vae_from_features(x_tr, y_tr, x_ev, y_ev, rng=rng, solver=solver, max_iter=max_iter)

@@ -15,6 +15,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..config import check_rng
 from ._validation import check_codes, check_factors, check_importance, check_pair
 
 __all__ = ["DCIScores", "dci", "dci_from_importance", "importance_matrix", "IMPORTANCE_METHODS"]
@@ -115,7 +116,7 @@ def _hist_gbt_importances(model: Any, num_features: int) -> np.ndarray:
     return imp / total if total > 0 else imp
 
 
-def _make_classifier(method: str, seed: int | None) -> Any:
+def _make_classifier(method: str, seed: int) -> Any:
     if method == "gbt":
         from sklearn.ensemble import GradientBoostingClassifier
 
@@ -140,7 +141,7 @@ def _make_classifier(method: str, seed: int | None) -> Any:
 
 def _fit_one_factor(
     method: str,
-    seed: int | None,
+    seed: int,
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_test: np.ndarray,
@@ -164,26 +165,13 @@ def _fit_one_factor(
     return imp, acc_train, acc_test
 
 
-def _factor_seeds(random_state: int | np.random.Generator | None, n: int) -> list[int | None]:
-    if random_state is None:
-        return [None] * n
-    if isinstance(random_state, np.random.Generator):
-        return [int(s) for s in random_state.integers(0, 2**31 - 1, size=n)]
-    if isinstance(random_state, (int, np.integer)):
-        state = np.random.SeedSequence(int(random_state)).generate_state(n)
-        return [int(s) & 0x7FFFFFFF for s in state]
-    raise ValueError(
-        f"random_state must be an int, a numpy Generator or None; got {random_state!r}"
-    )
-
-
 def importance_matrix(
     codes_train: Any,
     factors_train: Any,
     codes_test: Any,
     factors_test: Any,
     *,
-    random_state: int | np.random.Generator | None = 0,
+    rng: np.random.Generator,
     importance: ImportanceMethod = "gbt",
     n_jobs: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,9 +194,10 @@ def importance_matrix(
     ----------
     codes_train, codes_test : arrays of shape [N_train, D], [N_test, D]
     factors_train, factors_test : integer arrays of shape [N_train, K], [N_test, K]
-    random_state : int, numpy Generator or None
-        Seeds the classifiers (one derived seed per factor). disentanglement_lib passes none,
-        so its results vary slightly between runs; ``None`` reproduces that.
+    rng : numpy.random.Generator
+        Seeds the classifiers: one draw ``rng.integers(2**31 - 1)`` per factor, in factor
+        order. disentanglement_lib passes no seed, so its results vary slightly between runs
+        (a documented deviation).
     importance : {"gbt", "hist_gbt"}
     n_jobs : int
         Number of factors fitted in parallel (threads).
@@ -221,6 +210,7 @@ def importance_matrix(
 
     Used in: :ref:`appendix-metrics`
     """
+    check_rng(rng)
     x_tr, y_tr = check_pair(codes_train, factors_train, suffix="_train", min_dims=2, min_factors=2)
     x_te = check_codes(codes_test, "codes_test", min_dims=2)
     y_te = check_factors(factors_test, "factors_test", require_variation=False, min_factors=2)
@@ -242,7 +232,7 @@ def importance_matrix(
             f"unknown importance method {importance!r}; choose one of {IMPORTANCE_METHODS}"
         )
     num_factors = y_tr.shape[1]
-    seeds = _factor_seeds(random_state, num_factors)
+    seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=num_factors)]
     jobs = [(importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k]) for k in range(num_factors)]
     if n_jobs == 1:
         results = [_fit_one_factor(*job) for job in jobs]
@@ -264,7 +254,7 @@ def dci(
     codes_test: Any,
     factors_test: Any,
     *,
-    random_state: int | np.random.Generator | None = 0,
+    rng: np.random.Generator,
     importance: ImportanceMethod = "gbt",
     n_jobs: int = 1,
 ) -> dict[str, float]:
@@ -283,8 +273,9 @@ def dci(
     factors_train : integer array of shape [N_train, K], K >= 2, every factor varying
     codes_test : array of shape [N_test, D]
     factors_test : integer array of shape [N_test, K]
-    random_state : int, numpy Generator or None
-        Seed of the classifiers (a documented deviation: disentanglement_lib passes none).
+    rng : numpy.random.Generator
+        Seeds the classifiers, one draw per factor (a documented deviation:
+        disentanglement_lib passes no seed).
     importance : {"gbt", "hist_gbt"}
         ``"gbt"``: the faithful default (minutes per model at 10,000 training codes).
         ``"hist_gbt"``: fast histogram GBT; see the benchmark for its deviation.
@@ -305,7 +296,7 @@ def dci(
         factors_train,
         codes_test,
         factors_test,
-        random_state=random_state,
+        rng=rng,
         importance=importance,
         n_jobs=n_jobs,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import check_rng
 from .sampling import DEFAULT_CHUNK, check_encoded
 
 __all__ = ["factor_vae_score", "factor_vae_votes", "factor_vae_from_votes", "prune_dims"]
@@ -172,6 +173,8 @@ def factor_vae_score(
     encode : callable ``(observations) -> codes [n, D]``
         Use :meth:`.GridEncoder.sampler` for table lookups instead of encoder calls.
     rng : numpy.random.Generator
+        Draws every factor vector and the observations' noise; a ``TypeError`` for anything
+        else (an integer seed included).
     batch_size, num_train, num_eval, num_variance_estimate : int
         Study budgets: 64, 10,000, 5,000, 10,000 (about a million codes).
     prune_threshold : float
@@ -192,8 +195,7 @@ def factor_vae_score(
         raise ValueError("batch_size must be at least 2 (a variance needs two samples)")
     if min(num_train, num_eval) < 1 or num_variance_estimate < 2:
         raise ValueError("num_train and num_eval must be positive and num_variance_estimate >= 2")
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be a numpy.random.Generator")
+    check_rng(rng)
     f0 = np.asarray(sample_factors(num_variance_estimate, rng), dtype=np.int64)
     if f0.ndim != 2:
         raise ValueError(f"sample_factors must return [n, K]; got shape {f0.shape}")

@@ -1,14 +1,19 @@
 """Encode observations to the representation the metrics score (posterior means).
 
-For a hierarchical VAE the representation must be chosen (spec section 10):
+For a hierarchical VAE the representation must be chosen:
 
 * ``layers="top"`` (the primary choice): the top layer :math:`\\bar z_0 = \\mathbb E\\,q(z_0\\mid x)`.
   Comparable with flat VAEs, the layer SemafoVAE's prior :math:`p(z_0\\mid u)` acts on, and
   small ``D`` (cheap DCI).
-* ``layers="concat"``: :math:`[\\bar z_0, \\mathrm{flatten}(\\bar z_1), \\dots]`, the SemafoVAE
-  authors' ``concat_mean`` convention, needed to compare with their numbers.
+* ``layers="concat"``: every layer's flattened means side by side, the SemafoVAE authors'
+  ``concat_mean`` representation, needed to compare with their numbers (the order of the
+  columns does not change MIG, DCI or SAP).
 * ``layers="per_layer"``: one array per layer, to score each layer separately.
 * an ``int``: that layer only.
+
+Per-layer sequences are **bottom-up** here as everywhere in the library: entry 0 is the layer
+nearest the data, the top layer is last (``posterior_means`` of every hierarchical model
+returns them in that order).
 
 Lower layers must be computed from means propagated top-down,
 :math:`\\bar z_1 = \\mathbb E\\,q(z_1 \\mid x, \\bar z_0)`, never from samples; that is the job of
@@ -71,7 +76,7 @@ def representation(
     numpy.ndarray of float64, shape [N, D]
         For ``"top"``, ``"concat"`` or an int.
     list of numpy.ndarray
-        For ``"per_layer"``: one ``[N, D_l]`` array per layer, top first.
+        For ``"per_layer"``: one ``[N, D_l]`` array per layer, bottom-up (top last).
 
     Use ``functools.partial(representation, model, layers="top")`` as the ``encode``
     function of :class:`~hvae_lib.metrics.sampling.GridEncoder`.
@@ -146,7 +151,7 @@ def representation(
     if layers == "concat":
         return np.concatenate(per_layer, axis=1)
     if layers == "top":
-        return per_layer[0]
+        return per_layer[-1]
     idx = int(layers)
     if not -num_layers <= idx < num_layers:
         raise ValueError(f"layer {idx} out of range: the model has {num_layers} layer(s)")

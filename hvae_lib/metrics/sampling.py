@@ -28,6 +28,8 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..config import check_rng
+
 __all__ = [
     "GroundTruthData",
     "GroundTruthSampler",
@@ -119,6 +121,7 @@ def sample_codes_and_factors(
     """
     if num_points < 1:
         raise ValueError(f"num_points must be positive; got {num_points}")
+    check_rng(rng)
     codes, factors = [], []
     for start in range(0, num_points, chunk_size):
         m = min(chunk_size, num_points - start)
@@ -162,7 +165,9 @@ class SyntheticFactors:
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Each factor independently uniform over its values: int64 [n, K]."""
-        return rng.integers(0, np.array(self.factor_sizes), size=(int(n), self.num_factors))
+        return check_rng(rng).integers(
+            0, np.array(self.factor_sizes), size=(int(n), self.num_factors)
+        )
 
     def sample_observations_from_factors(
         self, factors: np.ndarray, rng: np.random.Generator | None = None
@@ -214,9 +219,11 @@ class GridEncoder:
         Show a ``tqdm.auto`` progress bar while encoding.
     dtype : numpy dtype
         Storage type of the code table (``float32`` halves memory; 737,280 x D values).
-    observation_seed : int
-        Seed of the generator passed to ``sample_observations_from_factors``. For a
-        dataset with random observations the cache freezes one draw per grid point.
+    rng : numpy.random.Generator or None
+        Passed to ``sample_observations_from_factors``, one batch after the other. For a
+        dataset with random observations the cache freezes one draw per grid point. ``None``
+        (the default) for datasets whose observations are deterministic (``DSprites``,
+        :class:`SyntheticFactors`), which ignore it.
     max_points : int
         Refuse grids larger than this (use :meth:`GroundTruthSampler.from_dataset`).
 
@@ -240,7 +247,7 @@ class GridEncoder:
         lazy: bool = False,
         progress: bool = False,
         dtype: Any = np.float32,
-        observation_seed: int = 0,
+        rng: np.random.Generator | None = None,
         max_points: int = 20_000_000,
     ) -> None:
         n = len(dataset)
@@ -256,7 +263,7 @@ class GridEncoder:
         self.batch_size = int(batch_size)
         self.progress = progress
         self.dtype = np.dtype(dtype)
-        self._obs_rng = np.random.default_rng(observation_seed)
+        self._obs_rng = None if rng is None else check_rng(rng)
         self._table: np.ndarray | None = None
         self._done = np.zeros(n, dtype=bool)
         self.encoder_calls = 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import check_rng
 from ._validation import check_codes, check_factors, check_pair
 
 __all__ = ["sap", "sap_score_matrix", "sap_from_score_matrix"]
@@ -45,7 +46,7 @@ def sap_score_matrix(
     factors_test: Any = None,
     *,
     continuous: bool = False,
-    random_state: int | None = 0,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     r"""Predictability of each factor from each single code.
 
@@ -64,8 +65,10 @@ def sap_score_matrix(
     codes_train, codes_test : arrays of shape [N_train, D], [N_test, D]
     factors_train, factors_test : integer arrays of shape [N_train, K], [N_test, K]
     continuous : bool
-    random_state : int or None
-        Seed of liblinear's coordinate descent (discrete variant only).
+    rng : numpy.random.Generator
+        Required by the discrete variant (a ``TypeError`` otherwise): one draw
+        ``rng.integers(2**31 - 1)`` seeds liblinear's coordinate descent of each of the
+        ``D × K`` SVMs, in the order ``(j, k)``. Unused by the continuous variant.
 
     Returns
     -------
@@ -90,6 +93,7 @@ def sap_score_matrix(
 
     if codes_test is None or factors_test is None:
         raise ValueError("the discrete SAP variant needs codes_test and factors_test")
+    check_rng(rng, "rng (needed by the discrete SAP variant)")
     zt = check_codes(codes_test, "codes_test")
     vt = check_factors(factors_test, "factors_test", require_variation=False)
     if zt.shape[0] != vt.shape[0]:
@@ -107,7 +111,9 @@ def sap_score_matrix(
 
     for j in range(num_codes):
         for k in range(num_factors):
-            clf = LinearSVC(C=0.01, class_weight="balanced", random_state=random_state)
+            clf = LinearSVC(
+                C=0.01, class_weight="balanced", random_state=int(rng.integers(2**31 - 1))
+            )
             with warnings.catch_warnings():
                 # C = 0.01 on unscaled codes often hits liblinear's iteration limit (as in
                 # disentanglement_lib); the score is used as is.
@@ -124,7 +130,7 @@ def sap(
     factors_test: Any = None,
     *,
     continuous: bool = False,
-    random_state: int | None = 0,
+    rng: np.random.Generator | None = None,
 ) -> float:
     r"""SAP score: the mean gap in predictability between the two best single codes.
 
@@ -143,8 +149,9 @@ def sap(
         Required for the discrete variant, ignored by the continuous one.
     continuous : bool
         Squared correlation on the training set instead of linear-SVM test accuracy.
-    random_state : int or None
-        Seed of the linear SVMs (discrete variant).
+    rng : numpy.random.Generator
+        Seeds the linear SVMs, one draw each (required by the discrete variant, unused by
+        the continuous one).
 
     Returns
     -------
@@ -159,6 +166,6 @@ def sap(
         codes_test,
         factors_test,
         continuous=continuous,
-        random_state=random_state,
+        rng=rng,
     )
     return sap_from_score_matrix(s)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import check_rng
 from .beta_vae import beta_vae_score
 from .dci import ImportanceMethod, dci
 from .factor_vae import factor_vae_score
@@ -37,8 +38,9 @@ def evaluate_metrics(
 
     disentanglement_lib restarts ``RandomState(0)`` for every metric, so MIG, DCI and SAP see
     the same 10,000 training codes. Here one training set (``num_train``) and one test set
-    (``num_test``) are drawn first and shared by MIG (train only), DCI and SAP; FactorVAE and
-    BetaVAE get their own child generators (``rng.spawn``).
+    (``num_test``) are drawn first and shared by MIG (train only), DCI and SAP; FactorVAE,
+    BetaVAE and the classifiers of DCI and SAP get their own child generators
+    (``rng.spawn(5)``: data, FactorVAE, BetaVAE, DCI, SAP).
 
     Parameters
     ----------
@@ -74,7 +76,8 @@ def evaluate_metrics(
     unknown = set(metrics) - {"mig", "dci", "sap", "factor_vae", "beta_vae"}
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}")
-    data_rng, fvae_rng, bvae_rng = rng.spawn(3)
+    # the first three children are those of rng.spawn(3): adding DCI's and SAP's kept the rest
+    data_rng, fvae_rng, bvae_rng, dci_rng, sap_rng = check_rng(rng).spawn(5)
     out: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -95,14 +98,16 @@ def evaluate_metrics(
             v_tr[:ntr],
             z_te[:nte],
             v_te[:nte],
-            random_state=0,
+            rng=dci_rng,
             importance=dci_importance,
             n_jobs=dci_n_jobs,
         )
         seconds["dci"] = time.perf_counter() - t0
     if "sap" in metrics:
         t0 = time.perf_counter()
-        out["sap"] = {"SAP_score": sap(z_tr, v_tr, z_te, v_te, continuous=sap_continuous)}
+        out["sap"] = {
+            "SAP_score": sap(z_tr, v_tr, z_te, v_te, continuous=sap_continuous, rng=sap_rng)
+        }
         seconds["sap"] = time.perf_counter() - t0
     if "factor_vae" in metrics:
         t0 = time.perf_counter()

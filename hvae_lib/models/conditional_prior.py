@@ -6,8 +6,8 @@ Generative model :math:`p_\psi(z\mid u)=\mathcal N(\mu_\psi(u),\mathrm{diag}\,\s
 :math:`q_\phi(z\mid x)`, the same encoder. The forward pass returns, per example,
 
 .. math::
-    D(x) = -\log p_\theta(x\mid z),\ z\sim q_\phi(z\mid x),\qquad
-    R_u(x, u) = \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p_\psi(z\mid u)\big)\ \text{(analytic)},
+    D(x) &= -\log p_\theta(x\mid z),\ z\sim q_\phi(z\mid x),\\
+    R_u(x, u) &= \mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p_\psi(z\mid u)\big)\ \text{(analytic)},
 
 and the loss is :math:`\mathbb E[D + \beta R_u]`. By T3 (our formalisation)
 the average rate is :math:`\mathbb E R_u = I_q(X;Z) - I_q(Z;U) +

@@ -21,8 +21,8 @@ into non-negative per-layer rates (the decomposition the paper states; the proof
 ours):
 
 .. math::
-    \mathrm{KL}[q(z_{1:L}|x)\,\|\,p(z_{1:L})] = R(z_L) + \sum_{l=1}^{L-1} R(z_l\mid z_{>l}),\quad
-    R(z_l\mid z_{>l}) = \mathbb E_{q(z_{>l}|x)}\mathrm{KL}[q(z_l|z_{>l},x)\,\|\,p(z_l|z_{>l})].
+    \mathrm{KL}[q(z_{1:L}|x)\,\|\,p(z_{1:L})] &= R(z_L) + \sum_{l=1}^{L-1} R(z_l\mid z_{>l}),\\
+    R(z_l\mid z_{>l}) &= \mathbb E_{q(z_{>l}|x)}\mathrm{KL}[q(z_l|z_{>l},x)\,\|\,p(z_l|z_{>l})].
 
 :meth:`HierarchicalVAE.forward` estimates each rate with the analytic Gaussian KL evaluated at
 **one** reparameterised ancestral sample of the higher layers (as the authors do), and the
@@ -358,10 +358,12 @@ class HierarchicalOutput:
     rates : ``[B, L]`` nats; column ``l-1`` is the analytic
         :math:`\mathrm{KL}[q(z_l|z_{>l},x)\|p(z_l|z_{>l})]` at the sampled :math:`z_{>l}` (a
         one-sample estimate of :math:`R(z_l\mid z_{>l})`); the last column is :math:`R(z_L)`.
-    means, stds : per layer ``[B, *shape_l]``, parameters of :math:`q(z_l\mid z_{>l},x)` at the
-        sampled higher layers (``means[-1]`` is the top posterior mean :math:`\mu_L(x)`).
-    prior_means, prior_stds : per layer, parameters of :math:`p(z_l\mid z_{>l})` at the sampled
-        higher layers (zeros and ones for the top layer).
+    means, logvars : per layer ``[B, *shape_l]``, mean and log-variance of
+        :math:`q(z_l\mid z_{>l},x)` at the sampled higher layers (``means[-1]`` is the top
+        posterior mean :math:`\mu_L(x)`): the library's one posterior parameterisation
+        ``(mu, logvar)``, as in every model.
+    prior_means, prior_logvars : per layer, the same for :math:`p(z_l\mid z_{>l})` at the
+        sampled higher layers (zeros for the top layer).
     samples : per layer the reparameterised sample :math:`z_l`.
     decoder_out : ``[B, C, H, W]`` logits (Bernoulli) or means (Gaussian) at :math:`z_1`.
 
@@ -372,9 +374,9 @@ class HierarchicalOutput:
     distortion: torch.Tensor
     rates: torch.Tensor
     means: tuple[torch.Tensor, ...]
-    stds: tuple[torch.Tensor, ...]
+    logvars: tuple[torch.Tensor, ...]
     prior_means: tuple[torch.Tensor, ...]
-    prior_stds: tuple[torch.Tensor, ...]
+    prior_logvars: tuple[torch.Tensor, ...]
     samples: tuple[torch.Tensor, ...]
     decoder_out: torch.Tensor
 
@@ -410,11 +412,11 @@ class HierarchicalOutput:
         """
         total = torch.zeros_like(self.distortion)
         with _without_distribution_validation():
-            for mu, std, mp, sp, z in zip(
-                self.means, self.stds, self.prior_means, self.prior_stds, self.samples
+            for mu, lv, mp, lvp, z in zip(
+                self.means, self.logvars, self.prior_means, self.prior_logvars, self.samples
             ):
-                q = diag_gaussian(mu.flatten(1), _logvar(std).flatten(1))
-                p = diag_gaussian(mp.flatten(1), _logvar(sp).flatten(1))
+                q = diag_gaussian(mu.flatten(1), lv.flatten(1))
+                p = diag_gaussian(mp.flatten(1), lvp.flatten(1))
                 total = total + q.log_prob(z.flatten(1)) - p.log_prob(z.flatten(1))
         return total
 
@@ -733,9 +735,9 @@ class HierarchicalVAE(nn.Module):
             distortion=dist,
             rates=torch.stack(kls, dim=-1),
             means=tuple(means),
-            stds=tuple(stds),
+            logvars=tuple(_logvar(s) for s in stds),
             prior_means=tuple(pmeans),
-            prior_stds=tuple(pstds),
+            prior_logvars=tuple(_logvar(s) for s in pstds),
             samples=tuple(zs),
             decoder_out=out,
         )
@@ -747,17 +749,19 @@ class HierarchicalVAE(nn.Module):
         return self.forward(x, generator=generator).rates
 
     def top_posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, C, H, W] -> (mu_L, std_L)`` each ``[B, dim z_L]``: :math:`q(z_L\\mid x)`."""
+        """``[B, C, H, W] -> (mu_L, logvar_L)`` each ``[B, dim z_L]``: :math:`q(z_L\\mid x)`."""
         self._check_input(x)
         d = self.shared(x) if self.config.inference == "ladder" else None
-        return self._posterior_params(self.num_layers - 1, x, d, None, None)
+        mu, std = self._posterior_params(self.num_layers - 1, x, d, None, None)
+        return mu, _logvar(std)
 
     def posterior_means(self, x: torch.Tensor) -> list[torch.Tensor]:
-        r"""Posterior means propagated top-down, **top layer first**.
+        r"""Posterior means propagated top-down, listed **bottom-up** (entry ``l-1`` is :math:`\bar z_l`).
 
         :math:`\bar z_L = \mathbb E\,q(z_L|x)`, then :math:`\bar z_l = \mathbb E\,q(z_l\mid
-        \bar z_{>l}, x)` (the authors' reconstruction protocol). The top-first order matches
-        :func:`hvae_lib.metrics.representation.representation`. ``x`` ``[B, C, H, W]``.
+        \bar z_{>l}, x)` (the authors' reconstruction protocol). Bottom-up, like every
+        per-layer sequence of the library (the top layer is last), as
+        :func:`hvae_lib.metrics.representation.representation` expects. ``x`` ``[B, C, H, W]``.
         """
         self._check_input(x)
         L = self.num_layers
@@ -770,7 +774,7 @@ class HierarchicalVAE(nn.Module):
                 above = _flat_cat(bars[i + 1 :])
                 prior = self.priors[i](above)
                 bars[i] = self._posterior_params(i, x, d, above, prior)[0]
-        return bars[::-1]
+        return bars
 
     def decode(self, z1: torch.Tensor) -> torch.Tensor:
         """``[B, *shape_1] -> [B, C, H, W]`` decoder output (logits or means)."""
@@ -783,7 +787,7 @@ class HierarchicalVAE(nn.Module):
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior-mean reconstruction :math:`\\mathbb E[x\\mid\\bar z_1]` ``[B, C, H, W]`` (unclamped)."""
-        return self.mean_image(self.posterior_means(x)[-1])
+        return self.mean_image(self.posterior_means(x)[0])
 
     @torch.no_grad()
     def sample(

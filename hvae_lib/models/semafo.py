@@ -8,12 +8,13 @@ commit; [ours] marks our recommendation or interpretation.
 Generative model (the flat :class:`SemafoVAE` drops :math:`z_1`) [SF:L351–470, L823–924]
 
 .. math::
-    p(u)=\mathcal N(0,I),\quad p(y\mid u)=\prod_f \mathrm{Cat}(y_f;\mathrm{softmax}(W_f g_\psi(u))),\quad
-    p(z_0\mid u)=\mathcal N(\mu_\theta(u),\mathrm{diag}\,\sigma^2_\theta(u)),
+    p(u)&=\mathcal N(0,I),\\
+    p(y\mid u)&=\prod_f \mathrm{Cat}(y_f;\mathrm{softmax}(W_f g_\psi(u))),\\
+    p(z_0\mid u)&=\mathcal N(\mu_\theta(u),\mathrm{diag}\,\sigma^2_\theta(u)),
 
 .. math::
-    p(z_1\mid z_0,u)=\mathcal N(\mu_1(h(z_0),u),\mathrm{diag}\,\sigma_1^2(h(z_0),u)),\qquad
-    p(x\mid z_0,z_1)=\mathrm{Bernoulli}(\mathrm{logits}=f_\theta(z_0,z_1)),
+    p(z_1\mid z_0,u)&=\mathcal N(\mu_1(h(z_0),u),\mathrm{diag}\,\sigma_1^2(h(z_0),u)),\\
+    p(x\mid z_0,z_1)&=\mathrm{Bernoulli}(\mathrm{logits}=f_\theta(z_0,z_1)),
 
 with :math:`h(z_0)` an intermediate (8×8) decoder feature map. Inference: :math:`q(z_0\mid x)`,
 :math:`q(z_1\mid x,z_0)`, the classifier :math:`q_\tau(y\mid z_0)` (one linear layer, a relaxed
@@ -27,12 +28,13 @@ Objectives [SF:L603–697], per example, with
 :math:`\mathrm{KL}_{z_1}=\mathrm{KL}(q(z_1\mid x,z_0)\|p(z_1\mid z_0,u))`:
 
 .. math::
-    \mathcal L_{\text{sup}}=\gamma_s\big[\log p(x\mid z)+\gamma_y\log p(y\mid u)+\gamma_{qy}\log q(y\mid z_0)\big]
-      -\beta_s\big[\widehat{\mathrm{KL}}_{z_0}+\mathrm{KL}_u\big]-\beta_1\mathrm{KL}_{z_1},
+    \mathcal L_{\text{sup}}&=\gamma_s\big[\log p(x\mid z)+\gamma_y\log p(y\mid u)+\gamma_{qy}\log q(y\mid z_0)\big]\\
+      &\quad{}-\beta_s\big[\widehat{\mathrm{KL}}_{z_0}+\mathrm{KL}_u\big]-\beta_1\mathrm{KL}_{z_1},
 
 .. math::
-    \mathcal L_{\text{uns}}=\gamma_u\big[\log p(x\mid z)+\gamma_y\log p(\tilde y\mid u)\big]
-      -\beta_u\big[\widehat{\mathrm{KL}}_{z_0}+\mathrm{KL}_u\big]+\lambda_H H[q(y\mid z_0)]-\beta_1\mathrm{KL}_{z_1},
+    \mathcal L_{\text{uns}}&=\gamma_u\big[\log p(x\mid z)+\gamma_y\log p(\tilde y\mid u)\big]\\
+      &\quad{}-\beta_u\big[\widehat{\mathrm{KL}}_{z_0}+\mathrm{KL}_u\big]+\lambda_H H[q(y\mid z_0)]
+      -\beta_1\mathrm{KL}_{z_1},
 
 :math:`\tilde y\sim q_\tau(y\mid z_0)` reparameterised. The authors' defaults are
 :math:`\gamma_s=1,\gamma_u=10,\gamma_y=10,\beta=1,\lambda_H=1,\tau=0.5` [SF:L307–345]; the
@@ -611,7 +613,8 @@ class SemafoHVAE(SemafoVAE):
     * output to the decoder: :math:`\mathrm{ConvT}(\mathrm{concat}[z_1,c_{deter}\mathrm{Conv}(h)])+c_{residual}h`.
 
     The same :math:`u` sample feeds :math:`p(z_0|u)` and :math:`p(z_1|z_0,u)` [ours].
-    ``posterior_means(x)`` returns ``[mean z0 [B, D], mean z1 [B, C1, R1, R1]]`` (top first).
+    ``posterior_means(x)`` returns ``[mean z1 [B, C1, R1, R1], mean z0 [B, D]]`` (bottom-up,
+    like every per-layer sequence of the library: the top layer :math:`z_0` is last).
 
     Used in: :ref:`ch-semafovae`
     """
@@ -741,10 +744,10 @@ class SemafoHVAE(SemafoVAE):
         return self._dec_rest(self._merge(h, z1))
 
     def posterior_means(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``[mean z0 [B, D], mean z1 [B, C1, R1, R1]]``, top first, means propagated top-down."""
+        """``[mean z1 [B, C1, R1, R1], mean z0 [B, D]]``: bottom-up, means propagated top-down."""
         mu, _, e = self._enc_feature_and_stats(x)
         m1, _ = self._gauss(self.z1_post_conv(torch.cat([self._dec_feature(mu), e], dim=1)))
-        return [mu, m1]
+        return [m1, mu]
 
 
 def build_semafo(config: SemafoConfig) -> SemafoVAE:

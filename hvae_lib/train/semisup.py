@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ConfigBase
+from ..config import ConfigBase, check_rng
 from ..objectives.semisup import LabelVAELoss, SemiSupervisedLoss
 from .loop import ResultCache, TrainConfig, TrainResult, fit, train
 
@@ -89,20 +89,24 @@ class SemiSupervisedConfig(ConfigBase):
 
 
 def labelled_subset(
-    labels: Any, fraction: float, seed: int = 1, stratify: Sequence[int] | None = (0,)
+    labels: Any,
+    fraction: float,
+    rng: np.random.Generator,
+    stratify: Sequence[int] | None = (0,),
 ) -> np.ndarray:
     r"""The fixed labelled subset: sorted indices of :math:`\mathrm{round}(fN)` examples.
 
     Stratified: the strata are the distinct rows of ``labels[:, stratify]`` (or of a 1-D class
     vector); each stratum gets its proportional share by the largest-remainder method (at least
-    one example per stratum when the budget allows), drawn without replacement by a
-    ``numpy.random.default_rng(seed)``. Deterministic for a given input and seed.
+    one example per stratum when the budget allows), drawn without replacement from ``rng``.
+    The same ``rng`` state gives the same subset (the authors' subset seed is 1:
+    ``rng=numpy.random.default_rng(1)``).
 
     Parameters
     ----------
     labels : ``[N]`` class labels or ``[N, K]`` factor indices.
     fraction : :math:`f\in(0,1]`.
-    seed : the subset's own seed (authors: 1).
+    rng : the subset's random stream (a ``numpy.random.Generator``).
     stratify : factor columns defining the strata (``None``: no stratification).
 
     Returns
@@ -127,7 +131,7 @@ def labelled_subset(
     if n == 0:
         raise ValueError("labels is empty")
     num_l = max(1, int(round(f * n)))
-    rng = np.random.default_rng(int(seed))
+    check_rng(rng)
     if not cols:
         return np.sort(rng.choice(n, size=num_l, replace=False)).astype(np.int64)
     _, strata = np.unique(lab[:, cols], axis=0, return_inverse=True)
@@ -373,7 +377,10 @@ def semisupervised_batches(
     x, y = _images_and_factors(images, factors)
     if labelled_idx is None:
         labelled_idx = labelled_subset(
-            y.numpy(), config.label_fraction, config.label_seed, config.stratify
+            y.numpy(),
+            config.label_fraction,
+            np.random.default_rng(int(config.label_seed)),
+            config.stratify,
         )
     return LabelledUnlabelledBatches(
         x, y, labelled_idx, config.train.batch_size, config.train.seed, config.label_fraction
