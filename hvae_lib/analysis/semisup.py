@@ -393,7 +393,7 @@ def evaluate_semisupervised(
 
     The ELBO treats the label as latent, as the unlabelled objectives do with unit weights, but
     draws an exact categorical :math:`y\sim q(y\mid\cdot)` (the argmax of a Gumbel-softmax
-    sample, ``hard=True``) so that the one-sample estimate is unbiased:
+    sample, ``pseudo_labels="straight_through"``) so that the one-sample estimate is unbiased:
 
     * SemafoVAE/HVAE:
       :math:`\log p(x|z)+\log p(y|u)-[\log q(z_0|x)-\log p(z_0|u)]-\mathrm{KL}_u-\mathrm{KL}_{z_1}+H[q(y|z_0)]`,
@@ -424,7 +424,11 @@ def evaluate_semisupervised(
     model.eval()
     dev = _device(model)
     gen = check_generator(generator, dev)
-    lc: Any = SemafoLossConfig(hard=True, mc_kl=True) if is_semafo else M2LossConfig(hard=True)
+    lc: Any = (
+        SemafoLossConfig(pseudo_labels="straight_through", mc_kl=True)
+        if is_semafo
+        else M2LossConfig(hard=True)
+    )
     sums: dict[str, float] = {}
     hits_q = np.zeros(len(model.factor_sizes))
     hits_p = np.zeros(len(model.factor_sizes))

@@ -140,6 +140,18 @@ class SemafoSettings(ConfigBase):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
+    @property
+    def authors_loss(self) -> SemafoLossConfig:
+        r"""The authors' objective: their :math:`\gamma_u` and their estimators (one-sample
+        relaxed entropy, Concrete density of the labelled :math:`y`, sampled KL of :math:`z_0`),
+        with this profile's warm-up.
+
+        Used in: :ref:`ch-semafovae`
+        """
+        return self.loss.replace(
+            gamma_uns=self.authors_gamma_uns, entropy="mc", concrete_logprob=True, mc_kl=True
+        )
+
     def semisup(self, label_fraction: float | None = None) -> SemiSupervisedConfig:
         """The :class:`!hvae_lib.train.SemiSupervisedConfig` of these settings (optionally another
         label fraction).
@@ -166,7 +178,8 @@ def semafo_settings(profile: str) -> SemafoSettings:
     pseudo-labels of any kind; chapter 4 trains the authors' value as an ablation).
     paper [SF]: dSprites 64×64; conv 32-32-64-64 + dense 128, :math:`d_z=32` (assumed [ours]);
     label VAE 2×512, :math:`p(z_0|u)` (256,); :math:`z_1` 2×2×32 (k8 s4, 256-wide :math:`a(u)`);
-    Adam 1e-3, batch 64, 200,000 steps, warm-up 800, gradient-norm clip 100; the authors'
+    Adam 1e-3, batch 64, 200,000 steps, warm-up 800, gradient-norm clip 100, the authors'
+    estimators (:attr:`SemafoSettings.authors_loss` at their :math:`\gamma_u=10`); the authors'
     ExponentialDecay(0.996 per 10k steps) is not applied (about ×0.92 over the run).
 
     Used in: :ref:`ch-semafovae`
@@ -214,7 +227,9 @@ def semafo_settings(profile: str) -> SemafoSettings:
         test_fraction=0.05,
         flat=flat,
         hierarchical=hier,
-        loss=SemafoLossConfig(warmup_steps=800),
+        # the authors' estimators: one-sample relaxed entropy, Concrete density of the labelled
+        # y, sampled KL of z0 [SF:L188-193, L603-697]
+        loss=SemafoLossConfig(warmup_steps=800, entropy="mc", concrete_logprob=True, mc_kl=True),
         train=TrainConfig(
             steps=200_000, batch_size=64, lr=1e-3, log_every=500, checkpoint_every=10_000
         ),

@@ -32,6 +32,7 @@ from .hierarchical import (
 from .m2 import M2VAE, M2Config, M2Output
 from .semafo import (
     ENTROPY_ESTIMATORS,
+    PSEUDO_LABELS,
     SEMAFO_VARIANTS,
     SemafoConfig,
     SemafoHVAE,
@@ -65,6 +66,7 @@ __all__ = [
     "precision_weighted_merge",
     "prototype_preset",
     "ENTROPY_ESTIMATORS",
+    "PSEUDO_LABELS",
     "SEMAFO_VARIANTS",
     "SemafoConfig",
     "SemafoHVAE",

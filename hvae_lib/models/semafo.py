@@ -45,10 +45,15 @@ Choices where the paper leaves room (the paper's text was not available to us):
 * [ours, recommended] :math:`\log q(y\mid z_0)` on labels is the categorical log-likelihood
   (cross-entropy); ``concrete_logprob=True`` uses the authors' Concrete density of the clipped
   one-hot [SF:L188–193].
-* relaxed pseudo-labels with gradients into the encoder (authors); ``hard=True`` gives
-  straight-through one-hot pseudo-labels.
+* pseudo-labels (``pseudo_labels``): ``"relaxed"``, the reparameterised Concrete sample with
+  gradients into the encoder (authors); ``"stop_gradient"``, the same sample with its gradient
+  stopped (the authors' ``NoReparams`` ablation); ``"straight_through"``, the one-hot argmax
+  forward and the relaxed gradient backward (ours, not one of the authors' variants).
 * [ours] :math:`H[q(y\mid z_0)]` is the analytic categorical entropy summed over factors;
-  ``entropy="mc"`` uses the authors' one-sample :math:`-\log q_\tau(\tilde y\mid z_0)`.
+  ``entropy="mc"`` uses the authors' one-sample :math:`-\log q_\tau(\tilde y\mid z_0)`, the
+  entropy of the *relaxed* distribution. The two are different objectives, not two estimators
+  of one: the relaxed entropy is not the categorical one, and against the pseudo-label term it
+  pushes back differently (chapter 4 trains both).
 * [ours] one :math:`u` sample is shared by :math:`p(z_0\mid u)` and :math:`p(z_1\mid z_0,u)`
   (the authors re-infer a second :math:`u` for the lower level [SF:L869–924]).
 * :math:`\mathrm{KL}_u` and :math:`\mathrm{KL}_{z_1}` are analytic; :math:`\widehat{\mathrm{KL}}_{z_0}`
@@ -89,6 +94,7 @@ from .vae import BetaVAE, VAEConfig, check_temperature, labelled_vae_config
 __all__ = [
     "SEMAFO_VARIANTS",
     "ENTROPY_ESTIMATORS",
+    "PSEUDO_LABELS",
     "estimator_choices",
     "SemafoConfig",
     "SemafoOutput",
@@ -101,15 +107,20 @@ SEMAFO_VARIANTS: tuple[str, ...] = ("flat", "hierarchical")
 """``flat``: :class:`SemafoVAE` (:math:`z_0` only); ``hierarchical``: :class:`SemafoHVAE`."""
 
 ENTROPY_ESTIMATORS: tuple[str, ...] = ("analytic", "mc")
+PSEUDO_LABELS: tuple[str, ...] = ("relaxed", "stop_gradient", "straight_through")
+"""How the unlabelled pass uses its pseudo-label :math:`\tilde y`: the reparameterised Concrete
+sample (authors), the same sample without its gradient (the authors' ``NoReparams``), or a
+straight-through one-hot (ours)."""
 r"""Estimators of :math:`H[q(y\mid z_0)]`: the analytic categorical entropy [ours] or the
 one-sample Concrete one [SF]."""
 
 
-def estimator_choices(loss_config: Any = None) -> tuple[bool, bool, str, bool]:
-    """``(concrete_logprob, hard, entropy, mc_kl)`` read from a loss configuration.
+def estimator_choices(loss_config: Any = None) -> tuple[bool, str, str, bool]:
+    """``(concrete_logprob, pseudo_labels, entropy, mc_kl)`` read from a loss configuration.
 
     ``loss_config`` is a :class:`!hvae_lib.objectives.SemafoLossConfig` (or any object with these
-    fields); ``None`` or a missing field gives the defaults ``(False, False, "analytic", False)``.
+    fields); ``None`` or a missing field gives the defaults
+    ``(False, "relaxed", "analytic", False)``.
     The model computes its terms with these estimators; the coefficients of the objectives are
     applied in :mod:`!hvae_lib.objectives`.
 
@@ -120,9 +131,12 @@ def estimator_choices(loss_config: Any = None) -> tuple[bool, bool, str, bool]:
         raise ValueError(
             f"unknown entropy estimator {entropy!r}; valid: {', '.join(ENTROPY_ESTIMATORS)}"
         )
+    pseudo = str(getattr(loss_config, "pseudo_labels", "relaxed"))
+    if pseudo not in PSEUDO_LABELS:
+        raise ValueError(f"unknown pseudo_labels {pseudo!r}; valid: {', '.join(PSEUDO_LABELS)}")
     return (
         bool(getattr(loss_config, "concrete_logprob", False)),
-        bool(getattr(loss_config, "hard", False)),
+        pseudo,
         entropy,
         bool(getattr(loss_config, "mc_kl", False)),
     )
@@ -476,12 +490,13 @@ class SemafoVAE(nn.Module):
         y : true labels, factor indices ``[B, K]`` or one-hot ``[B, d_y]``; ``None`` = unlabelled.
         pseudo_label : unlabelled only: use this ``[B, K]``/``[B, d_y]`` instead of sampling :math:`\tilde y`.
         generator : seeded ``torch.Generator`` for every random draw.
-        loss_config : estimator choices (``concrete_logprob``, ``hard``, ``entropy``, ``mc_kl``), read
+        loss_config : estimator choices (``concrete_logprob``, ``pseudo_labels``, ``entropy``,
+            ``mc_kl``), read
             from a :class:`!hvae_lib.objectives.SemafoLossConfig` (see :func:`estimator_choices`);
             the coefficients are applied by :func:`!hvae_lib.objectives.labelled_objective` /
             :func:`!hvae_lib.objectives.unlabelled_objective`.
         """
-        concrete_logprob, hard, entropy_estimator, mc_kl = estimator_choices(loss_config)
+        concrete_logprob, pseudo, entropy_estimator, mc_kl = estimator_choices(loss_config)
         sizes, tau = self.factor_sizes, float(self.config.temperature)
         mu, logvar, feat = self._encode_train(x)
         z0 = reparameterise(mu, logvar, generator)
@@ -503,7 +518,10 @@ class SemafoVAE(nn.Module):
             if pseudo_label is not None:
                 y_used = self.as_one_hot(pseudo_label)
             else:
+                hard = pseudo == "straight_through"
                 y_used = relaxed_one_hot(qy, sizes, tau, generator, hard=hard)
+                if pseudo == "stop_gradient":  # NoReparams: no gradient through y~
+                    y_used = y_used.detach()
             if entropy_estimator == "analytic":
                 entropy = categorical_entropy(qy, sizes)
             else:  # one-sample -log q_tau(y~|z0) at the (relaxed) pseudo-label [SF]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import ConfigBase
-from ..models.semafo import ENTROPY_ESTIMATORS, SemafoOutput, SemafoVAE
+from ..models.semafo import ENTROPY_ESTIMATORS, PSEUDO_LABELS, SemafoOutput, SemafoVAE
 from .base import semi_supervised_terms
 
 __all__ = ["SemafoLossConfig", "labelled_objective", "unlabelled_objective", "semafo_loss"]
@@ -43,8 +43,10 @@ class SemafoLossConfig(ConfigBase):
         ~5% at CPU scale [ours].
     concrete_logprob : Concrete density instead of cross-entropy for labelled
         :math:`\log q(y\mid z_0)`.
-    hard : straight-through one-hot pseudo-labels (the authors' NoReparams ablation).
-    entropy : ``"analytic"`` [ours] or ``"mc"`` [SF].
+    pseudo_labels : ``"relaxed"`` (reparameterised Concrete sample) [SF], ``"stop_gradient"``
+        (the same sample, gradient stopped: the authors' ``NoReparams``) or
+        ``"straight_through"`` (one-hot forward, relaxed gradient) [ours].
+    entropy : ``"analytic"`` [ours] or ``"mc"`` (one-sample relaxed entropy) [SF].
     mc_kl : one-sample :math:`\log q(z_0|x)-\log p(z_0|u)` [SF] instead of the analytic KL.
 
     Used in: :ref:`ch-semafovae`
@@ -60,7 +62,7 @@ class SemafoLossConfig(ConfigBase):
     lambda_h: float = 1.0
     warmup_steps: int = 800
     concrete_logprob: bool = False
-    hard: bool = False
+    pseudo_labels: str = "relaxed"
     entropy: str = "analytic"
     mc_kl: bool = False
 
@@ -81,6 +83,10 @@ class SemafoLossConfig(ConfigBase):
             raise ValueError(f"gamma_qy must be finite and >= 0 or None, got {self.gamma_qy}")
         if int(self.warmup_steps) < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.pseudo_labels not in PSEUDO_LABELS:
+            raise ValueError(
+                f"unknown pseudo_labels {self.pseudo_labels!r}; valid: {', '.join(PSEUDO_LABELS)}"
+            )
         if self.entropy not in ENTROPY_ESTIMATORS:
             raise ValueError(
                 f"unknown entropy estimator {self.entropy!r}; valid: {', '.join(ENTROPY_ESTIMATORS)}"
