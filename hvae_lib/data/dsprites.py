@@ -112,8 +112,9 @@ __all__ = [
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "posX", "posY")
 SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "heart")
-#: rotational symmetry of each shape: its image repeats after a turn of 2π/order (square a
-#: quarter turn, ellipse a half turn, heart none); used to score orientation modulo symmetry
+#: The order of each shape's rotational symmetry, in the order of ``SHAPE_NAMES``. A shape of
+#: order m looks the same after a turn of 2π/m (the square after a quarter turn, the ellipse
+#: after a half turn, the heart only after a full one); chapter 4 scores orientation modulo it.
 SHAPE_ROTATION_ORDER: tuple[int, ...] = (4, 2, 1)
 ORIGINAL_FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
 NPZ_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"

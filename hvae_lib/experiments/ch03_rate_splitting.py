@@ -18,6 +18,7 @@ Used in: :ref:`ch-rate-splitting`
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,12 @@ class RateSplittingSettings(ConfigBase):
     bound_side : the distortion-bound grid has ``bound_side`` × ``bound_side`` members.
     bound_model, bound_train : architecture (Bernoulli decoder) and optimiser of that grid.
     bound_samples : posterior samples per image when measuring :math:`D + R` on it.
+    tight_bound_images : size :math:`N` of the small distinct set on which the distortion bound
+        can fail (drawn from the bound images): near :math:`\\beta=1` a model memorises it, so
+        the distortion alone falls below :math:`\\ln N` and only the rate keeps
+        :math:`D+R\\ge\\ln N`.
+    tight_bound_betas, tight_bound_train : the β values of each axis of its grid and its
+        optimiser (full-batch Adam).
     explorer_images : test images shown per view of the explorer.
 
 
@@ -130,6 +137,13 @@ class RateSplittingSettings(ConfigBase):
     bound_model: HierarchicalVAEConfig = field(default_factory=_bound_model)
     bound_train: TrainConfig = field(default_factory=TrainConfig)
     bound_samples: int = 8
+    tight_bound_images: int = 32
+    tight_bound_betas: tuple[float, ...] = (0.5, 1.0, 2.0)
+    tight_bound_train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=5000, batch_size=32, lr=2e-3, max_grad_norm=None, seed=0, log_every=500
+        )
+    )
     explorer_images: int = 8
 
     _nested = {
@@ -137,7 +151,20 @@ class RateSplittingSettings(ConfigBase):
         "train": TrainConfig,
         "bound_model": HierarchicalVAEConfig,
         "bound_train": TrainConfig,
+        "tight_bound_train": TrainConfig,
     }
+
+    def __post_init__(self) -> None:
+        if int(self.tight_bound_images) < 2:
+            raise ValueError(
+                f"tight_bound_images must be at least 2 images, got {self.tight_bound_images}"
+            )
+        if not self.tight_bound_betas or any(
+            not (float(b) > 0 and math.isfinite(float(b))) for b in self.tight_bound_betas
+        ):
+            raise ValueError(
+                f"tight_bound_betas must be positive and finite, got {self.tight_bound_betas}"
+            )
 
     @property
     def beta_values(self) -> np.ndarray:

@@ -142,9 +142,10 @@ class SemafoSettings(ConfigBase):
 
     @property
     def authors_loss(self) -> SemafoLossConfig:
-        r"""The authors' objective: their :math:`\gamma_u` and their estimators (one-sample
-        relaxed entropy, Concrete density of the labelled :math:`y`, sampled KL of :math:`z_0`),
-        with this profile's warm-up.
+        r"""The loss of the authors' objective, with this profile's warm-up.
+
+        Their :math:`\gamma_u` and their estimators: the one-sample relaxed entropy, the
+        Concrete density of the labelled :math:`y` and the sampled KL of :math:`z_0`.
 
         Used in: :ref:`ch-semafovae`
         """

@@ -108,7 +108,7 @@ SEMAFO_VARIANTS: tuple[str, ...] = ("flat", "hierarchical")
 
 ENTROPY_ESTIMATORS: tuple[str, ...] = ("analytic", "mc")
 PSEUDO_LABELS: tuple[str, ...] = ("relaxed", "stop_gradient", "straight_through")
-"""How the unlabelled pass uses its pseudo-label :math:`\tilde y`: the reparameterised Concrete
+r"""How the unlabelled pass uses its pseudo-label :math:`\tilde y`: the reparameterised Concrete
 sample (authors), the same sample without its gradient (the authors' ``NoReparams``), or a
 straight-through one-hot (ours)."""
 r"""Estimators of :math:`H[q(y\mid z_0)]`: the analytic categorical entropy [ours] or the
