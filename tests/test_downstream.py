@@ -24,6 +24,7 @@ from hvae_lib.analysis import (
     inception_style_score,
     label_distribution,
     label_information,
+    measure_distortion_and_rate,
     probe_accuracy,
     psnr,
     reconstruction_psnr,
@@ -113,6 +114,26 @@ def test_check_fano_bound_and_tolerance():
     assert check_fano_bound(0.101, 0.0, UNIFORM10, tolerance=0.01).holds
     with pytest.raises(ValueError):
         check_fano_bound(1.2, 0.0, UNIFORM10)
+
+
+def test_measure_distortion_and_rate_matches_repeated_passes():
+    """The helper equals S passes of evaluate_rates drawn from one generator, in order."""
+    cfg = HierarchicalVAEConfig(input_shape=(1, 8, 8), latent_dims=(4, 2), hidden=16)
+    torch.manual_seed(0)
+    model = HierarchicalVAE(cfg)
+    x = (torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    d, r, se = measure_distortion_and_rate(
+        model, x, generator=torch.Generator().manual_seed(3), num_samples=4
+    )
+    g = torch.Generator().manual_seed(3)
+    evs = [evaluate_rates(model, x, generator=g) for _ in range(4)]
+    total = np.stack([e.distortion + e.rates.sum(1) for e in evs])
+    assert d == pytest.approx(np.mean([e.distortion for e in evs]))
+    assert r == pytest.approx(np.mean([e.rates.sum(1) for e in evs]))
+    assert se == pytest.approx(math.sqrt(total.var(0, ddof=1).sum() / 4) / 12)
+    assert se > 0  # the passes differ: the generator is not re-seeded between them
+    with pytest.raises(ValueError, match="num_samples"):
+        measure_distortion_and_rate(model, x, generator=g, num_samples=1)
 
 
 def test_distortion_bounds():

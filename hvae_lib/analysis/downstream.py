@@ -76,6 +76,7 @@ __all__ = [
     "gaussian_sse_lower_bound",
     "BoundCheck",
     "check_distortion_bound",
+    "measure_distortion_and_rate",
     "FanoCheck",
     "check_fano_bound",
     "evaluate_model",
@@ -794,6 +795,33 @@ class BoundCheck:
     def margin(self) -> float:
         """Distance to the bound on the valid side (negative when violated, ignoring tolerance)."""
         return self.value - self.bound if self.name.endswith(">=") else self.bound - self.value
+
+
+def measure_distortion_and_rate(
+    model: HierarchicalVAE,
+    data: torch.Tensor | np.ndarray,
+    *,
+    generator: torch.Generator,
+    num_samples: int,
+) -> tuple[float, float, float]:
+    r"""``(E[D], E[R], se)`` over ``num_samples`` posterior samples of every example, in nats.
+
+    Runs :func:`evaluate_rates` ``num_samples`` times, drawing from ``generator`` one pass after
+    the other. ``se`` is the Monte-Carlo standard error of :math:`\mathbb E[D+R]`: with
+    :math:`s_n^2` the sample variance of :math:`D+R` of example :math:`n` over the ``S`` passes,
+    :math:`\mathrm{se}=\sqrt{\sum_n s_n^2/S}\,/\,N`. The inputs of
+    :func:`check_distortion_bound`.
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+    if int(num_samples) < 2:
+        raise ValueError(f"num_samples must be >= 2 for a standard error, got {num_samples}")
+    evs = [evaluate_rates(model, data, generator=generator) for _ in range(int(num_samples))]
+    dist = np.stack([e.distortion for e in evs])  # [S, N]
+    rate = np.stack([e.rates.sum(1) for e in evs])  # [S, N]
+    total = dist + rate
+    se = math.sqrt(total.var(axis=0, ddof=1).sum() / int(num_samples)) / total.shape[1]
+    return float(dist.mean()), float(rate.mean()), se
 
 
 def check_distortion_bound(
