@@ -12,12 +12,15 @@ from hvae_lib.models import HierarchicalVAE, HierarchicalVAEConfig, prototype_pr
 from hvae_lib.objectives import hierarchical_loss
 from hvae_lib.train import (
     ResultCache,
+    TensorBatches,
     TrainConfig,
     beta_grid,
+    chunk_checkpoint_name,
     fit,
     fit_grid,
     log_spaced_betas,
     member_key,
+    source_digest,
     train,
     train_grid,
 )
@@ -223,3 +226,146 @@ def test_prototype_grid_reproduces_independent_rate_control():
             num_test=397,
         )
         assert check.holds, row
+
+
+# ------------------------------------------------------------------ resumable grids (issue 15)
+RESUME_BETAS = beta_grid([0.1, 1.0], [0.5, 2.0])  # 4 members, 2 chunks of 2
+RESUME_TC = TrainConfig(steps=20, batch_size=32, lr=3e-3, seed=2, log_every=5, checkpoint_every=5)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(monkeypatch, call: int) -> None:
+    """Raise at the ``call``-th grid step (counted over all chunks; each step calls the KL
+    warm-up schedule once): a crash in the middle of a long grid run."""
+    from hvae_lib.train import ensemble
+
+    calls = {"n": 0}
+    real = ensemble.kl_warmup
+
+    def counting(step: int, warmup_steps: int) -> float:
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise _Interrupt(f"interrupted at grid step call {call}")
+        return real(step, warmup_steps)
+
+    monkeypatch.setattr(ensemble, "kl_warmup", counting)
+
+
+def _fit(cache_root, data):
+    return fit_grid(
+        CFG,
+        RESUME_BETAS,
+        data,
+        RESUME_TC,
+        cache=ResultCache(cache_root, enabled=True),
+        chunk_size=2,
+        progress=False,
+    )
+
+
+def _assert_same_grid(a, b) -> None:
+    for sa, sb, ra, rb in zip(a.state_dicts, b.state_dicts, a.results, b.results):
+        assert sa.keys() == sb.keys()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+        assert ra.history == rb.history and ra.skipped_steps == rb.skipped_steps
+
+
+@pytest.mark.parametrize(
+    "stop_call, cached_before",
+    [(21, 2), (33, 2), (13, 0)],
+    ids=["after-first-chunk", "mid-second-chunk", "mid-first-chunk"],
+)
+def test_interrupted_grid_resumes_to_the_uninterrupted_result(
+    tmp_path, monkeypatch, stop_call, cached_before
+):
+    """A grid interrupted after its first chunk, or in a chunk between two of its checkpoints,
+    resumes (finished chunks from the cache, the interrupted one from its last checkpoint) to
+    exactly the weights and histories of an uninterrupted run."""
+    data = _data()
+    straight = _fit(tmp_path / "straight", data)
+    assert not list((tmp_path / "straight" / "grid-checkpoints").glob("*.pt"))  # cleaned up
+
+    with monkeypatch.context() as m:
+        _interrupt_at(m, stop_call)
+        with pytest.raises(_Interrupt):
+            _fit(tmp_path / "resumed", data)
+    cache = ResultCache(tmp_path / "resumed", enabled=True)
+    digest = source_digest(TensorBatches(data, RESUME_TC.batch_size, RESUME_TC.seed))
+    keys = [cache.key(member_key(CFG, b), RESUME_TC, digest) for b in RESUME_BETAS]
+    cached = sum(cache.load(k, HierarchicalVAE(CFG)) is not None for k in keys)
+    assert cached == cached_before  # the finished chunk was stored before the crash
+    ckpts = list((tmp_path / "resumed" / "grid-checkpoints").glob("*.pt"))
+    assert len(ckpts) == (0 if stop_call == 21 else 1)  # a mid-chunk crash left a checkpoint
+    if ckpts:
+        assert torch.load(ckpts[0], weights_only=True)["step"] == 10  # the last one before it
+
+    calls = {"n": 0}
+    from hvae_lib.train import ensemble
+
+    real = ensemble.kl_warmup
+
+    def counting(step: int, warmup_steps: int) -> float:
+        calls["n"] += 1
+        return real(step, warmup_steps)
+
+    monkeypatch.setattr(ensemble, "kl_warmup", counting)
+    resumed = _fit(tmp_path / "resumed", data)
+    # only the steps not done before the crash (and not checkpointed) are trained again
+    assert calls["n"] == {21: 20, 33: 10, 13: 30}[stop_call]
+    _assert_same_grid(straight, resumed)
+    assert not list((tmp_path / "resumed" / "grid-checkpoints").glob("*.pt"))
+
+
+def test_resume_check_fails_when_the_checkpoint_loses_optimizer_state(tmp_path, monkeypatch):
+    """Negative control: a checkpoint whose Adam moments are zeroed resumes to other weights,
+    and the comparison of the test above reports it."""
+    data = _data()
+    straight = _fit(tmp_path / "straight", data)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 33)
+        with pytest.raises(_Interrupt):
+            _fit(tmp_path / "broken", data)
+    (ckpt,) = (tmp_path / "broken" / "grid-checkpoints").glob("*.pt")
+    payload = torch.load(ckpt, weights_only=True)
+    payload["optimizer"]["m"].zero_()
+    payload["optimizer"]["v"].zero_()
+    torch.save(payload, ckpt)
+    resumed = _fit(tmp_path / "broken", data)
+    with pytest.raises(AssertionError):
+        _assert_same_grid(straight, resumed)
+
+
+def test_grid_checkpoint_errors(tmp_path):
+    """A corrupt chunk checkpoint, or one written for other betas, is refused by name."""
+    data = _data()
+    digest = source_digest(TensorBatches(data, RESUME_TC.batch_size, RESUME_TC.seed))
+    name = chunk_checkpoint_name(CFG, RESUME_BETAS[:2], RESUME_TC, 0, digest)
+    assert name != chunk_checkpoint_name(CFG, RESUME_BETAS[2:], RESUME_TC, 0, digest)
+    assert name != chunk_checkpoint_name(
+        CFG, RESUME_BETAS[:2], RESUME_TC.replace(steps=21), 0, digest
+    )
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / name).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable grid checkpoint"):
+        train_grid(CFG, RESUME_BETAS[:2], data, RESUME_TC, checkpoint_dir=folder, progress=False)
+    torch.save({"betas": [[9.0, 9.0]], "train_config": RESUME_TC.to_json()}, folder / name)
+    with pytest.raises(ValueError, match="another grid chunk"):
+        train_grid(CFG, RESUME_BETAS[:2], data, RESUME_TC, checkpoint_dir=folder, progress=False)
+
+
+def test_finished_chunk_checkpoint_is_reused_by_train_grid(tmp_path):
+    """Without a callback, train_grid keeps each finished chunk's final checkpoint, and a second
+    call returns the same members without training."""
+    data = _data()
+    first = train_grid(
+        CFG, RESUME_BETAS, data, RESUME_TC, chunk_size=2, checkpoint_dir=tmp_path, progress=False
+    )
+    assert len(list(tmp_path.glob("*.pt"))) == 2
+    second = train_grid(
+        CFG, RESUME_BETAS, data, RESUME_TC, chunk_size=2, checkpoint_dir=tmp_path, progress=False
+    )
+    _assert_same_grid(first, second)

@@ -217,3 +217,36 @@ def test_cache_write_only_by_env(tmp_path, monkeypatch):
         build, data, vae_loss(1.0), cfg, key="k", cache=ResultCache(tmp_path), progress=False
     )
     assert r3.from_cache and r3.history == r2.history
+
+
+def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
+    """A fit interrupted between two checkpoints continues from the last one on the next call
+    (only the remaining steps run) and ends with the weights of an uninterrupted fit; the
+    checkpoint is removed once the result is cached. In write-only mode nothing is resumed."""
+    data = tiny_data()
+    cfg = TrainConfig(steps=30, batch_size=16, lr=3e-3, log_every=5, checkpoint_every=10)
+    straight, r_straight = fit(
+        build, data, vae_loss(1.0), cfg, key="k", cache=ResultCache(tmp_path / "a"), progress=False
+    )
+    calls = {"n": 0, "stop": 25}
+    base = vae_loss(1.0)
+
+    def loss(model, batch, *, step, generator):
+        calls["n"] += 1
+        if calls["n"] == calls["stop"]:
+            raise KeyboardInterrupt  # a user stopping the notebook
+        return base(model, batch, step=step, generator=generator)
+
+    cache = ResultCache(tmp_path / "b", enabled=True)
+    with pytest.raises(KeyboardInterrupt):
+        fit(build, data, loss, cfg, key="k", cache=cache, progress=False)
+    (ckpt,) = (tmp_path / "b" / "checkpoints").glob("*.pt")
+    assert load_checkpoint(ckpt)["step"] == 20
+    calls["n"], calls["stop"] = 0, -1
+    resumed, r_resumed = fit(build, data, loss, cfg, key="k", cache=cache, progress=False)
+    assert calls["n"] == 10 and not r_resumed.from_cache
+    sa, sb = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert r_resumed.history == r_straight.history
+    assert not list((tmp_path / "b" / "checkpoints").glob("*.pt"))
+    assert ResultCache(tmp_path / "c", write_only=True).checkpoint_path("k") is None

@@ -11,7 +11,15 @@
 """
 
 from ..config import build_seeded  # re-exported: the chapters build models with it
-from .ensemble import GridResult, beta_grid, fit_grid, log_spaced_betas, member_key, train_grid
+from .ensemble import (
+    GridResult,
+    beta_grid,
+    chunk_checkpoint_name,
+    fit_grid,
+    log_spaced_betas,
+    member_key,
+    train_grid,
+)
 from .loop import (
     BatchSampler,
     BatchSource,
@@ -68,6 +76,7 @@ __all__ = [
     "train",
     "GridResult",
     "beta_grid",
+    "chunk_checkpoint_name",
     "fit_grid",
     "log_spaced_betas",
     "member_key",

@@ -32,9 +32,11 @@ Used in: :ref:`ch-rate-splitting`
 from __future__ import annotations
 
 import math
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,11 +53,23 @@ from .loop import (
     TensorBatches,
     TrainConfig,
     TrainResult,
+    fingerprint,
     noise_generator,
     source_digest,
 )
 
-__all__ = ["GridResult", "log_spaced_betas", "beta_grid", "member_key", "train_grid", "fit_grid"]
+__all__ = [
+    "GridResult",
+    "log_spaced_betas",
+    "beta_grid",
+    "member_key",
+    "chunk_checkpoint_name",
+    "train_grid",
+    "fit_grid",
+]
+
+#: ``on_chunk(indices, state_dicts, results)`` of :func:`train_grid`
+ChunkCallback = Callable[[list[int], list[dict[str, torch.Tensor]], list[TrainResult]], None]
 
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
@@ -205,6 +219,22 @@ class _MaskedAdam:
         self.uniform = hasattr(torch, "_fused_adam_")
         self.step_t = torch.zeros((), dtype=torch.float32, device=flat.device)
 
+    def state(self) -> dict[str, Any]:
+        """The optimiser's state (CPU tensors and a flag) for a checkpoint."""
+        return {
+            "m": self.m.cpu(),
+            "v": self.v.cpu(),
+            "t": self.t.cpu(),
+            "step_t": self.step_t.cpu(),
+            "uniform": bool(self.uniform),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state` (in place, on the optimiser's device)."""
+        for name in ("m", "v", "t", "step_t"):
+            getattr(self, name).copy_(state[name])
+        self.uniform = bool(state["uniform"]) and hasattr(torch, "_fused_adam_")
+
     @torch.no_grad()
     def step(self, flat: torch.Tensor, grad: torch.Tensor, ok: torch.Tensor, all_ok: bool) -> None:
         b1, b2 = _ADAM_BETAS
@@ -249,6 +279,72 @@ class _MaskedAdam:
         flat.copy_(torch.where(okc, p_new, flat))
 
 
+def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary name, then rename: an interrupted save leaves the previous
+    checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_chunk_checkpoint(
+    path: Path, device: torch.device, betas: list[tuple[float, ...]], tc: TrainConfig
+) -> dict[str, Any]:
+    """Read a chunk checkpoint (``weights_only``) and check that it belongs to this chunk.
+
+    Raises
+    ------
+    ValueError
+        The file is unreadable, or was written for other betas or another training config
+        (the message names the file, to be deleted).
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with context
+        raise ValueError(
+            f"{path.resolve()} is not a readable grid checkpoint ({exc}); delete it to retrain "
+            "this chunk from the start"
+        ) from exc
+    if ckpt.get("betas") != [list(b) for b in betas] or ckpt.get("train_config") != tc.to_json():
+        raise ValueError(
+            f"{path.resolve()} holds a checkpoint of another grid chunk (other betas or "
+            "training config); delete it"
+        )
+    return ckpt
+
+
+def chunk_checkpoint_name(
+    config: HierarchicalVAEConfig,
+    betas: Sequence[Sequence[float]],
+    train_config: TrainConfig,
+    warmup_steps: int,
+    data_digest: str,
+    init: Any = None,
+) -> str:
+    """File name of the in-chunk checkpoint of one grid chunk: a fingerprint of everything
+    that determines the chunk's training (architecture, betas, training config, warm-up,
+    data, initialisation).
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+    init_parts: list[Any] = []
+    if init is not None:  # state dicts are fingerprinted tensor by tensor (a repr truncates)
+        for state in [init] if isinstance(init, Mapping) else list(init):
+            for name in sorted(state):
+                init_parts += [name, state[name]]
+    key = fingerprint(
+        "grid-chunk",
+        config,
+        [list(map(float, b)) for b in betas],
+        train_config,
+        int(warmup_steps),
+        data_digest,
+        *init_parts,
+    )
+    return f"grid-chunk-{key[:32]}.pt"
+
+
 def _train_members(
     config: HierarchicalVAEConfig,
     betas: list[tuple[float, ...]],
@@ -260,6 +356,7 @@ def _train_members(
     device: torch.device,
     progress: bool,
     desc: str,
+    checkpoint_path: Path | None = None,
 ) -> tuple[list[dict[str, torch.Tensor]], list[TrainResult], float]:
     g_count = len(betas)
     template, states = _stack_init(config, g_count, tc.seed, init)
@@ -310,9 +407,53 @@ def _train_members(
     counts = torch.zeros(g_count, dtype=torch.float64, device=device)
     skipped = torch.zeros(g_count, dtype=torch.int64, device=device)
     histories: list[dict[str, list[float]]] = [{"step": []} for _ in range(g_count)]
+    start, elapsed = 0, 0.0
+    if checkpoint_path is not None and checkpoint_path.is_file():
+        ckpt = _load_chunk_checkpoint(checkpoint_path, device, betas, tc)
+        with torch.no_grad():
+            flat.copy_(ckpt["flat"].to(device, dtype))
+            for n, b in buffers.items():
+                b.copy_(ckpt["buffers"][n].to(device, b.dtype))
+        opt.load_state(ckpt["optimizer"])
+        sampler.load(ckpt["sampler"])
+        generator.set_state(ckpt["generator"].cpu())
+        sums.copy_(ckpt["sums"].to(device))
+        counts.copy_(ckpt["counts"].to(device))
+        skipped.copy_(ckpt["skipped"].to(device))
+        histories = [{k: list(v) for k, v in h.items()} for h in ckpt["histories"]]
+        start, elapsed = int(ckpt["step"]), float(ckpt["seconds"])
     t0 = time.perf_counter()
-    bar = tqdm(total=tc.steps, desc=desc, disable=not progress, leave=False, mininterval=1.0)
-    for step in range(tc.steps):
+
+    def checkpoint(done: int) -> None:
+        assert checkpoint_path is not None
+        _save_atomic(
+            checkpoint_path,
+            {
+                "betas": [list(b) for b in betas],
+                "train_config": tc.to_json(),
+                "step": done,
+                "seconds": elapsed + time.perf_counter() - t0,
+                "flat": flat.detach().cpu(),
+                "buffers": {n: b.detach().cpu() for n, b in buffers.items()},
+                "optimizer": opt.state(),
+                "sampler": sampler.state(),
+                "generator": generator.get_state(),
+                "sums": sums.cpu(),
+                "counts": counts.cpu(),
+                "skipped": skipped.cpu(),
+                "histories": histories,
+            },
+        )
+
+    bar = tqdm(
+        total=tc.steps,
+        initial=start,
+        desc=desc,
+        disable=not progress,
+        leave=False,
+        mininterval=1.0,
+    )
+    for step in range(start, tc.steps):
         batch = data[sampler.next()]
         batch = batch if batch.device == device else batch.to(device, non_blocking=True)
         if not batch.is_floating_point():
@@ -352,8 +493,10 @@ def _train_members(
                 bar.set_postfix(loss=f"{float(s_cpu[0].sum() / c_cpu.sum()):.2f}", refresh=False)
             sums.zero_()
             counts.zero_()
+        if checkpoint_path is not None and (done % tc.checkpoint_every == 0 or done == tc.steps):
+            checkpoint(done)
     bar.close()
-    seconds = time.perf_counter() - t0
+    seconds = elapsed + time.perf_counter() - t0
     flat_cpu = flat.detach().cpu()
     buf_cpu = {n: b.detach().cpu() for n, b in buffers.items()}
     order = list(template.state_dict().keys())
@@ -390,6 +533,9 @@ def train_grid(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "beta grid",
+    checkpoint_dir: str | os.PathLike | None = None,
+    data_digest: str | None = None,
+    on_chunk: ChunkCallback | None = None,
 ) -> GridResult:
     r"""Train one :class:`HierarchicalVAE` per entry of ``betas``, all at once.
 
@@ -414,6 +560,17 @@ def train_grid(
     device : where to train (``"auto"``, ``"cpu"``, ``"cuda"``...); data stay where they are
         and minibatches are moved.
     progress : ``tqdm.auto`` progress bar.
+    checkpoint_dir : if given, each chunk writes its whole training state (weights, Adam
+        moments and step counts, minibatch order, noise generator, pending logs) to
+        ``checkpoint_dir / chunk_checkpoint_name(...)`` every ``train_config.checkpoint_every``
+        steps and when it finishes; a call that finds such a file continues from it, so an
+        interrupted grid resumes to the result of an uninterrupted one (a finished chunk is
+        not retrained).
+    data_digest : :func:`~hvae_lib.train.source_digest` of the data, if already computed
+        (names the checkpoints; computed once here otherwise).
+    on_chunk : called as ``on_chunk(indices, state_dicts, results)`` after each chunk, with the
+        positions of its members in ``betas``; once it returns, the chunk's checkpoint is
+        deleted (the callback has persisted the chunk, e.g. :func:`fit_grid` caches it).
 
     Returns
     -------
@@ -444,6 +601,11 @@ def train_grid(
     size = len(grid) if chunk_size is None else int(chunk_size)
     if size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None and data_digest is None:
+        data_digest = source_digest(
+            TensorBatches(data, train_config.batch_size, train_config.seed)
+        )  # once per grid
     states: list[dict[str, torch.Tensor]] = []
     results: list[TrainResult] = []
     total = 0.0
@@ -455,6 +617,12 @@ def train_grid(
         label = (
             desc if size >= len(grid) else f"{desc} [{start + 1}-{start + len(part)}/{len(grid)}]"
         )
+        path = None
+        if folder is not None:
+            assert data_digest is not None
+            path = folder / chunk_checkpoint_name(
+                config, part, train_config, int(warmup_steps), data_digest, part_init
+            )
         s, r, sec = _train_members(
             config,
             part,
@@ -465,7 +633,12 @@ def train_grid(
             device=dev,
             progress=progress,
             desc=label,
+            checkpoint_path=path,
         )
+        if on_chunk is not None:
+            on_chunk(list(range(start, start + len(part))), s, r)
+            if path is not None:
+                path.unlink(missing_ok=True)
         states += s
         results += r
         total += sec
@@ -493,14 +666,19 @@ def fit_grid(
     progress: bool = True,
     desc: str = "beta grid",
 ) -> GridResult:
-    """:func:`train_grid` with a per-member :class:`~hvae_lib.train.ResultCache`.
+    """:func:`train_grid` with a per-member :class:`~hvae_lib.train.ResultCache`; resumable.
 
     Each member is looked up under ``cache.key(member_key(config, betas, warmup_steps),
     train_config, source_digest(TensorBatches(data, ...)))`` — the key :func:`hvae_lib.train.fit`
     uses with ``key=member_key(...)`` on the same data, whose fingerprint is computed once for
     the whole grid — and only missing members are trained (as one batched model,
-    from the default initialisation), then stored. ``cache=None`` makes one from the
-    environment (``HVAE_CACHE=0`` disables it).
+    from the default initialisation, ``chunk_size`` members at a time). Each chunk is stored
+    as soon as it finishes, and while it trains it checkpoints every
+    ``train_config.checkpoint_every`` steps under ``cache.root / "grid-checkpoints"``, so a
+    re-run after an interruption skips the finished chunks, continues the interrupted one from
+    its last checkpoint and ends with the members an uninterrupted run gives
+    (``tests/test_ensemble.py`` checks it). ``cache=None`` makes one from the environment
+    (``HVAE_CACHE=0`` disables it; ``HVAE_CACHE=write`` stores but neither loads nor resumes).
 
     Used in: :ref:`ch-rate-splitting`
     """
@@ -518,6 +696,16 @@ def fit_grid(
     missing = [i for i in range(len(grid)) if states[i] is None]
     seconds = 0.0
     if missing:
+
+        def store(positions: list[int], chunk_states: list, chunk_results: list) -> None:
+            for j, s, r in zip(positions, chunk_states, chunk_results):
+                i = missing[j]
+                states[i], results[i] = s, r
+                m = HierarchicalVAE(config)
+                m.load_state_dict(s)
+                cache.store(keys[i], m, r)
+
+        resumable = cache.enabled and not cache.write_only
         trained = train_grid(
             config,
             [grid[i] for i in missing],
@@ -528,13 +716,11 @@ def fit_grid(
             device=device,
             progress=progress,
             desc=desc,
+            checkpoint_dir=cache.root / "grid-checkpoints" if resumable else None,
+            data_digest=digest,
+            on_chunk=store,
         )
         seconds = trained.seconds
-        for j, i in enumerate(missing):
-            states[i], results[i] = trained.state_dicts[j], trained.results[j]
-            m = HierarchicalVAE(config)
-            m.load_state_dict(trained.state_dicts[j])
-            cache.store(keys[i], m, trained.results[j])
     return GridResult(
         config=config,
         train_config=train_config,

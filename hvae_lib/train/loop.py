@@ -484,6 +484,14 @@ class ResultCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key
 
+    def checkpoint_path(self, key: str) -> Path | None:
+        """Where a run being trained for ``key`` checkpoints (``root/checkpoints/KEY.pt``), so
+        that a re-run after an interruption continues from it; ``None`` when the cache is off
+        or write-only (every run then starts from scratch)."""
+        if not self.enabled or self.write_only:
+            return None
+        return self.root / "checkpoints" / f"{key}.pt"
+
     def load(self, key: str, model: nn.Module) -> TrainResult | None:
         """Load weights into ``model`` and return the stored result, or ``None`` on a miss."""
         if not self.enabled or self.write_only:
@@ -540,6 +548,10 @@ def fit(
     cache : a :class:`ResultCache`; ``None`` makes one from the environment.
 
     Returns the trained model (on ``device``, in eval mode) and its :class:`TrainResult`.
+
+    While it trains, the run checkpoints every ``config.checkpoint_every`` steps to
+    :meth:`ResultCache.checkpoint_path` (deleted once the result is stored), so a re-run after
+    an interruption continues from the last checkpoint (:func:`train`'s exact resume).
     """
     source = (
         TensorBatches(batches, config.batch_size, config.seed)
@@ -552,6 +564,18 @@ def fit(
     hit = cache.load(k, model)
     if hit is not None:
         return model.to(device).eval(), hit
-    result = train(model, source, loss_fn, config, device=device, progress=progress, desc=desc)
+    checkpoint = cache.checkpoint_path(k)
+    result = train(
+        model,
+        source,
+        loss_fn,
+        config,
+        device=device,
+        progress=progress,
+        desc=desc,
+        checkpoint_path=checkpoint,
+    )
     cache.store(k, model, result)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     return model, result
