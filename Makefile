@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PROFILE ?= quick
 DEVICE ?= auto
 THREADS ?= 1
+JOBS ?=
+TEST_JOBS ?= auto
 
 .PHONY: setup book test clean
 
@@ -22,10 +24,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml Makefile
 setup: $(VENV)/.installed
 
 book: setup
-	$(PY) -m hvae_lib build --profile $(PROFILE) --device $(DEVICE) --threads $(THREADS)
+	$(PY) -m hvae_lib build --profile $(PROFILE) --device $(DEVICE) --threads $(THREADS)$(if $(JOBS), --jobs $(JOBS))
 
 test: setup
-	$(PY) -m pytest
+	@# 1. unit tests and notebooks spread over TEST_JOBS workers (pytest-xdist; each notebook
+	@#    whole on one worker, the longest first); 2. the browser tests, which build the book
+	@#    from the models run 1 stored. Both share one cache and claims folder, removed after.
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/hvae-test-XXXXXX"); \
+	export HVAE_CACHE_DIR="$$dir/cache" HVAE_CLAIMS_DIR="$$dir/claims"; \
+	$(PY) -m pytest -n $(TEST_JOBS) -m "not browser" && $(PY) -m pytest -m browser; \
+	code=$$?; rm -rf "$$dir"; exit $$code
 
 clean:
 	rm -rf _build .hvae_cache

@@ -6,7 +6,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -16,6 +18,7 @@ from hvae_lib.book import (
     REPO_ROOT,
     execute_notebook,
     kernel_env,
+    pair_differences,
     parameters_for,
     pipeline,
     strip_unchecked_outputs,
@@ -164,6 +167,8 @@ def test_tiny_book_builds_with_status_page(tmp_path):
     assert "book/tiny.ipynb" in status and "quick" in status and str(tmp_path) not in status
     meta = json.loads((out / "_build" / "status.json").read_text())
     assert meta["runs"][0]["ok"] and meta["parameters"]["THREADS"] == 1
+    assert meta["jobs"] == pipeline.default_jobs(1) and meta["runs"][0]["cpu_seconds"] > 0
+    assert "CPU time (s)" in status and "of wall time with up to" in status
     # a broken cross-reference makes the build fail (-W -n)
     (root / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`no-such-label`.\n")
     assert book.build("quick", "cpu", 0, 1, root=root, progress=False) != 0
@@ -294,3 +299,234 @@ def test_injected_parameters_cell_is_removed_from_the_page(tmp_path):
     book.hide_injected_parameters(out)
     after = injected(nbformat.read(out, as_version=4))
     assert len(after) == 1 and "remove-cell" in after[0].metadata["tags"]
+
+
+# ------------------------------------------------------------------- parallel execution, needs
+def tiny_repo(root: Path, bodies: dict[str, str], meta: dict[str, Any] | None = None) -> Path:
+    """A repository whose ``_toc.yml`` lists an intro page and the notebooks ``bodies`` (name:
+    code of its last cell), in that order; ``meta`` gives a notebook its ``hvae`` metadata."""
+    (root / "book").mkdir(parents=True)
+    (root / "_config.yml").write_text("title: tiny\n")
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n"
+        + "".join(f"  - file: book/{name}\n" for name in bodies)
+    )
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    for name, body in bodies.items():
+        path = make_notebook(root / "book" / f"{name}.ipynb", body)
+        if meta and name in meta:
+            nb = nbformat.read(path, as_version=4)
+            nb.metadata["hvae"] = meta[name]
+            nbformat.write(nb, path)
+    return root
+
+
+def stamp(log: Path, name: str, wait_for: Sequence[str] = (), wait_s: float = 0.0) -> str:
+    """Code that writes ``NAME.start`` and ``NAME.end`` (``time.time()``) into ``log``; between
+    the two it waits until the notebooks ``wait_for`` have started, for at most ``wait_s``."""
+    return "\n".join(
+        [
+            "import time",
+            "from pathlib import Path",
+            f"log = Path({str(log)!r})",
+            f"(log / {name + '.start'!r}).write_text(repr(time.time()))",
+            f"deadline = time.time() + {wait_s!r}",
+            f"others = [log / (o + '.start') for o in {list(wait_for)!r}]",
+            "while time.time() < deadline and not all(p.exists() for p in others):",
+            "    time.sleep(0.02)",
+            f"(log / {name + '.end'!r}).write_text(repr(time.time()))",
+        ]
+    )
+
+
+def interval(log: Path, name: str) -> tuple[float, float]:
+    return float((log / f"{name}.start").read_text()), float((log / f"{name}.end").read_text())
+
+
+def runs_by_name(out: Path) -> dict[str, dict[str, Any]]:
+    meta = json.loads((out / "_build" / "status.json").read_text())
+    return {Path(r["path"]).stem: r for r in meta["runs"]}
+
+
+@pytest.mark.parametrize("jobs", [2, 1])
+def test_jobs_run_notebooks_at_once(tmp_path, jobs):
+    """jobs=2: each of two notebooks waits (up to 60 s) until the other has started, so their
+    run intervals overlap. jobs=1, the negative control: the same two notebooks (waiting 1 s at
+    most) run one after the other, and the intervals do not overlap."""
+    log = tmp_path / "log"
+    log.mkdir()
+    wait = 60.0 if jobs == 2 else 1.0
+    root = tiny_repo(
+        tmp_path / "repo",
+        {"a": stamp(log, "a", ["b"], wait), "b": stamp(log, "b", ["a"], wait)},
+    )
+    assert book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=jobs) == 0
+    (a0, a1), (b0, b1) = interval(log, "a"), interval(log, "b")
+    if jobs == 2:
+        assert max(a0, b0) < min(a1, b1)  # both were running at once
+    else:
+        assert a1 <= b0  # in the order of _toc.yml, one at a time
+    meta = json.loads((root / "_build" / "status.json").read_text())
+    assert meta["jobs"] == jobs and meta["execution_seconds"] > 0
+    assert all(r["ok"] and r["finished"] > r["started"] for r in meta["runs"])
+    status = (root / "_build" / "staging" / "book" / "status.md").read_text()
+    assert f"jobs `{jobs}`" in status and "CPU time (s)" in status
+
+
+def test_a_needed_notebook_finishes_first(tmp_path, capsys):
+    """``second`` (listed first) needs ``first``, which waits up to 3 s for ``second`` to
+    start: it starts only after ``first`` has ended although two could run at once. With
+    ``only``, ``second`` runs alone on the executed copy of ``first`` from the last build."""
+    log = tmp_path / "log"
+    log.mkdir()
+    root = tiny_repo(
+        tmp_path / "repo",
+        {"second": stamp(log, "second"), "first": stamp(log, "first", ["second"], 3.0)},
+        meta={"second": {"needs": ["first"]}},
+    )
+    assert book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=2) == 0
+    first, second = interval(log, "first"), interval(log, "second")
+    assert second[0] >= first[1]
+    runs = runs_by_name(root)
+    assert runs["second"]["needs"] == ["first"] and runs["first"]["needs"] == []
+    # --only: the selected notebook runs; what it needs is reused, not re-executed
+    capsys.readouterr()
+    code = book.build(
+        "quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=2, only=["second"]
+    )
+    assert code == 0
+    assert interval(log, "first") == first and interval(log, "second")[0] > second[1]
+    assert "reusing the executed copy of book/first.ipynb" in capsys.readouterr().out
+    assert list(runs_by_name(root)) == ["second"]
+    assert (root / "_build" / "staging" / "book" / "first.ipynb").is_file()
+
+
+def test_a_failing_notebook_fails_the_build_after_the_others(tmp_path, capsys):
+    """``bad`` fails: ``good`` still runs and succeeds, ``after`` (needs bad) and ``later``
+    (needs after) are not run, the build returns 1 and the report names them."""
+    root = tiny_repo(
+        tmp_path / "repo",
+        {
+            "bad": "raise RuntimeError('boom')",
+            "good": "print('fine')",
+            "after": "print('never')",
+            "later": "print('never')",
+        },
+        meta={"after": {"needs": "bad"}, "later": {"needs": ["after"]}},
+    )
+    assert book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=2) == 1
+    runs = runs_by_name(root)
+    assert runs["good"]["ok"] and not runs["good"]["skipped"]
+    assert not runs["bad"]["ok"] and not runs["bad"]["skipped"] and "boom" in runs["bad"]["error"]
+    assert runs["after"]["skipped"] and runs["after"]["error"] == "not run: needs bad, which failed"
+    assert runs["later"]["skipped"] and "needs after, which was not run" in runs["later"]["error"]
+    good = nbformat.read(root / "_build" / "executed" / "book" / "good.ipynb", as_version=4)
+    assert "fine" in outputs_text(good)
+    assert not (root / "_build" / "executed" / "book" / "bad.ipynb").exists()
+    err = capsys.readouterr().err
+    assert f"FAILED: {root / 'book' / 'bad.ipynb'}" in err and "boom" in err
+    assert "NOT RUN:" in err and "1 of 4 notebooks failed: bad" in err
+    assert "not run because of it: after and later" in err
+    status = (root / "_build" / "staging" / "book" / "status.md").read_text()
+    assert "| `book/bad.ipynb` | FAILED |" in status
+    assert "| `book/after.ipynb` | not run: needs bad, which failed |" in status
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"a": {"needs": ["nosuch"]}}, "a.ipynb needs 'nosuch', which is not a notebook of"),
+        ({"a": {"needs": ["nosuch"]}}, "valid names are 'a', 'b'"),
+        ({"a": {"needs": "book/b"}, "b": {"needs": ["a"]}}, "cycle, so none of them could "),
+        ({"a": {"needs": ["b"]}, "b": {"needs": ["a"]}}, "start: a -> b -> a (A -> B: A needs"),
+        ({"a": {"needs": "all"}, "b": {"needs": "all"}}, "a, b declare `needs: all`"),
+        ({"b": {"needs": ["b"]}}, "b -> b"),
+        ({"a": {"needs": 3}}, "`needs` must be `all`, a notebook name or a list"),
+        ({"a": {"need": ["b"]}}, "unknown key(s) ['need']; the valid key is 'needs'"),
+    ],
+)
+def test_bad_needs_are_rejected_before_anything_runs(tmp_path, meta, message):
+    root = tiny_repo(tmp_path / "repo", {"a": "print(1)", "b": "print(2)"}, meta)
+    with pytest.raises(ValueError) as info:
+        book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False)
+    assert message in str(info.value)
+    assert not (root / "_build").exists()  # nothing staged, nothing run
+
+
+def test_acyclic_needs_pass_the_check(tmp_path):
+    """The control of the test above: a chain and `needs: all` on one notebook are fine."""
+    root = tiny_repo(
+        tmp_path / "repo",
+        {"a": "", "b": "", "c": ""},
+        {"b": {"needs": "a"}, "c": {"needs": "all"}},
+    )
+    a, b, c = (root / "book" / f"{n}.ipynb" for n in "abc")
+    assert pipeline.dependency_graph([a, b, c], root) == {a: [], b: [a], c: [a, b]}
+
+
+def test_cpu_time_is_the_kernels(tmp_path):
+    """The CPU time of a notebook is its kernel's: at least the 1 s of CPU that ``burn``'s kernel
+    spends (its own ``process_time``), and for ``sleepy``, run at the same time, less than its
+    wall time minus most of its 2 s sleep (a CPU time taken from this process, or shared by the
+    two workers, would count ``burn``'s second there too)."""
+    root = tiny_repo(
+        tmp_path / "repo",
+        {
+            "burn": "import time\nt = time.process_time()\n"
+            "while time.process_time() - t < 1.0:\n    pass",
+            "sleepy": "import time\ntime.sleep(2)",
+        },
+    )
+    assert book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=2) == 0
+    runs = runs_by_name(root)
+    assert runs["burn"]["cpu_seconds"] >= 0.99
+    assert runs["sleepy"]["cpu_seconds"] < runs["sleepy"]["seconds"] - 1.0
+    assert runs["sleepy"]["cpu_seconds"] < runs["burn"]["cpu_seconds"]
+
+
+def test_needs_are_read_from_the_md_front_matter(tmp_path):
+    """A pair declares its needs in the .md front matter; sync carries them into the .ipynb.
+    Without ``notebook_metadata_filter: hvae`` (the control) the pair check objects."""
+    front = (
+        "---\nhvae:\n  needs: [03_rate_splitting]\njupytext:\n  formats: ipynb,md:myst\n"
+        "  notebook_metadata_filter: hvae\nkernelspec:\n  display_name: Python 3\n"
+        "  language: python\n  name: python3\n---\n\n# X\n\n```{code-cell}\nx = 1\n```\n"
+    )
+    md = tmp_path / "x.md"
+    md.write_text(front)
+    assert book.sync(md) == 0
+    nb = tmp_path / "x.ipynb"
+    assert pipeline.notebook_needs(nb) == ["03_rate_splitting"]
+    assert nbformat.read(nb, as_version=4).metadata["hvae"] == {"needs": ["03_rate_splitting"]}
+    assert pair_differences(nb) == []
+    md.write_text(front.replace("  notebook_metadata_filter: hvae\n", ""))
+    assert any("notebook_metadata_filter" in d for d in pair_differences(nb))
+    # the ledger reads every chapter's claims: it runs last
+    notebooks = [f for f in toc_files(REPO_ROOT) if f.suffix == ".ipynb"]
+    ledger = REPO_ROOT / "book" / "ledger.ipynb"
+    assert pipeline.notebook_needs(ledger) == "all"
+    graph = pipeline.dependency_graph(notebooks, REPO_ROOT)
+    assert graph[ledger] == [nb for nb in notebooks if nb != ledger]
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_cli_rejects_bad_jobs(value, capsys):
+    assert book.main(["build", "--jobs", value, "--no-html"]) == 2
+    err = capsys.readouterr().err
+    assert "jobs (notebooks executed at once) must be a whole number >= 1" in err
+    assert f"got {int(value)}" in err
+
+
+def test_default_jobs_divide_the_cores(monkeypatch):
+    monkeypatch.setattr(pipeline, "available_cores", lambda: 8)
+    assert [pipeline.default_jobs(t) for t in (1, 2, 3, 8, 16, 0)] == [8, 4, 2, 1, 1, 1]
+    assert pipeline.check_jobs(None, 2) == 4 and pipeline.check_jobs(3, 2) == 3
+
+
+def test_available_cores_follow_the_affinity(monkeypatch):
+    """A container limited to 2 of the machine's 64 cores runs 2 notebooks at once, not 64."""
+    if not hasattr(pipeline.os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 64)
+    assert pipeline.available_cores() == 2 and pipeline.default_jobs(1) == 2

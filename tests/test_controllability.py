@@ -17,8 +17,9 @@ from hvae_lib.analysis import (
     frechet_distance,
     train_factor_classifier,
 )
+from hvae_lib.analysis.controllability import ImageFactorBatches
 from hvae_lib.data import dsprites_lite
-from hvae_lib.train import TrainConfig
+from hvae_lib.train import TensorBatches, TrainConfig
 
 torch.set_num_threads(1)
 
@@ -173,3 +174,20 @@ def test_factor_consistency(
     assert change == pytest.approx(float((x - x[3]).abs().mean()), rel=1e-6)
     with pytest.raises(ValueError, match="traversals"):
         factor_consistency(classifier, x)
+
+
+def test_factor_classifier_batches_equal_the_packed_tensor_without_copying_images():
+    """ImageFactorBatches draws the rows TensorBatches draws from the packed float tensor (so
+    training is unchanged), while the uint8 images are kept, not copied as float32."""
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(50, 1, 4, 4, generator=g) > 0.5).to(torch.uint8)
+    factors = torch.randint(0, 3, (50, 2), generator=g)
+    packed = torch.cat([images.reshape(50, -1).float(), factors.float()], dim=1)
+    ours, ref = ImageFactorBatches(images, factors, 16, 3), TensorBatches(packed, 16, 3)
+    for _ in range(7):  # across an epoch boundary
+        assert torch.equal(ours.next(), ref.next())
+    assert ours.images.dtype == torch.uint8 and ours.images.data_ptr() == images.data_ptr()
+    state = ours.state()
+    first = ours.next()
+    ours.load(state)
+    assert torch.equal(ours.next(), first)

@@ -7,6 +7,7 @@ text. Each check is shown to fail on a broken copy.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,63 @@ def test_resolve_notebook_errors(tmp_path):
         book.resolve_notebook(REPO_ROOT / "book" / "ledger.md")
         == REPO_ROOT / "book" / "ledger.ipynb"
     )
+
+
+#: a decimal number with five or more digits after the point: a raw float, not a rounded claim
+_RAW_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{5,}(?![\d])")
+
+
+def unstable_checked_outputs(nb) -> list[str]:
+    """What in the checked cells of ``nb`` would depend on the CPU and thread count.
+
+    nbval compares the outputs of ``# NBVAL_CHECK_OUTPUT`` cells exactly, and float results of
+    training differ across CPUs and thread counts (issue 15: two checked cells once failed on
+    another machine by comparing glued floats). So a checked cell must not ``glue`` (its record
+    would be compared) nor print a number with five or more decimals; it prints assertion
+    outcomes, integers and numbers rounded to the precision the claim needs.
+    """
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or book.CHECK_MARK not in cell.source:
+            continue
+        if "glue(" in cell.source:
+            out.append(f"cell {i}: a checked cell calls glue()")
+        for o in cell.get("outputs", []):
+            if "application/papermill.record" in str(o.get("data", {}).keys()):
+                out.append(f"cell {i}: stores a glue record")
+            text = o.get("text", "") or o.get("data", {}).get("text/plain", "")
+            for m in _RAW_FLOAT.findall(str(text)):
+                out.append(f"cell {i}: prints the raw float {m}")
+    return out
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_checked_outputs_hold_on_any_cpu(notebook):
+    assert unstable_checked_outputs(nbformat.read(notebook, as_version=4)) == []
+
+
+def test_unstable_output_check_fails_on_glue_and_raw_floats():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            '# NBVAL_CHECK_OUTPUT\nglue("acc", 0.8567, display=False)',
+            outputs=[
+                nbformat.v4.new_output(
+                    "display_data", data={"application/papermill.record/text/plain": "0.8567"}
+                )
+            ],
+        ),
+        nbformat.v4.new_code_cell(
+            "# NBVAL_CHECK_OUTPUT\nprint(acc)",
+            outputs=[nbformat.v4.new_output("stream", text="accuracy 0.94763\n")],
+        ),
+        nbformat.v4.new_code_cell(  # what is allowed: outcomes, integers, rounded numbers
+            "# NBVAL_CHECK_OUTPUT\nprint(acc > 0.9)",
+            outputs=[nbformat.v4.new_output("stream", text="True 553 of 5530 6.5568\n")],
+        ),
+    ]
+    problems = unstable_checked_outputs(nb)
+    assert "cell 0: a checked cell calls glue()" in problems
+    assert "cell 0: stores a glue record" in problems
+    assert "cell 1: prints the raw float 0.94763" in problems
+    assert not [p for p in problems if p.startswith("cell 2")]

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import ConfigBase, build_seeded, check_rng
 from ..models.blocks import ConvEncoderBody
-from ..train.loop import TrainConfig, TrainResult, train
+from ..train.loop import ImageFactorBatches, TrainConfig, TrainResult, train
 
 __all__ = [
     "FactorClassifierConfig",
@@ -160,8 +160,8 @@ def train_factor_classifier(
 ) -> tuple[FactorClassifier, TrainResult]:
     r"""Train a :class:`FactorClassifier` with :func:`!hvae_lib.train.train` (Adam, seeded).
 
-    Loss :math:`\sum_f\mathrm{CE}(c_f(x),y_f)`. Images and factors are packed into one float
-    tensor ``[N, C·H·W + K]`` so that :func:`!train` draws them together.
+    Loss :math:`\sum_f\mathrm{CE}(c_f(x),y_f)`. Images and factors are drawn together and
+    packed per minibatch (:class:`ImageFactorBatches`), so the images are never copied whole.
 
     Parameters
     ----------
@@ -170,7 +170,7 @@ def train_factor_classifier(
 
     Used in: :ref:`ch-semafovae`
     """
-    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images).float()
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
     f = torch.as_tensor(np.asarray(factors) if not torch.is_tensor(factors) else factors)
     if x.ndim != 4 or f.ndim != 2 or len(x) != len(f) or f.shape[1] != len(config.factor_sizes):
         raise ValueError(
@@ -178,7 +178,7 @@ def train_factor_classifier(
             f"{tuple(x.shape)}, {tuple(f.shape)}"
         )
     model = build_seeded(lambda: FactorClassifier(config), config.train.seed)
-    data = torch.cat([x.reshape(len(x), -1), f.float()], dim=1)
+    data = ImageFactorBatches(x, f, config.train.batch_size, config.train.seed)
     result = train(
         model,
         data,

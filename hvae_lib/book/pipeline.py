@@ -5,12 +5,25 @@ jupytext with ``book/NAME.ipynb``, which is derived from it and keeps only the r
 outputs of the ``# NBVAL_CHECK_OUTPUT`` cells (nbval runs the ``.ipynb``; a test checks that
 the inputs of each pair are equal).
 
-``python -m hvae_lib build`` reads ``_toc.yml``, executes every notebook it lists (inputs from
-its ``.md``) with papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS`` injected into the cell
-tagged ``parameters``) into a staging copy of the book under ``_build/staging``, writes a
-status page (run time, profile, device, hardware and library versions of every notebook) and
-builds the HTML with jupyter-book (``execute_notebooks: off``, ``-W -n --keep-going``) into
-``_build/html``. It exits non-zero when a cell fails or Sphinx warns.
+``python -m hvae_lib build`` reads ``_toc.yml`` and executes every notebook it lists (inputs
+from its ``.md``) with papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS``
+injected into the cell tagged ``parameters``) into a staging copy of the book under
+``_build/staging``. Up to ``--jobs`` notebooks run at once (default: the cores divided by
+``--threads``), each in a worker process of its own (forked by a fresh ``multiprocessing``
+forkserver) that starts one kernel, with the kernel's environment passed to it explicitly, so
+concurrent runs share no environment state. A notebook that needs others declares it in its metadata, in
+the front matter of its ``.md``::
+
+    jupytext:
+      notebook_metadata_filter: hvae   # so that jupytext keeps the key in the .md
+    hvae:
+      needs: [03_rate_splitting]       # notebook names of _toc.yml, or: needs: all
+
+and starts only once those have finished OK; if one of them failed it is not run (reported as
+not run). The build then writes a status page (wall and CPU time, profile, device, hardware and
+library versions of every notebook) and builds the HTML with jupyter-book
+(``execute_notebooks: off``, ``-W -n --keep-going``) into ``_build/html``. It exits non-zero
+when a cell fails or Sphinx warns.
 
 ``python -m hvae_lib run NOTEBOOK -p NAME VALUE ...`` executes one notebook the same way.
 
@@ -42,21 +55,39 @@ from typing import Any
 from .. import __version__
 from ..config import PROFILES, check_profile, resolve_device
 from ..train import cache_enabled_by_env
+from . import grid as grid_command
+from . import plan as plan_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
+NEEDS_KEY = "hvae"  # the notebook metadata key that holds ``needs``
+NEEDS_ALL = "all"  # ``needs: all``: every other notebook of the build
+
+
 @dataclass
 class NotebookRun:
-    """The outcome of executing one notebook."""
+    """The outcome of executing one notebook.
+
+    ``seconds`` is the wall time of its execution, ``cpu_seconds`` the CPU time (user + system)
+    of its kernel, ``None`` where it was not measured (a run in this process). A notebook that
+    was not run because a notebook it needs failed has ``ok=False`` and ``skipped=True``.
+    ``started`` and ``finished`` are seconds after the build began executing (its worker
+    process included); ``needs`` names the notebooks it waited for.
+    """
 
     path: str
     seconds: float
     ok: bool
     error: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float | None = None
+    skipped: bool = False
+    needs: list[str] = field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
 
 
 def toc_files(root: Path = REPO_ROOT) -> list[Path]:
@@ -139,6 +170,10 @@ def execute_notebook(
     The kernel runs in ``cwd`` (default: the folder of ``dst``) with ``env`` added to the
     environment. A failing cell is reported in the returned :class:`NotebookRun`; ``dst`` then
     holds the notebook executed up to the failure.
+
+    ``env`` is set in ``os.environ`` while papermill runs (the kernel inherits it), so two
+    threads must not call this at once; :func:`build` runs each notebook in a worker process
+    of its own instead.
     """
     import papermill as pm
 
@@ -219,9 +254,23 @@ def library_versions() -> dict[str, str]:
 
 
 def status_markdown(
-    runs: Sequence[NotebookRun], params: dict[str, Any], root: Path = REPO_ROOT
+    runs: Sequence[NotebookRun],
+    params: dict[str, Any],
+    root: Path = REPO_ROOT,
+    *,
+    jobs: int | None = None,
+    wall_seconds: float | None = None,
 ) -> str:
-    """The status page: one row per executed notebook, hardware and library versions."""
+    """The status page: one row per notebook (status, wall and CPU time), hardware, versions.
+
+    Parameters
+    ----------
+    runs : the notebooks' outcomes, in the order of ``_toc.yml``.
+    params : the parameters of the build.
+    root : the repository; paths are shown relative to it.
+    jobs : how many notebooks could run at once (shown when given).
+    wall_seconds : the wall time of the whole execution (shown when given).
+    """
     hw = hardware_summary()
     lines = [
         "(status)=",
@@ -233,11 +282,25 @@ def status_markdown(
         ":class: note",
         f"Built {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with profile "
         f"`{params['PROFILE']}`, device `{params['DEVICE']}`, seed `{params['SEED']}`, "
-        f"threads `{params['THREADS']}`, on CPU: {hw['cpu']}; GPU: {hw['gpu']}; {hw['os']}.",
+        f"threads `{params['THREADS']}`"
+        + (f", jobs `{jobs}`" if jobs is not None else "")
+        + f", on CPU: {hw['cpu']}; GPU: {hw['gpu']}; {hw['os']}.",
         ":::",
         "",
-        "| notebook | status | run time (s) | profile | device |",
-        "|---|---|---:|---|---|",
+    ]
+    if wall_seconds is not None:
+        kernel_cpu = sum(r.cpu_seconds or 0.0 for r in runs)
+        lines += [
+            f"Executing the notebooks took {wall_seconds:.1f} s of wall time"
+            + (f" with up to {jobs} at once" if jobs is not None else "")
+            + f", and their kernels {kernel_cpu:.1f} s of CPU time. A notebook's CPU time is "
+            "its kernel's (user and system), so with several threads it can exceed its wall "
+            "time.",
+            "",
+        ]
+    lines += [
+        "| notebook | status | wall time (s) | CPU time (s) | profile | device |",
+        "|---|---|---:|---:|---|---|",
     ]
     for r in runs:
         rel = (
@@ -245,8 +308,13 @@ def status_markdown(
             if Path(r.path).is_absolute()
             else Path(r.path)
         )
+        if r.skipped:
+            state, wall, cpu = r.error or "not run", "", ""
+        else:
+            state, wall = ("ok" if r.ok else "FAILED"), f"{r.seconds:.1f}"
+            cpu = "" if r.cpu_seconds is None else f"{r.cpu_seconds:.1f}"
         lines.append(
-            f"| `{rel}` | {'ok' if r.ok else 'FAILED'} | {r.seconds:.1f} | "
+            f"| `{rel}` | {state} | {wall} | {cpu} | "
             f"{r.parameters.get('PROFILE', '')} | {r.parameters.get('DEVICE', '')} |"
         )
     lines += ["", "| library | version |", "|---|---|"]
@@ -286,6 +354,372 @@ def read_inputs(notebook: Path) -> Any:
     nb = jupytext.read(md)
     nb.metadata.get("jupytext", {}).pop("text_representation", None)
     return nb
+
+
+def notebook_needs(notebook: Path) -> list[str] | str:
+    """The notebooks that ``notebook`` declares it needs: a list of names, or ``"all"``.
+
+    The declaration is the notebook metadata ``hvae: {needs: ...}``, read with
+    :func:`read_inputs`, so for a jupytext pair from the front matter of the ``.md`` (which
+    also needs ``jupytext: notebook_metadata_filter: hvae``, else jupytext drops the key when
+    it writes the ``.md``). ``needs`` is a list of notebook names of ``_toc.yml``
+    (``03_rate_splitting`` or ``book/03_rate_splitting``), one such name, or ``all`` (every
+    other notebook of the build). A notebook without the key needs none (an empty list).
+
+    Raises
+    ------
+    ValueError
+        If the ``hvae`` metadata is not a mapping, has a key other than ``needs``, or ``needs``
+        is neither ``all``, a name nor a list of names (the message names the notebook).
+    """
+    notebook = Path(notebook)
+    meta = read_inputs(notebook).metadata.get(NEEDS_KEY)
+    where = f"{notebook.name}: the `{NEEDS_KEY}` metadata"
+    if meta is None:
+        return []
+    if not isinstance(meta, dict):
+        raise ValueError(
+            f"{where} must be a mapping such as `{NEEDS_KEY}: {{needs: [NAME]}}`, got {meta!r}"
+        )
+    unknown = sorted(str(k) for k in meta if k != "needs")
+    if unknown:
+        raise ValueError(f"{where} has the unknown key(s) {unknown}; the valid key is 'needs'")
+    needs = meta.get("needs")
+    if needs is None:
+        return []
+    if needs == NEEDS_ALL:
+        return NEEDS_ALL
+    if isinstance(needs, str):
+        needs = [needs]
+    if not isinstance(needs, list) or not all(isinstance(n, str) and n for n in needs):
+        raise ValueError(
+            f"{where}: `needs` must be `{NEEDS_ALL}`, a notebook name or a list of notebook "
+            f"names, got {needs!r}"
+        )
+    return list(needs)
+
+
+def dependency_graph(notebooks: Sequence[Path], root: Path = REPO_ROOT) -> dict[Path, list[Path]]:
+    """The notebooks that each of ``notebooks`` needs (see :func:`notebook_needs`), checked.
+
+    Returns a mapping from each notebook to those it needs, in the order of ``notebooks``;
+    ``needs: all`` stands for every other notebook.
+
+    Raises
+    ------
+    ValueError
+        If a notebook needs a name that is none of ``notebooks`` (the message names it and
+        lists the valid names), or if the needs form a cycle (the message shows the cycle).
+    """
+    notebooks = [Path(nb) for nb in notebooks]
+    names: dict[str, Path] = {}
+    for nb in notebooks:
+        names[nb.stem] = nb
+        try:
+            names[nb.relative_to(root).with_suffix("").as_posix()] = nb
+        except ValueError:  # a notebook outside root: its stem only
+            pass
+    needs_all: set[Path] = set()
+    graph: dict[Path, list[Path]] = {}
+    for nb in notebooks:
+        declared = notebook_needs(nb)
+        if declared == NEEDS_ALL:
+            needs_all.add(nb)
+            graph[nb] = [other for other in notebooks if other != nb]
+            continue
+        unknown = [name for name in declared if name not in names]
+        if unknown:
+            raise ValueError(
+                f"{nb.name} needs {', '.join(map(repr, unknown))}, which is not a notebook of "
+                f"_toc.yml; valid names are {', '.join(repr(n.stem) for n in notebooks)} "
+                f"(or `needs: {NEEDS_ALL}`)"
+            )
+        wanted = {names[name] for name in declared}
+        graph[nb] = [other for other in notebooks if other in wanted]
+    state: dict[Path, str] = {}
+    path: list[Path] = []
+
+    def visit(nb: Path) -> None:
+        state[nb] = "visiting"
+        path.append(nb)
+        for dep in graph[nb]:
+            if state.get(dep) == "visiting":
+                cycle = [*path[path.index(dep) :], dep]
+                alls = sorted(n.stem for n in cycle if n in needs_all)
+                raise ValueError(
+                    "the notebooks' needs form a cycle, so none of them could start: "
+                    + " -> ".join(n.stem for n in cycle)
+                    + " (A -> B: A needs B"
+                    + (f"; {', '.join(alls)} declare `needs: {NEEDS_ALL}`" if alls else "")
+                    + "); remove one of these needs"
+                )
+            if dep not in state:
+                visit(dep)
+        path.pop()
+        state[nb] = "done"
+
+    for nb in notebooks:
+        if nb not in state:
+            visit(nb)
+    return graph
+
+
+def default_jobs(threads: int) -> int:
+    """How many notebooks :func:`build` runs at once by default: the cores divided by the
+    threads per notebook, at least 1 (``threads=0``, all cores per notebook: 1). The cores are
+    those this process may run on (a container's CPU set), not all of the machine's."""
+    cores = available_cores()
+    return max(1, cores // threads) if threads > 0 else 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. a container's CPU set; where
+    the platform cannot tell, ``os.cpu_count()``), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def check_jobs(jobs: int | None, threads: int) -> int:
+    """The number of notebooks to run at once: ``jobs``, or :func:`default_jobs` for ``None``.
+
+    Raises
+    ------
+    ValueError
+        If ``jobs`` is not a whole number >= 1 (the message says what is valid).
+    """
+    if jobs is None:
+        return default_jobs(threads)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(
+            f"jobs (notebooks executed at once) must be a whole number >= 1, or unset for the "
+            f"default, the cores divided by the threads per notebook (here "
+            f"{default_jobs(threads)}); got {jobs!r}"
+        )
+    return jobs
+
+
+def run_worker(job: dict[str, Any]) -> None:
+    """Execute one notebook for :func:`execute_notebooks`, in a worker process of its own.
+
+    ``job`` holds ``src``, ``dst``, ``cwd`` (absolute paths), ``parameters``, ``progress``,
+    ``env`` (the whole environment of the kernel: this process's ``os.environ`` is replaced by
+    it) and ``result``, a file that receives the JSON of ``seconds`` (wall), ``ok``, ``error``
+    and ``cpu_seconds``. That CPU time (user + system) is the one of the processes this worker
+    reaped while papermill ran: the kernel, which papermill waits for when it shuts it down,
+    and whatever the kernel reaped in turn; the worker's own time is not in it.
+    """
+    import resource
+
+    os.environ.clear()
+    os.environ.update(job["env"])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    try:
+        run = execute_notebook(
+            Path(job["src"]),
+            Path(job["dst"]),
+            job["parameters"],
+            cwd=Path(job["cwd"]),
+            progress=bool(job["progress"]),
+        )
+        seconds, ok, error = run.seconds, run.ok, run.error
+    except Exception as exc:  # noqa: BLE001 - reported as the notebook's failure
+        seconds, ok, error = time.perf_counter() - t0, False, f"{type(exc).__name__}: {exc}"
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = {"seconds": seconds, "ok": ok, "error": error, "cpu_seconds": cpu}
+    Path(job["result"]).write_text(json.dumps(result))
+
+
+def worker_context() -> Any:
+    """The ``multiprocessing`` context of the notebook workers.
+
+    ``forkserver`` where the platform has it: one fresh server process (started on first use,
+    with this module and papermill imported) forks each worker, so a worker starts in a
+    moment, shares no state with the caller's threads, and gets its environment only from its
+    job. Elsewhere ``spawn`` (a fresh interpreter per worker).
+    """
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__, "papermill"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _names(items: Sequence[Path]) -> str:
+    stems = [p.stem for p in items]
+    return ", ".join(stems) if len(stems) < 2 else ", ".join(stems[:-1]) + " and " + stems[-1]
+
+
+def _not_run(nb: Path, blocked: Sequence[Path], runs: dict[Path, NotebookRun]) -> str:
+    """Why ``nb`` is not run: the notebooks it needs that failed or were not run."""
+    failed = [d for d in blocked if not runs[d].skipped]
+    not_run = [d for d in blocked if runs[d].skipped]
+    reasons = [f"needs {_names(failed)}, which failed"] if failed else []
+    if not_run:
+        reasons.append(f"needs {_names(not_run)}, which was not run")
+    return "not run: " + "; ".join(reasons)
+
+
+def execute_notebooks(
+    notebooks: Sequence[Path],
+    graph: dict[Path, list[Path]],
+    params: dict[str, Any],
+    env: dict[str, str],
+    *,
+    root: Path,
+    staging: Path,
+    executed: Path,
+    jobs: int = 1,
+    progress: bool = True,
+    poll_seconds: float = 0.1,
+) -> tuple[list[NotebookRun], float]:
+    """Execute the staged copies of ``notebooks``, up to ``jobs`` at once, in needs order.
+
+    Each notebook runs in a worker process of its own (:func:`run_worker`,
+    :func:`worker_context`) with one kernel, whose environment is this process's
+    ``os.environ`` plus ``env``, passed to the worker explicitly. A notebook starts, in the
+    order of ``notebooks``, once every notebook of ``notebooks`` that it needs (``graph``) has
+    finished OK; it is not run if one of them failed or was not run. Needs outside
+    ``notebooks`` are not waited for. An executed copy gets its injected parameters cell
+    hidden; a successful one is also copied to ``executed``. A failing notebook does not stop
+    the others and raises nothing.
+
+    Returns
+    -------
+    tuple[list[NotebookRun], float]
+        The runs in the order of ``notebooks``, and the wall time of the whole execution.
+    """
+    import tempfile
+
+    order = [Path(nb) for nb in notebooks]
+    selected = set(order)
+    waits = {nb: [d for d in graph.get(nb, []) if d in selected] for nb in order}
+    runs: dict[Path, NotebookRun] = {}
+    pending = list(order)
+    running: dict[Path, tuple[Any, Path, float]] = {}  # process, result file, start
+    kernel_environment = {**os.environ, **env}
+    ctx = worker_context()
+
+    def report(nb: Path, run: NotebookRun) -> None:
+        runs[nb] = run
+        head = f"[{len(runs)}/{len(order)}]"
+        if run.skipped:
+            print(f"{head} not run {nb.relative_to(root)}: {run.error}", flush=True)
+            return
+        cpu = "?" if run.cpu_seconds is None else f"{run.cpu_seconds:.1f}"
+        times = f"{run.seconds:.1f} s wall, {cpu} s CPU"
+        if run.ok:
+            print(f"{head} ok {nb.relative_to(root)} in {times}", flush=True)
+        else:
+            first = run.error.splitlines()[0] if run.error else ""
+            print(f"{head} FAILED {nb.relative_to(root)} after {times}\n    {first}", flush=True)
+
+    def start(nb: Path, folder: Path) -> None:
+        dst = (staging / nb.relative_to(root)).resolve()
+        result = folder / f"{order.index(nb)}.json"
+        job = {
+            "src": str(dst),
+            "dst": str(dst),
+            "cwd": str(dst.parent),
+            "parameters": params,
+            "progress": progress,
+            "env": kernel_environment,
+            "result": str(result),
+        }
+        print(
+            f"started {nb.relative_to(root)} (profile={params['PROFILE']}, "
+            f"device={params['DEVICE']}, threads={params['THREADS']})",
+            flush=True,
+        )
+        process = ctx.Process(target=run_worker, args=(job,), name=f"hvae-{nb.stem}")
+        started = time.perf_counter() - t0
+        process.start()  # the first start also starts the forkserver
+        running[nb] = (process, result, started)
+
+    def finish(nb: Path) -> None:
+        process, result, started = running.pop(nb)
+        finished = time.perf_counter() - t0
+        out = (
+            json.loads(result.read_text())
+            if result.is_file()
+            else {
+                "seconds": finished - started,
+                "ok": False,
+                "error": f"the worker process exited with code {process.exitcode} "
+                "without a result; see its messages above",
+                "cpu_seconds": None,
+            }
+        )
+        dst = staging / nb.relative_to(root)
+        if dst.is_file():
+            hide_injected_parameters(dst)
+        if out["ok"]:
+            (executed / nb.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(dst, executed / nb.relative_to(root))
+        report(
+            nb,
+            NotebookRun(
+                path=str(nb),  # the chapter, not its staged copy
+                seconds=float(out["seconds"]),
+                ok=bool(out["ok"]),
+                error=str(out["error"]),
+                parameters=dict(params),
+                cpu_seconds=out["cpu_seconds"],
+                needs=[d.stem for d in waits[nb]],
+                started=started,
+                finished=finished,
+            ),
+        )
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hvae-build-") as tmp:
+        try:
+            while pending or running:
+                changed = True
+                while changed:  # not run: something it needs failed or was not run
+                    changed = False
+                    for nb in list(pending):
+                        blocked = [d for d in waits[nb] if d in runs and not runs[d].ok]
+                        if blocked:
+                            pending.remove(nb)
+                            now = time.perf_counter() - t0
+                            run = NotebookRun(
+                                path=str(nb),
+                                seconds=0.0,
+                                ok=False,
+                                error=_not_run(nb, blocked, runs),
+                                parameters=dict(params),
+                                skipped=True,
+                                needs=[d.stem for d in waits[nb]],
+                                started=now,
+                                finished=now,
+                            )
+                            report(nb, run)
+                            changed = True
+                for nb in list(pending):
+                    if len(running) < jobs and all(d in runs and runs[d].ok for d in waits[nb]):
+                        pending.remove(nb)
+                        start(nb, Path(tmp))
+                if not running:
+                    if pending:  # cannot happen for a graph checked by dependency_graph
+                        raise RuntimeError(f"cannot start {_names(pending)}: needs form a cycle")
+                    break
+                time.sleep(poll_seconds)
+                for nb in [nb for nb, (p, _, _) in running.items() if not p.is_alive()]:
+                    running[nb][0].join()
+                    finish(nb)
+        finally:  # interrupted: Ctrl-C reaches the workers too; give them time to stop kernels
+            deadline = time.monotonic() + 5.0
+            for process, _, _ in running.values():
+                process.join(max(0.0, deadline - time.monotonic()))
+                if process.is_alive():
+                    process.terminate()
+                    process.join()
+    return [runs[nb] for nb in order], time.perf_counter() - t0
 
 
 def _copy_sources(root: Path, staging: Path, notebooks: Iterable[Path] = ()) -> None:
@@ -439,6 +873,7 @@ def build(
     html: bool = True,
     progress: bool = True,
     offline_assets: bool = False,
+    jobs: int | None = None,
 ) -> int:
     """Execute the book's notebooks and build the HTML; return a process exit code.
 
@@ -456,17 +891,30 @@ def build(
     offline_assets : serve MathJax 3, the jupyter-widgets HTML manager and RequireJS from the
         book (``_build/html/_assets``, installed by npm from ``web/package-lock.json``) instead
         of their CDNs, so the book typesets math and shows widgets without a network.
+    jobs : how many notebooks run at once, each in a worker process with one kernel (default
+        :func:`default_jobs`: the cores divided by ``threads``, at least 1). A notebook starts
+        once those it needs (:func:`notebook_needs`) have finished OK; one whose needs failed
+        is not run. Progress bars are shown only for ``jobs=1``. The workers are started by
+        ``multiprocessing`` (:func:`worker_context`), so a script that calls ``build`` must
+        guard its entry point with ``if __name__ == "__main__":``.
+
+    Raises
+    ------
+    ValueError
+        For bad parameters or ``jobs``, a notebook that needs a notebook ``_toc.yml`` does not
+        list, or needs that form a cycle; all checked before anything runs.
     """
     params = parameters_for(profile, device, seed, threads)
+    jobs = check_jobs(jobs, params["THREADS"])
     output = Path(output) if output is not None else root
     staging = output / "_build" / "staging"
     files = toc_files(root)
-    modules = install_offline_assets(root / "web") if offline_assets and html else None
     notebooks = [f for f in files if f.suffix == ".ipynb"]
+    graph = dependency_graph(notebooks, root)
+    modules = install_offline_assets(root / "web") if offline_assets and html else None
     _copy_sources(root, staging, notebooks)
     if modules is not None:
         use_offline_assets(staging)
-    runs: list[NotebookRun] = []
     env = kernel_env(params, cache=cache)
     env["HVAE_CLAIMS_DIR"] = str((staging / "claims").resolve())  # read by book/ledger.ipynb
     selected = [f for f in notebooks if only is None or any(s in f.name for s in only)]
@@ -479,33 +927,33 @@ def build(
                 f"reusing the executed copy of {nb.relative_to(root)} from the last build",
                 flush=True,
             )
-    for i, nb in enumerate(selected, 1):
-        dst = staging / nb.relative_to(root)
-        print(
-            f"[{i}/{len(selected)}] executing {nb.relative_to(root)} "
-            f"(profile={profile}, device={device}, threads={params['THREADS']})",
-            flush=True,
-        )
-        run = execute_notebook(dst, dst, params, cwd=dst.parent, env=env, progress=progress)
-        run.path = str(nb)  # report the chapter, not its staged copy
-        if dst.is_file():
-            hide_injected_parameters(dst)
-        print(
-            f"    {'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s"
-            + ("" if run.ok else f"\n    {run.error.splitlines()[0] if run.error else ''}"),
-            flush=True,
-        )
-        runs.append(run)
-        if run.ok:
-            (executed / nb.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(dst, executed / nb.relative_to(root))
+    print(
+        f"executing {len(selected)} notebooks, up to {jobs} at once, "
+        f"{params['THREADS'] or 'all'} thread(s) each",
+        flush=True,
+    )
+    runs, wall = execute_notebooks(
+        selected,
+        graph,
+        params,
+        env,
+        root=root,
+        staging=staging,
+        executed=executed,
+        jobs=jobs,
+        progress=progress and jobs == 1,
+    )
+    kernel_cpu = sum(r.cpu_seconds or 0.0 for r in runs)
+    print(f"executed in {wall:.1f} s wall, {kernel_cpu:.1f} s CPU in the kernels", flush=True)
     status_path = staging / "book" / "status.md"
-    status_path.write_text(status_markdown(runs, params, root))
+    status_path.write_text(status_markdown(runs, params, root, jobs=jobs, wall_seconds=wall))
     (output / "_build").mkdir(parents=True, exist_ok=True)
     (output / "_build" / "status.json").write_text(
         json.dumps(
             {
                 "parameters": params,
+                "jobs": jobs,
+                "execution_seconds": wall,
                 "runs": [r.__dict__ for r in runs],
                 "hardware": hardware_summary(),
                 "versions": library_versions(),
@@ -541,7 +989,19 @@ def build(
         else:
             print(f"jupyter-book failed (exit {code}); see the warnings above", file=sys.stderr)
     for r in failed:
-        print(f"FAILED: {r.path}\n{r.error}", file=sys.stderr)
+        if not r.skipped:
+            print(f"FAILED: {r.path}\n{r.error}", file=sys.stderr)
+    for r in failed:
+        if r.skipped:
+            print(f"NOT RUN: {r.path} ({r.error})", file=sys.stderr)
+    if failed:
+        broken = [Path(r.path) for r in failed if not r.skipped]
+        not_run = [Path(r.path) for r in failed if r.skipped]
+        print(
+            f"{len(broken)} of {len(runs)} notebooks failed: {_names(broken)}"
+            + (f"; not run because of it: {_names(not_run)}" if not_run else ""),
+            file=sys.stderr,
+        )
     return 1 if failed else (1 if code else 0)
 
 
@@ -655,7 +1115,9 @@ def pair_differences(notebook: Path) -> list[str]:
     """How the inputs of a pair's ``.ipynb`` differ from its ``.md`` (empty when they agree).
 
     Compared per cell: the cell type, the source and the input metadata (``tags`` and the
-    ``mystnb`` options such as an image's alt text). A notebook without a paired ``.md`` is
+    ``mystnb`` options such as an image's alt text). So is the notebook metadata ``hvae`` (what
+    the notebook needs, :func:`notebook_needs`), which the ``.md`` keeps only if its front matter
+    has ``jupytext: notebook_metadata_filter: hvae``. A notebook without a paired ``.md`` is
     itself a difference.
     """
     import nbformat
@@ -663,9 +1125,18 @@ def pair_differences(notebook: Path) -> list[str]:
     notebook = Path(notebook)
     if paired_source(notebook) is None:
         return [f"{notebook.name}: no paired {notebook.with_suffix('.md').name}"]
-    md_cells = read_inputs(notebook).cells
-    nb_cells = nbformat.read(notebook, as_version=4).cells
+    md_nb = read_inputs(notebook)
+    stored = nbformat.read(notebook, as_version=4)
+    md_cells, nb_cells = md_nb.cells, stored.cells
     out = []
+    if md_nb.metadata.get(NEEDS_KEY) != stored.metadata.get(NEEDS_KEY):
+        out.append(f"{notebook.name}: its `{NEEDS_KEY}` metadata differs from its .md")
+    kept = str(md_nb.metadata.get("jupytext", {}).get("notebook_metadata_filter", ""))
+    if NEEDS_KEY in md_nb.metadata and NEEDS_KEY not in kept.replace(" ", "").split(","):
+        out.append(
+            f"{notebook.name}: its .md declares `{NEEDS_KEY}` without "
+            f"`jupytext: notebook_metadata_filter: {NEEDS_KEY}` (jupytext would drop it)"
+        )
     if len(md_cells) != len(nb_cells):
         out.append(f"{notebook.name}: {len(nb_cells)} cells, its .md has {len(md_cells)}")
     for i, (a, b) in enumerate(zip(md_cells, nb_cells)):
@@ -832,6 +1303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="folder that receives _build/ (default: the repository)",
     )
+    b.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="notebooks executed at once, each with its own kernel (default: the cores "
+        f"divided by --threads, at least 1; here {default_jobs(1)} with one thread). A "
+        "notebook that declares `hvae: {needs: [NAME, ...]}` (or `needs: all`) in its front "
+        "matter starts after those have finished OK",
+    )
     r = sub.add_parser("run", help="execute one notebook with papermill")
     r.add_argument("notebook", type=Path)
     common(r)
@@ -857,7 +1338,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "outputs of unchanged cells; no execution",
     )
     y.add_argument("notebook", type=Path, nargs="+")
+    grid_command.add_arguments(
+        sub.add_parser(
+            "grid",
+            help="train chapter 3's beta grid into a directory (one process, or sharded "
+            "under torchrun)",
+        )
+    )
+    plan_command.add_arguments(
+        sub.add_parser(
+            "plan",
+            help="time a few steps of every model of a profile and estimate its compute",
+        )
+    )
     args = parser.parse_args(argv)
+    if args.command == "grid":
+        return grid_command.run(args)
+    if args.command == "plan":
+        return plan_command.run(args)
 
     try:
         if args.command == "refresh":
@@ -874,6 +1372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=not args.no_progress,
                 output=args.output,
                 offline_assets=args.offline_assets,
+                jobs=args.jobs,
             )
         for name, value in args.parameter:
             params[name] = _parse_value(value)

@@ -42,7 +42,13 @@ __all__ = [
     "bound_images",
     "paper_train_config",
     "SVHN_DIR_ENV",
+    "GRID_DIR_ENV",
 ]
+
+GRID_DIR_ENV = "HVAE_GRID_DIR"
+"""Environment variable naming a grid directory written by ``python -m hvae_lib grid``: the
+chapter then reads its β-grid from there instead of training it
+(:func:`hvae_lib.train.distributed.load_grid_dir`)."""
 
 SVHN_DIR_ENV = "HVAE_SVHN_DIR"
 """Environment variable naming the folder with ``train_32x32.mat`` and ``test_32x32.mat``

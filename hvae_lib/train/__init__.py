@@ -6,6 +6,8 @@
   :class:`ResultCache` and :func:`fit`, the one load-or-train (every chapter that trains).
 * :mod:`.ensemble` — :func:`train_grid` / :func:`fit_grid`: a whole grid of rate weights as one
   batched model (:ref:`ch-rate-splitting`).
+* :mod:`.distributed` — a β-grid on disk (``grid.json`` + one ``member_<k>.pt`` per member),
+  trained by one process or sharded over ``torchrun`` ranks (``python -m hvae_lib grid``).
 * :mod:`.semisup` — labelled subsets, batch composition and the semi-supervised batch
   sources on which SemafoVAE, M2 and the label VAE train (:ref:`ch-semafovae`).
 """
@@ -23,6 +25,7 @@ from .ensemble import (
 from .loop import (
     BatchSampler,
     BatchSource,
+    ImageFactorBatches,
     LossFn,
     ResultCache,
     TensorBatches,
@@ -57,6 +60,7 @@ from .semisup import (
 __all__ = [
     "BatchSampler",
     "BatchSource",
+    "ImageFactorBatches",
     "LossFn",
     "TensorBatches",
     "build_seeded",

@@ -283,7 +283,7 @@ def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temporary name, then rename: an interrupted save leaves the previous
     checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")  # one per writer
     torch.save(payload, tmp)
     os.replace(tmp, path)
 
