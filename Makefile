@@ -10,7 +10,7 @@ THREADS ?= 1
 JOBS ?=
 TEST_JOBS ?= auto
 
-.PHONY: setup book test clean
+.PHONY: setup book test smoke clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: setup
 	export HVAE_CACHE_DIR="$$dir/cache" HVAE_CLAIMS_DIR="$$dir/claims"; \
 	$(PY) -m pytest -n $(TEST_JOBS) -m "not browser" && $(PY) -m pytest -m browser; \
 	code=$$?; rm -rf "$$dir"; exit $$code
+
+# The paper profile's smoke form: every notebook with the paper's models and code paths, steps
+# and data cut, synthetic stand-ins for absent data files (about 5 minutes on 2 cores; CI runs it)
+smoke: setup
+	$(PY) -m hvae_lib build --profile paper --smoke --device cpu --jobs 2 --threads 1 \
+		--no-cache --no-progress --output _build/smoke
 
 clean:
 	rm -rf _build .hvae_cache

@@ -11,6 +11,12 @@ Two *profiles* set the scale of every chapter:
 ``paper``
     The papers' own scale (datasets, architectures, step budgets) for a GPU run with papermill.
 
+The paper profile has a *smoke* form (``smoke=True``, ``python -m hvae_lib build --profile
+paper --smoke``): the paper's models, input shapes, estimators and code paths, with steps,
+grid sides, dataset sizes and sample counts cut so that the whole book runs on a CPU in
+minutes, and synthetic stand-ins for data files that are absent. Its numbers mean nothing;
+every page it executes says so in a banner (:meth:`RunContext.show_banner`).
+
 Used in: every chapter's first cells (``setup_notebook``), ``python -m hvae_lib build``.
 """
 
@@ -20,7 +26,7 @@ import dataclasses
 import json
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -243,9 +249,92 @@ def env_default(name: str, default: str) -> str:
     return os.environ.get(f"HVAE_{name.upper()}", default)
 
 
+def check_smoke(profile: str, smoke: bool) -> bool:
+    """Validate the smoke flag: a variant of the ``paper`` profile only.
+
+    Raises
+    ------
+    ValueError
+        If ``smoke`` is set with another profile (the message says what to use instead).
+    """
+    if not isinstance(smoke, (bool, np.bool_)):
+        raise ValueError(f"smoke must be True or False, got {smoke!r}")
+    if smoke and profile != "paper":
+        raise ValueError(
+            f"smoke is a variant of the paper profile (its models and code paths, steps and data "
+            f"cut); it cannot be combined with profile {profile!r}: use --profile paper --smoke"
+        )
+    return bool(smoke)
+
+
+SMOKE_BANNER_ID = "hvae-smoke-banner"
+"""The display id of the smoke banner of a page (updated as stand-ins are used)."""
+
+_STAND_INS: list[str] = []  # the synthetic stand-ins used by this kernel (smoke runs)
+
+
+def smoke_banner_html(stand_ins: Sequence[str] = ()) -> str:
+    """The HTML admonition at the top of a page executed in a smoke run of the paper profile."""
+    import html
+
+    used = (
+        "these stand-ins for the paper's data: " + "; ".join(html.escape(s) for s in stand_ins)
+        if stand_ins
+        else "no synthetic stand-ins"
+    )
+    return (
+        '<div class="admonition warning hvae-smoke-banner">'
+        '<p class="admonition-title">Smoke run of the paper profile</p>'
+        "<p>This page was executed with the paper profile's models, shapes and code paths, "
+        f"but with steps and data cut, and {used}. Its numbers mean nothing, and no claim "
+        "checked on it is evidence for or against a paper.</p></div>"
+    )
+
+
+def note_stand_in(description: str) -> None:
+    """Record that a smoke run uses a synthetic stand-in (``description`` names it) and add it
+    to the page's banner (:meth:`RunContext.show_banner`), when there is one.
+
+    Used in: the chapters' data loaders (:mod:`hvae_lib.experiments`) in smoke runs
+    """
+    if description not in _STAND_INS:
+        _STAND_INS.append(description)
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, update_display
+    except ImportError:  # the library without IPython: nothing to show
+        return
+    if get_ipython() is not None:
+        update_display(HTML(smoke_banner_html(_STAND_INS)), display_id=SMOKE_BANNER_ID)
+
+
+def stand_ins_used() -> tuple[str, ...]:
+    """The stand-ins :func:`note_stand_in` recorded in this process, in order."""
+    return tuple(_STAND_INS)
+
+
+def require(checks: Mapping[str, Any], *, smoke: bool = False) -> None:
+    """Assert that every check of ``checks`` (name -> outcome) holds, as a chapter's assertion
+    cell does: ``AssertionError(checks)`` when one fails.
+
+    In a smoke run (``smoke=True``: steps and data cut, so a claim that needs training can
+    fail for want of it) a failing check is reported, not raised; the page's banner says that
+    its numbers mean nothing.
+
+    Used in: the chapters' assertion cells
+    """
+    failed = [name for name, ok in checks.items() if not ok]
+    if not failed:
+        return
+    if smoke:
+        print(f"smoke run: {len(failed)} of {len(checks)} checks fail and are not asserted")
+        return
+    raise AssertionError(dict(checks))
+
+
 @dataclass(frozen=True)
 class RunContext(ConfigBase):
-    """What a notebook's opening cell resolves: profile, device, seed, threads.
+    """What a notebook's opening cell resolves: profile, device, seed, threads, smoke.
 
     Attributes
     ----------
@@ -253,12 +342,27 @@ class RunContext(ConfigBase):
     device : resolved device string (``"cpu"``, ``"cuda"``, ...).
     seed : the global seed.
     threads : torch intra-op threads actually set.
+    smoke : the smoke form of the paper profile (steps and data cut; see the module
+        docstring); always ``False`` for ``quick``.
     """
 
     profile: str
     device: str
     seed: int
     threads: int
+    smoke: bool = False
+
+    def show_banner(self) -> None:
+        """Display the smoke banner (:func:`smoke_banner_html`) in a smoke run; nothing
+        otherwise. Stand-ins noted later (:func:`note_stand_in`) update it in place.
+
+        Used in: every chapter's opening cells
+        """
+        if not self.smoke:
+            return
+        from IPython.display import HTML, display
+
+        display(HTML(smoke_banner_html(_STAND_INS)), display_id=SMOKE_BANNER_ID)
 
     @property
     def torch_device(self) -> torch.device:
@@ -275,26 +379,31 @@ def setup_notebook(
     device: str = "auto",
     seed: int = 0,
     threads: int = 1,
+    smoke: bool = False,
     *,
     verbose: bool = True,
 ) -> RunContext:
     """Validate the parameters cell and prepare the process: seeds, threads, device.
 
-    This is the fixed opening cell of every chapter. It also selects a non-interactive
-    matplotlib style that is legible in the rendered book.
+    This is the fixed opening cell of every chapter. ``smoke=True`` (paper profile only)
+    selects the smoke form of the paper profile; the chapter's settings function takes
+    ``ctx.smoke`` and the page shows a banner (:meth:`RunContext.show_banner`).
 
     Raises
     ------
     ValueError
-        Unknown profile or device, bad seed or thread count (messages list valid choices).
+        Unknown profile or device, bad seed or thread count, smoke with a profile other than
+        paper (messages list valid choices).
     """
     check_profile(profile)
+    smoke = check_smoke(profile, smoke)
     dev = resolve_device(device)
     n = set_threads(int(threads))
     seed_everything(int(seed))
-    ctx = RunContext(profile=profile, device=str(dev), seed=int(seed), threads=n)
+    ctx = RunContext(profile=profile, device=str(dev), seed=int(seed), threads=n, smoke=smoke)
     if verbose:
         print(
             f"hvae_lib: profile={ctx.profile} device={ctx.device} seed={ctx.seed} threads={ctx.threads}"
+            + (" smoke" if smoke else "")
         )
     return ctx

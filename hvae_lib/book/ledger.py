@@ -11,6 +11,11 @@ During ``python -m hvae_lib build`` the directory is ``_build/staging/claims`` (
 every build, so a page never shows a stale claim); an interactive run writes to
 ``$HVAE_CLAIMS_DIR`` or, by default, ``<repo>/_build/claims``.
 
+A smoke run of the paper profile (steps and data cut, numbers meaningless) records its claims
+with ``smoke=True``: their verdict is kept for the record but shown as
+``"smoke run, not a verdict (computed: ...)"`` (:attr:`Claim.shown_verdict`), the ledger
+counts none of them as reproduced, and its page says so in a banner (:func:`smoke_notice_html`).
+
 Used in: every chapter's closing cell and :ref:`ledger`.
 """
 
@@ -32,6 +37,7 @@ __all__ = [
     "record_claims",
     "load_claims",
     "verdict_from",
+    "smoke_notice_html",
 ]
 
 #: Allowed verdicts, from strongest to weakest.
@@ -69,6 +75,8 @@ class Claim:
     chapter : the chapter's notebook name (filled in by :func:`record_claims`).
     profile : the profile the value was obtained in (filled in by :func:`record_claims`).
     section : optional anchor/label in the chapter where the evidence is shown.
+    smoke : recorded by a smoke run of the paper profile (filled in by :func:`record_claims`):
+        the verdict is not evidence (``shown_verdict``).
     """
 
     id: str
@@ -80,6 +88,18 @@ class Claim:
     chapter: str = ""
     profile: str = ""
     section: str = ""
+    smoke: bool = False
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict that the ledger shows.
+
+        ``verdict`` itself, or for a claim of a smoke run
+        ``"smoke run, not a verdict (computed: <verdict>)"``.
+        """
+        if self.smoke:
+            return f"smoke run, not a verdict (computed: {self.verdict})"
+        return self.verdict
 
     def __post_init__(self) -> None:
         if self.paper not in PAPERS:
@@ -118,9 +138,17 @@ def _clean(value: Any) -> Any:
 
 
 def record_claims(
-    chapter: str, claims: Sequence[Claim], *, profile: str, directory: Path | None = None
+    chapter: str,
+    claims: Sequence[Claim],
+    *,
+    profile: str,
+    smoke: bool = False,
+    directory: Path | None = None,
 ) -> Path:
     """Write ``claims`` of ``chapter`` (e.g. ``"03_rate_splitting"``) to ``<dir>/<chapter>.json``.
+
+    ``smoke=True`` (a smoke run of the paper profile) marks every claim and the file as
+    recorded by a smoke run, whose verdicts are no evidence.
 
     Raises
     ------
@@ -145,10 +173,11 @@ def record_claims(
     rows = []
     for c in claims:
         row = asdict(c)
-        row["chapter"], row["profile"] = chapter, profile
+        row["chapter"], row["profile"], row["smoke"] = chapter, profile, bool(smoke)
         rows.append({k: _clean(v) for k, v in row.items()})
     path = out_dir / f"{chapter}.json"
-    path.write_text(json.dumps({"chapter": chapter, "profile": profile, "claims": rows}, indent=2))
+    data = {"chapter": chapter, "profile": profile, "smoke": bool(smoke), "claims": rows}
+    path.write_text(json.dumps(data, indent=2))
     return path
 
 
@@ -175,3 +204,16 @@ def load_claims(
             raise ValueError(f"{f} is not a valid claims file: {exc}") from exc
     order = list(chapters) if chapters is not None else sorted(by_chapter)
     return [c for ch in order for c in by_chapter.get(ch, [])]
+
+
+def smoke_notice_html(num_smoke: int) -> str:
+    """The banner of the ledger page when ``num_smoke`` of its claims come from a smoke run."""
+    return (
+        '<div class="admonition warning hvae-smoke-banner">'
+        '<p class="admonition-title">Smoke run of the paper profile</p>'
+        f"<p>{num_smoke} of the claims below were recorded by a smoke run (the paper "
+        "profile's models and code paths with steps and data cut, and synthetic stand-ins for "
+        "absent data files). Their numbers mean nothing: their verdicts are shown as "
+        "<em>smoke run, not a verdict</em> and none of them is counted as reproduced, "
+        "consistent or otherwise.</p></div>"
+    )

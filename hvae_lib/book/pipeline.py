@@ -6,8 +6,8 @@ outputs of the ``# NBVAL_CHECK_OUTPUT`` cells (nbval runs the ``.ipynb``; a test
 the inputs of each pair are equal).
 
 ``python -m hvae_lib build`` reads ``_toc.yml`` and executes every notebook it lists (inputs
-from its ``.md``) with papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS``
-injected into the cell tagged ``parameters``) into a staging copy of the book under
+from its ``.md``) with papermill (parameters ``PROFILE``, ``DEVICE``, ``SEED``, ``THREADS``,
+``SMOKE`` injected into the cell tagged ``parameters``) into a staging copy of the book under
 ``_build/staging``. Up to ``--jobs`` notebooks run at once (default: the cores divided by
 ``--threads``), each in a worker process of its own (forked by a fresh ``multiprocessing``
 forkserver) that starts one kernel, with the kernel's environment passed to it explicitly, so
@@ -20,7 +20,9 @@ the front matter of its ``.md``::
       needs: [03_rate_splitting]       # notebook names of _toc.yml, or: needs: all
 
 and starts only once those have finished OK; if one of them failed it is not run (reported as
-not run). The build then writes a status page (wall and CPU time, profile, device, hardware and
+not run). ``--profile paper --smoke`` runs the smoke form of the paper profile (its models and
+code paths, steps and data cut; :func:`hvae_lib.config.setup_notebook`). The build then writes
+a status page (wall and CPU time, peak memory, profile, device, hardware and
 library versions of every notebook) and builds the HTML with jupyter-book
 (``execute_notebooks: off``, ``-W -n --keep-going``) into ``_build/html``. It exits non-zero
 when a cell fails or Sphinx warns.
@@ -53,13 +55,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..config import PROFILES, check_profile, resolve_device
+from ..config import PROFILES, check_profile, check_smoke, resolve_device
 from ..train import cache_enabled_by_env
 from . import grid as grid_command
 from . import plan as plan_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS")
+PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS", "SMOKE")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
@@ -72,7 +74,8 @@ class NotebookRun:
     """The outcome of executing one notebook.
 
     ``seconds`` is the wall time of its execution, ``cpu_seconds`` the CPU time (user + system)
-    of its kernel, ``None`` where it was not measured (a run in this process). A notebook that
+    of its kernel and ``max_rss`` its kernel's peak resident memory in bytes, ``None`` where
+    they were not measured (a run in this process). A notebook that
     was not run because a notebook it needs failed has ``ok=False`` and ``skipped=True``.
     ``started`` and ``finished`` are seconds after the build began executing (its worker
     process included); ``needs`` names the notebooks it waited for.
@@ -84,6 +87,7 @@ class NotebookRun:
     error: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float | None = None
+    max_rss: int | None = None
     skipped: bool = False
     needs: list[str] = field(default_factory=list)
     started: float | None = None
@@ -136,18 +140,28 @@ def toc_files(root: Path = REPO_ROOT) -> list[Path]:
     return out
 
 
-def parameters_for(profile: str, device: str, seed: int, threads: int) -> dict[str, Any]:
-    """The papermill parameters for every notebook (validated)."""
+def parameters_for(
+    profile: str, device: str, seed: int, threads: int, smoke: bool = False
+) -> dict[str, Any]:
+    """The papermill parameters for every notebook (validated; ``smoke`` only with ``paper``)."""
     check_profile(profile)
+    check_smoke(profile, smoke)
     resolve_device(device)
     if threads < 0:
         raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
-    return {"PROFILE": profile, "DEVICE": device, "SEED": int(seed), "THREADS": int(threads)}
+    return {
+        "PROFILE": profile,
+        "DEVICE": device,
+        "SEED": int(seed),
+        "THREADS": int(threads),
+        "SMOKE": bool(smoke),
+    }
 
 
 def kernel_env(params: dict[str, Any], cache: bool = True) -> dict[str, str]:
-    """Environment for the kernel: ``HVAE_*`` mirrors of the parameters and BLAS threads."""
-    env = {f"HVAE_{k}": str(v) for k, v in params.items()}
+    """Environment for the kernel: ``HVAE_*`` mirrors of the parameters (a flag as ``1`` or
+    ``0``, e.g. ``HVAE_SMOKE``) and BLAS threads."""
+    env = {f"HVAE_{k}": str(int(v) if isinstance(v, bool) else v) for k, v in params.items()}
     threads = int(params.get("THREADS", 1)) or (os.cpu_count() or 1)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
@@ -261,7 +275,8 @@ def status_markdown(
     jobs: int | None = None,
     wall_seconds: float | None = None,
 ) -> str:
-    """The status page: one row per notebook (status, wall and CPU time), hardware, versions.
+    """The status page: one row per notebook (status, wall and CPU time, the kernel's peak
+    resident memory), hardware, versions.
 
     Parameters
     ----------
@@ -281,7 +296,9 @@ def status_markdown(
         ":::{admonition} Hardware and settings of this build",
         ":class: note",
         f"Built {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with profile "
-        f"`{params['PROFILE']}`, device `{params['DEVICE']}`, seed `{params['SEED']}`, "
+        f"`{params['PROFILE']}`"
+        + (" (smoke: steps and data cut, numbers mean nothing)" if params.get("SMOKE") else "")
+        + f", device `{params['DEVICE']}`, seed `{params['SEED']}`, "
         f"threads `{params['THREADS']}`"
         + (f", jobs `{jobs}`" if jobs is not None else "")
         + f", on CPU: {hw['cpu']}; GPU: {hw['gpu']}; {hw['os']}.",
@@ -295,12 +312,12 @@ def status_markdown(
             + (f" with up to {jobs} at once" if jobs is not None else "")
             + f", and their kernels {kernel_cpu:.1f} s of CPU time. A notebook's CPU time is "
             "its kernel's (user and system), so with several threads it can exceed its wall "
-            "time.",
+            "time; its peak memory is the largest resident set size of its kernel.",
             "",
         ]
     lines += [
-        "| notebook | status | wall time (s) | CPU time (s) | profile | device |",
-        "|---|---|---:|---:|---|---|",
+        "| notebook | status | wall time (s) | CPU time (s) | peak memory (MiB) | profile | device |",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for r in runs:
         rel = (
@@ -309,13 +326,15 @@ def status_markdown(
             else Path(r.path)
         )
         if r.skipped:
-            state, wall, cpu = r.error or "not run", "", ""
+            state, wall, cpu, rss = r.error or "not run", "", "", ""
         else:
             state, wall = ("ok" if r.ok else "FAILED"), f"{r.seconds:.1f}"
             cpu = "" if r.cpu_seconds is None else f"{r.cpu_seconds:.1f}"
+            rss = "" if r.max_rss is None else f"{r.max_rss / 2**20:.0f}"
         lines.append(
-            f"| `{rel}` | {state} | {wall} | {cpu} | "
-            f"{r.parameters.get('PROFILE', '')} | {r.parameters.get('DEVICE', '')} |"
+            f"| `{rel}` | {state} | {wall} | {cpu} | {rss} | "
+            f"{r.parameters.get('PROFILE', '')}{' (smoke)' if r.parameters.get('SMOKE') else ''}"
+            f" | {r.parameters.get('DEVICE', '')} |"
         )
     lines += ["", "| library | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in library_versions().items()]
@@ -504,10 +523,15 @@ def run_worker(job: dict[str, Any]) -> None:
 
     ``job`` holds ``src``, ``dst``, ``cwd`` (absolute paths), ``parameters``, ``progress``,
     ``env`` (the whole environment of the kernel: this process's ``os.environ`` is replaced by
-    it) and ``result``, a file that receives the JSON of ``seconds`` (wall), ``ok``, ``error``
-    and ``cpu_seconds``. That CPU time (user + system) is the one of the processes this worker
-    reaped while papermill ran: the kernel, which papermill waits for when it shuts it down,
-    and whatever the kernel reaped in turn; the worker's own time is not in it.
+    it) and ``result``, a file that receives the JSON of ``seconds`` (wall), ``ok``, ``error``,
+    ``cpu_seconds`` and ``max_rss``. That CPU time (user + system) is the one of the processes
+    this worker reaped while papermill ran: the kernel, which papermill waits for when it shuts
+    it down, and whatever the kernel reaped in turn; the worker's own time is not in it.
+    ``max_rss`` (bytes) is the largest peak resident set size among those processes (the
+    kernel's, on Linux ``ru_maxrss`` of ``RUSAGE_CHILDREN``), ``None`` where the platform
+    does not report it. Linux keeps a process's peak across ``exec``, so the figure is at least
+    this worker's size when it forks the kernel (about 220 MiB with papermill loaded): an upper
+    bound on the kernel's own peak, exact once the kernel outgrows that.
     """
     import resource
 
@@ -528,7 +552,16 @@ def run_worker(job: dict[str, Any]) -> None:
         seconds, ok, error = time.perf_counter() - t0, False, f"{type(exc).__name__}: {exc}"
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result = {"seconds": seconds, "ok": ok, "error": error, "cpu_seconds": cpu}
+    # kilobytes on Linux, bytes on macOS; the worker reaps no other processes before papermill
+    rss_unit = 1 if sys.platform == "darwin" else 1024
+    max_rss = int(after.ru_maxrss) * rss_unit if after.ru_maxrss else None
+    result = {
+        "seconds": seconds,
+        "ok": ok,
+        "error": error,
+        "cpu_seconds": cpu,
+        "max_rss": max_rss,
+    }
     Path(job["result"]).write_text(json.dumps(result))
 
 
@@ -611,7 +644,9 @@ def execute_notebooks(
             print(f"{head} not run {nb.relative_to(root)}: {run.error}", flush=True)
             return
         cpu = "?" if run.cpu_seconds is None else f"{run.cpu_seconds:.1f}"
-        times = f"{run.seconds:.1f} s wall, {cpu} s CPU"
+        times = f"{run.seconds:.1f} s wall, {cpu} s CPU" + (
+            "" if run.max_rss is None else f", peak {run.max_rss / 2**20:.0f} MiB"
+        )
         if run.ok:
             print(f"{head} ok {nb.relative_to(root)} in {times}", flush=True)
         else:
@@ -652,6 +687,7 @@ def execute_notebooks(
                 "error": f"the worker process exited with code {process.exitcode} "
                 "without a result; see its messages above",
                 "cpu_seconds": None,
+                "max_rss": None,
             }
         )
         dst = staging / nb.relative_to(root)
@@ -669,6 +705,7 @@ def execute_notebooks(
                 error=str(out["error"]),
                 parameters=dict(params),
                 cpu_seconds=out["cpu_seconds"],
+                max_rss=out.get("max_rss"),
                 needs=[d.stem for d in waits[nb]],
                 started=started,
                 finished=finished,
@@ -874,12 +911,14 @@ def build(
     progress: bool = True,
     offline_assets: bool = False,
     jobs: int | None = None,
+    smoke: bool = False,
 ) -> int:
     """Execute the book's notebooks and build the HTML; return a process exit code.
 
     Parameters
     ----------
     profile, device, seed, threads : the notebooks' parameters (``threads=0``: all cores).
+    smoke : the smoke form of the paper profile (parameter ``SMOKE``; ``paper`` only).
     root : the repository (holding ``_config.yml``, ``_toc.yml``, ``book/``).
     output : where ``_build/`` goes (default ``root``); the HTML lands in ``output/_build/html``.
     only : execute only notebooks whose file name contains one of these strings; the others
@@ -904,7 +943,7 @@ def build(
         For bad parameters or ``jobs``, a notebook that needs a notebook ``_toc.yml`` does not
         list, or needs that form a cycle; all checked before anything runs.
     """
-    params = parameters_for(profile, device, seed, threads)
+    params = parameters_for(profile, device, seed, threads, smoke)
     jobs = check_jobs(jobs, params["THREADS"])
     output = Path(output) if output is not None else root
     staging = output / "_build" / "staging"
@@ -1282,6 +1321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             help="retrain everything (ignore the result cache; also when $HVAE_CACHE is 0)",
         )
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        p.add_argument(
+            "--smoke",
+            action="store_true",
+            default=os.environ.get("HVAE_SMOKE", "0") == "1",
+            help="with --profile paper: its models, shapes and code paths with steps and data "
+            "cut and synthetic stand-ins for missing data files, to run on a CPU in minutes "
+            "(numbers mean nothing; every page says so); default: $HVAE_SMOKE=1",
+        )
 
     b = sub.add_parser("build", help="execute the notebooks in _toc.yml and build the HTML book")
     common(b)
@@ -1362,10 +1409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return max(refresh(nb) for nb in args.notebook)
         if args.command == "sync":
             return max(sync(nb) for nb in args.notebook)
-        params = parameters_for(args.profile, args.device, args.seed, args.threads)
+        params = parameters_for(args.profile, args.device, args.seed, args.threads, args.smoke)
         if args.command == "build":
             return build(
-                **{k: params[k.upper()] for k in ("profile", "device", "seed", "threads")},
+                **{k: params[k.upper()] for k in ("profile", "device", "seed", "threads", "smoke")},
                 only=args.only,
                 cache=not args.no_cache and cache_enabled_by_env(),
                 html=not args.no_html,
@@ -1382,6 +1429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 str(params["DEVICE"]),  # re-validate
                 int(params["SEED"]),
                 int(params["THREADS"]),
+                bool(params["SMOKE"]),
             )
         )
         return run_one(

