@@ -357,15 +357,30 @@ def test_grid_checkpoint_errors(tmp_path):
         train_grid(CFG, RESUME_BETAS[:2], data, RESUME_TC, checkpoint_dir=folder, progress=False)
 
 
-def test_finished_chunk_checkpoint_is_reused_by_train_grid(tmp_path):
+def test_finished_chunk_checkpoint_is_reused_by_train_grid(tmp_path, monkeypatch):
     """Without a callback, train_grid keeps each finished chunk's final checkpoint, and a second
-    call returns the same members without training."""
+    call returns the same members without training (no grid step runs: counted)."""
+    from hvae_lib.train import ensemble
+
     data = _data()
     first = train_grid(
         CFG, RESUME_BETAS, data, RESUME_TC, chunk_size=2, checkpoint_dir=tmp_path, progress=False
     )
     assert len(list(tmp_path.glob("*.pt"))) == 2
+    calls = {"n": 0}
+    real = ensemble.kl_warmup
+
+    def counting(step: int, warmup_steps: int) -> float:
+        calls["n"] += 1
+        return real(step, warmup_steps)
+
+    monkeypatch.setattr(ensemble, "kl_warmup", counting)
     second = train_grid(
         CFG, RESUME_BETAS, data, RESUME_TC, chunk_size=2, checkpoint_dir=tmp_path, progress=False
     )
+    assert calls["n"] == 0  # a retrained grid would run 2 x 20 steps (and give the same weights)
     _assert_same_grid(first, second)
+    for f in tmp_path.glob("*.pt"):  # the control: without the checkpoints it trains again
+        f.unlink()
+    train_grid(CFG, RESUME_BETAS, data, RESUME_TC, chunk_size=2, progress=False)
+    assert calls["n"] == 40
