@@ -136,8 +136,12 @@ def test_strip_keeps_only_checked_outputs():
     assert keep.execution_count == 3 and drop.execution_count is None
 
 
-def test_tiny_book_builds_with_status_page(tmp_path):
-    """End to end on a one-notebook book: papermill, glue, status page, jupyter-book -W -n."""
+def test_tiny_book_builds_with_status_page(tmp_path, monkeypatch):
+    """End to end on a one-notebook book: papermill, glue, status page, jupyter-book -W -n.
+
+    ``--output`` is given relative to the working directory, as ``make smoke`` does (a relative
+    path once reached jupyter-book, which runs inside the staging folder, and failed there).
+    """
     root = tmp_path / "repo"
     (root / "book").mkdir(parents=True)
     shutil.copy2(REPO_ROOT / "_config.yml", root / "_config.yml")
@@ -158,7 +162,8 @@ def test_tiny_book_builds_with_status_page(tmp_path):
     nb_obj = nbformat.read(nb, as_version=4)
     nb_obj.cells.append(nbformat.v4.new_markdown_cell("The answer is {glue:}`answer`."))
     nbformat.write(nb_obj, nb)
-    out = tmp_path / "elsewhere"  # --output outside the repository
+    monkeypatch.chdir(tmp_path)
+    out = Path("elsewhere")  # --output outside the repository, relative to the working dir
     code = book.build("quick", "cpu", 0, 1, root=root, output=out, progress=False)
     assert code == 0
     html = (out / "_build" / "html" / "book" / "tiny.html").read_text()

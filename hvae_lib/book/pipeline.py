@@ -945,7 +945,8 @@ def build(
     """
     params = parameters_for(profile, device, seed, threads, smoke)
     jobs = check_jobs(jobs, params["THREADS"])
-    output = Path(output) if output is not None else root
+    # absolute: jupyter-book runs with the staging folder as its working directory
+    output = (Path(output) if output is not None else root).resolve()
     staging = output / "_build" / "staging"
     files = toc_files(root)
     notebooks = [f for f in files if f.suffix == ".ipynb"]
