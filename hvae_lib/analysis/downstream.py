@@ -26,6 +26,11 @@ was not available to us, so its statements follow the authors' ICLR 2023 slides)
   classifiers of a **sampled** :math:`z_2`, not of :math:`\mu_2`) are **our derivation**.
   See :func:`check_fano_bound`.
 
+Two criteria of the chapter's claims, both our formalisations: :func:`check_rate_control`
+(two prices steer two rates: each rate falls with its own β, not with the other) and
+:func:`optima_separation` (no one VAE fits all: no member within the seed-to-seed spread of
+the best on every task).
+
 Differences from the authors' evaluation code, on purpose: images are clamped to the data
 range before every image metric; PSNR uses ``data_range = 1`` (not inferred from the
 targets); test-set averages are sums divided by N (not means of batch means); the MI
@@ -83,6 +88,10 @@ __all__ = [
     "evaluate_grid",
     "binomial_lower_limit",
     "best_per_budget",
+    "RateControlCheck",
+    "check_rate_control",
+    "OptimaSeparation",
+    "optima_separation",
 ]
 
 PROBES: tuple[str, ...] = ("logistic", "knn", "rbf_svm")
@@ -367,11 +376,26 @@ def probe_accuracy(
         raise ValueError("features and labels differ in length")
     if len(np.unique(ytr)) < 2:
         raise ValueError("the training labels contain a single class")
-    out: dict[str, float] = {}
+    return {
+        name: float((pred == yte).mean())
+        for name, pred in _probe_predictions(xtr, ytr, xte, rng=rng, probes=probes).items()
+    }
+
+
+def _probe_predictions(
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    probes: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """``{probe: [N_test] predicted labels}``; one ``rng`` draw per probe, in order."""
+    out: dict[str, np.ndarray] = {}
     for name in probes:
         clf = _make_probe(name, int(rng.integers(2**31 - 1)))
         clf.fit(xtr, ytr)
-        out[name] = float((clf.predict(xte) == yte).mean())
+        out[name] = np.asarray(clf.predict(xte))
     return out
 
 
@@ -428,6 +452,13 @@ class LabelInformation:
         (points whose class has a single member are left out of the average).
     label_entropy : the empirical label entropy :math:`H` (nats), the plug-in's ceiling.
     num_points : N.
+    plug_in_se : Monte-Carlo standard error of ``plug_in``: the standard deviation of the N
+        per-point terms over :math:`\sqrt N` (the one sample per point is the only randomness
+        once the points are fixed).
+    bayes_accuracy : accuracy, on the same samples, of the Bayes classifier of the empirical
+        mixture, :math:`\hat y(z_j)=\arg\max_l\sum_{i: l_i=l} q(z_j\mid x_i)`: the most
+        accurate classifier of :math:`z` under the distribution whose information the plug-in
+        estimates, so the tightest accuracy to hold against its Fano bound.
 
 
     Used in: :ref:`ch-rate-splitting`
@@ -437,6 +468,8 @@ class LabelInformation:
     leave_one_out: float
     label_entropy: float
     num_points: int
+    plug_in_se: float = math.nan
+    bayes_accuracy: float = math.nan
 
 
 def label_information(
@@ -459,7 +492,9 @@ def label_information(
 
     (plug-in; the authors' ``MI_given_dist_q_by_mc``). The leave-one-out variant drops
     :math:`i=j` from both sums (and uses :math:`N_{l_j}-1`, :math:`N-1`), removing the self-term
-    bias that makes the plug-in saturate at :math:`H(\text{labels})`. Cost :math:`O(N^2 d)` in
+    bias that makes the plug-in saturate at :math:`H(\text{labels})`. The same pass gives the
+    Monte-Carlo standard error of the plug-in and the accuracy of the Bayes classifier of the
+    plug-in mixture on the samples (:class:`LabelInformation`). Cost :math:`O(N^2 d)` in
     float64, in chunks of at most ``max_chunk_elements`` (cap N around 2,000 on a CPU).
 
     Which one to use (our derivation). For :math:`x` uniform on the N evaluation points the
@@ -511,6 +546,8 @@ def label_information(
     const = -torch.log(sd).sum(1) - 0.5 * d * math.log(2 * math.pi)  # [N] over components i
     chunk = max(1, int(max_chunk_elements) // max(1, n * d))
     plug, loo = np.empty(n), np.full(n, np.nan)
+    bayes_correct = np.empty(n, dtype=bool)
+    num_classes = len(counts)
     cnt = torch.as_tensor(counts, dtype=torch.float64)
     for s in range(0, n, chunk):
         zj = z[s : s + chunk]  # [c, d]
@@ -524,6 +561,17 @@ def label_information(
         ) - torch.log(nl)
         marg = torch.logsumexp(logq, 1) - math.log(n)
         plug[s : s + chunk] = (cond - marg).numpy()
+        # the Bayes classifier of the plug-in mixture: p(l | z_j) ∝ sum_{i: l_i = l} q(z_j | x_i)
+        per_class = torch.stack(
+            [
+                torch.logsumexp(
+                    torch.where(lab[None, :] == k, logq, torch.full_like(logq, -math.inf)), 1
+                )
+                for k in range(num_classes)
+            ],
+            1,
+        )  # [c, M]
+        bayes_correct[s : s + chunk] = (per_class.argmax(1) == lab[s : s + chunk]).numpy()
         logq[rows, rows + s] = -math.inf
         ok = nl > 1
         cond_l = torch.logsumexp(
@@ -537,7 +585,12 @@ def label_information(
     h = float(-(p * np.log(p)).sum())
     loo_mean = float(np.nanmean(loo)) if np.isfinite(loo).any() else float("nan")
     return LabelInformation(
-        plug_in=float(plug.mean()), leave_one_out=loo_mean, label_entropy=h, num_points=int(n)
+        plug_in=float(plug.mean()),
+        leave_one_out=loo_mean,
+        label_entropy=h,
+        num_points=int(n),
+        plug_in_se=float(plug.std(ddof=1) / math.sqrt(n)),
+        bayes_accuracy=float(bayes_correct.mean()),
     )
 
 
@@ -926,9 +979,13 @@ def evaluate_model(
     ``acc_mu_<probe>`` (probes on :math:`\mu_L`) and ``acc_z_<probe>`` (on one sampled
     :math:`z_L`), both fit on train codes and scored on test codes; ``mi_plug_in``,
     ``mi_loo``, ``label_entropy`` (:func:`label_information` on the first ``mi_points`` test
-    points); ``fano_info``, ``fano_rate`` (:math:`f^{-1}` of the plug-in estimate — see
+    points) and ``mi_plug_in_se`` (its Monte-Carlo standard error); on the same ``k`` points,
+    the inputs of the Fano check: ``acc_fano_<probe>`` (the probes of the sampled :math:`z_L`
+    scored on those points only), ``acc_fano_bayes`` (the Bayes classifier of the plug-in
+    mixture, :attr:`LabelInformation.bayes_accuracy`), ``fano_num_points`` (``k``), and
+    ``fano_info``, ``fano_rate`` (:math:`f^{-1}` of the plug-in estimate — see
     :func:`label_information` for why the plug-in is the right input to the bound — and of
-    :math:`R(z_L)`, empirical test-label distribution); and with a ``classifier``
+    :math:`R(z_L)`, with the label distribution of those points); and with a ``classifier``
     ``is_score``, ``is_diversity``, ``is_sharpness`` (:func:`sample_quality`).
 
     ``generator`` (a ``torch.Generator`` on the model's device) draws, in order, the test
@@ -952,16 +1009,23 @@ def evaluate_model(
     te = top_layer_codes(model, test_images, generator=generator)
     for name, acc in probe_accuracy(tr.mean, ytr, te.mean, yte, probes=probes, rng=rng).items():
         row[f"acc_mu_{name}"] = acc
-    for name, acc in probe_accuracy(tr.sample, ytr, te.sample, yte, probes=probes, rng=rng).items():
-        row[f"acc_z_{name}"] = acc
     k = min(int(mi_points), len(yte))
+    # the same rng draws as probe_accuracy; the predictions also give the accuracy on the MI points
+    predictions = _probe_predictions(tr.sample, ytr, te.sample, rng=rng, probes=probes)
+    for name, pred in predictions.items():
+        row[f"acc_z_{name}"] = float((pred == yte).mean())
+        row[f"acc_fano_{name}"] = float((pred[:k] == yte[:k]).mean())
     info = label_information(te.mean[:k], te.logvar[:k], yte[:k], samples=te.sample[:k])
     row["mi_plug_in"], row["mi_loo"], row["label_entropy"] = (
         info.plug_in,
         info.leave_one_out,
         info.label_entropy,
     )
-    probs = label_distribution(yte, num_classes=int(max(ytr.max(), yte.max())) + 1)
+    row["mi_plug_in_se"] = info.plug_in_se
+    row["acc_fano_bayes"] = info.bayes_accuracy
+    row["fano_num_points"] = k
+    # H(y), I and the accuracies of the Fano check all on the same k points
+    probs = label_distribution(yte[:k], num_classes=int(max(ytr.max(), yte.max())) + 1)
     row["fano_info"] = float(fano_inverse(info.plug_in, probs))
     row["fano_rate"] = float(fano_inverse(row[f"rate_{model.num_layers}"], probs))
     if classifier is not None:
@@ -1085,3 +1149,226 @@ def best_per_budget(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
         )
     dominated = (c[None, :] <= c[:, None]) & (v[None, :] > v[:, None])
     return ~dominated.any(axis=1)
+
+
+@dataclass
+class RateControlCheck:
+    r"""Outcome of :func:`check_rate_control`.
+
+    Attributes
+    ----------
+    top_falls : :math:`R(z_2)` does not rise by more than ``tolerance`` along any
+        :math:`\beta_2` step, at every :math:`\beta_1`.
+    bottom_falls : the same for :math:`R(z_1\mid z_2)` along :math:`\beta_1`, at every
+        :math:`\beta_2`.
+    top_responds : at every :math:`\beta_1`, :math:`R(z_2)` at the smallest :math:`\beta_2`
+        exceeds :math:`R(z_2)` at the largest by at least ``min_drop``.
+    bottom_responds : the same for :math:`R(z_1\mid z_2)` along :math:`\beta_1`.
+    collapse_somewhere : the top layer carries less than ``collapse_below`` nats at some
+        member but not at all of them.
+    tolerance, min_drop, collapse_below : the settings (nats).
+
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+
+    top_falls: bool
+    bottom_falls: bool
+    top_responds: bool
+    bottom_responds: bool
+    collapse_somewhere: bool
+    tolerance: float
+    min_drop: float
+    collapse_below: float
+
+    @property
+    def holds(self) -> bool:
+        """All five conditions."""
+        return bool(
+            self.top_falls
+            and self.bottom_falls
+            and self.top_responds
+            and self.bottom_responds
+            and self.collapse_somewhere
+        )
+
+    def as_dict(self) -> dict[str, bool]:
+        """The five conditions by name (for a chapter's printed checks)."""
+        t, d = self.tolerance, self.min_drop
+        return {
+            f"R(z2) falls as beta2 grows, at every beta1 (tolerance {t:g} nats)": self.top_falls,
+            f"R(z1|z2) falls as beta1 grows, at every beta2 (tolerance {t:g} nats)": (
+                self.bottom_falls
+            ),
+            f"R(z2) drops by >= {d:g} nats across beta2, at every beta1": self.top_responds,
+            f"R(z1|z2) drops by >= {d:g} nats across beta1, at every beta2": (self.bottom_responds),
+            f"the top layer collapses (R(z2) < {self.collapse_below:g} nats) somewhere and "
+            "not everywhere": self.collapse_somewhere,
+        }
+
+
+def check_rate_control(
+    rate_top: np.ndarray,
+    rate_bottom: np.ndarray,
+    *,
+    tolerance: float = 0.5,
+    min_drop: float = 1.0,
+    collapse_below: float = 0.5,
+) -> RateControlCheck:
+    r"""Do two prices control the two rates of a :math:`K\times K` grid independently?
+
+    ``rate_top`` and ``rate_bottom`` are ``[K, K]`` matrices of :math:`R(z_2)` and
+    :math:`R(z_1\mid z_2)` (nats), **rows** :math:`\beta_1` ascending, **columns**
+    :math:`\beta_2` ascending (``table[col].to_numpy().reshape(K, K)`` of a grid built by
+    ``beta_grid(b, b)``). Our formalisation of "each β steers its own rate": along its own
+    price each rate is non-increasing within ``tolerance``,
+
+    .. math::
+        R_2[i, j+1] - R_2[i, j] \le \text{tol}, \qquad R_1[i+1, j] - R_1[i, j] \le \text{tol},
+
+    it falls by at least ``min_drop`` from the cheapest to the most expensive price at every
+    value of the other price (:math:`R_2[i, 0]-R_2[i, K-1]\ge\text{min\_drop}` for all
+    :math:`i`, and the same for :math:`R_1` down the columns), and the top layer collapses
+    (below ``collapse_below``) somewhere but not everywhere. A rate that ignores its price
+    fails the drop; swapping the axes (``check_rate_control(rate_top.T, rate_bottom.T)``:
+    :math:`R(z_2)` against :math:`\beta_1`) fails where making one layer expensive pushes
+    information into the other, the chapter's negative control.
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+    r2 = np.asarray(rate_top, dtype=np.float64)
+    r1 = np.asarray(rate_bottom, dtype=np.float64)
+    if r2.ndim != 2 or r2.shape[0] != r2.shape[1] or r2.shape[0] < 2 or r1.shape != r2.shape:
+        raise ValueError(
+            f"rate_top and rate_bottom must be equal [K, K] matrices with K >= 2, got "
+            f"{r2.shape} and {r1.shape}"
+        )
+    if not (np.isfinite(r2).all() and np.isfinite(r1).all()):
+        raise ValueError("the rates must be finite")
+    collapsed = r2 < float(collapse_below)
+    return RateControlCheck(
+        top_falls=bool((np.diff(r2, axis=1) <= tolerance).all()),
+        bottom_falls=bool((np.diff(r1, axis=0) <= tolerance).all()),
+        top_responds=bool((r2[:, 0] - r2[:, -1] >= min_drop).all()),
+        bottom_responds=bool((r1[0, :] - r1[-1, :] >= min_drop).all()),
+        collapse_somewhere=bool(0 < collapsed.sum() < collapsed.size),
+        tolerance=float(tolerance),
+        min_drop=float(min_drop),
+        collapse_below=float(collapse_below),
+    )
+
+
+@dataclass
+class OptimaSeparation:
+    r"""Outcome of :func:`optima_separation` for ``T`` tasks on a grid of ``G`` members.
+
+    Attributes
+    ----------
+    optimum : ``[T]`` grid index of each task's optimum (on the first seed).
+    candidates : ``[M]`` the distinct optima, ascending: the members trained on both seeds.
+    best : ``[T]`` each task's metric at its optimum, re-measured on the second seed.
+    spread : ``[T]`` the seed-to-seed spread of each task's metric: the largest
+        :math:`|m_t^{(a)} - m_t^{(b)}|` over the candidates.
+    shortfall : ``[T, G]`` ``best[t]`` minus member ``g``'s metric on the first seed.
+    fits_all : ``[G]`` bool, member ``g`` is within the spread of the best on every task,
+        ``shortfall[:, g] <= spread``.
+    margin : ``[T, T]``; ``margin[t, u]`` is task ``t``'s metric at its own optimum minus at
+        task ``u``'s optimum, both on the second seed (0 on the diagonal).
+    separated : ``[T, T]`` bool, ``margin > spread[:, None]`` (False on the diagonal).
+
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+
+    optimum: np.ndarray
+    candidates: np.ndarray
+    best: np.ndarray
+    spread: np.ndarray
+    shortfall: np.ndarray
+    fits_all: np.ndarray
+    margin: np.ndarray
+    separated: np.ndarray
+
+    @property
+    def distinct(self) -> bool:
+        """Every task has its own optimum."""
+        return bool(len(set(self.optimum.tolist())) == len(self.optimum))
+
+    @property
+    def holds(self) -> bool:
+        """No one model fits all: the optima are distinct and no member is within the
+        seed-to-seed spread of the best on every task."""
+        return bool(self.distinct and not self.fits_all.any())
+
+    @property
+    def min_excess(self) -> np.ndarray:
+        """``[G]`` how far each member falls short beyond the spread on its worst task,
+        ``max_t (shortfall[t, g] - spread[t])`` (in that task's units; positive iff the
+        member does not fit all)."""
+        return (self.shortfall - self.spread[:, None]).max(axis=0)
+
+    @property
+    def pairwise_separated(self) -> bool:
+        """The stronger statement: each optimum beats every other optimum on its own task
+        by more than that task's spread (second seed)."""
+        off = ~np.eye(len(self.optimum), dtype=bool)
+        return bool(self.distinct and self.separated[off].all())
+
+
+def optima_separation(
+    first: np.ndarray,
+    second: np.ndarray,
+    candidates: Sequence[int],
+) -> OptimaSeparation:
+    r"""Does one model fit all ``T`` tasks, given the seed-to-seed spread of the metrics?
+
+    ``first`` ``[T, G]``: the tasks' metrics (larger is better) of every grid member, trained
+    with one seed; each task's optimum :math:`o_t` is its argmax. ``candidates`` ``[M]``: the
+    grid indices of the distinct optima, ascending (``sorted(set(first.argmax(1)))``), retrained
+    with a second seed; ``second`` ``[T, M]``: their metrics. With the spread
+    :math:`s_t=\max_{m}|m^{(a)}_t(m)-m^{(b)}_t(m)|` over the candidates and the best re-measured
+    on the second seed, :math:`b_t=m^{(b)}_t(o_t)` (which took no part in choosing the optimum,
+    so no winner's curse), member :math:`g` *fits all* when
+
+    .. math:: b_t - m^{(a)}_t(g) \;\le\; s_t \quad\text{for every task } t.
+
+    Our formalisation of "no one VAE fits all": the optima are distinct and no member fits
+    all. It fails when one member is near-best everywhere (e.g. when the tasks are the same
+    task) or when the spread is as large as the differences between members. The stronger
+    pairwise statement (each optimum beats the others on its own task by more than
+    :math:`s_t` on the second seed) is reported too (:attr:`OptimaSeparation.separated`).
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    cand = np.asarray(candidates, dtype=np.int64)
+    if a.ndim != 2 or a.shape[0] < 2 or a.shape[1] < 2:
+        raise ValueError(f"first must be [T, G] with T, G >= 2, got {a.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("the metrics must be finite")
+    optimum = a.argmax(axis=1)
+    expected = np.unique(optimum)
+    if cand.shape != expected.shape or (cand != expected).any():
+        raise ValueError(
+            f"candidates must be the distinct optima {expected.tolist()}, got {cand.tolist()}"
+        )
+    if b.shape != (a.shape[0], len(cand)):
+        raise ValueError(f"second must be [T, M] = {(a.shape[0], len(cand))}, got {b.shape}")
+    spread = np.abs(a[:, cand] - b).max(axis=1)
+    col = np.searchsorted(cand, optimum)  # [T] the column of each optimum in ``second``
+    best = b[np.arange(len(optimum)), col]
+    shortfall = best[:, None] - a
+    margin = best[:, None] - b[:, col]
+    separated = margin > spread[:, None]
+    np.fill_diagonal(separated, False)
+    return OptimaSeparation(
+        optimum=optimum,
+        candidates=cand,
+        best=best,
+        spread=spread,
+        shortfall=shortfall,
+        fits_all=(shortfall <= spread[:, None]).all(axis=0),
+        margin=margin,
+        separated=separated,
+    )
