@@ -28,11 +28,13 @@ book: setup
 
 test: setup
 	@# 1. unit tests and notebooks spread over TEST_JOBS workers (pytest-xdist; each notebook
-	@#    whole on one worker, the longest first); 2. the browser tests, which build the book
+	@#    whole on one worker, the longest first); 2. the notebooks that read what the others
+	@#    wrote (chapter 4's verdicts, the ledger), then the browser tests, which build the book
 	@#    from the models run 1 stored. Both share one cache and claims folder, removed after.
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/hvae-test-XXXXXX"); \
 	export HVAE_CACHE_DIR="$$dir/cache" HVAE_CLAIMS_DIR="$$dir/claims"; \
-	$(PY) -m pytest -n $(TEST_JOBS) -m "not browser" && $(PY) -m pytest -m browser; \
+	$(PY) -m pytest -n $(TEST_JOBS) -m "not browser and not after_chapters" && \
+	$(PY) -m pytest -m "after_chapters or browser"; \
 	code=$$?; rm -rf "$$dir"; exit $$code
 
 # The paper profile's smoke form: every notebook with the paper's models and code paths, steps

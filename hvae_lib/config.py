@@ -373,6 +373,13 @@ class RunContext(ConfigBase):
         """A NumPy generator derived from the seed (``offset`` gives independent streams)."""
         return np.random.default_rng([self.seed, offset])
 
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A ``torch.Generator`` on this run's device, derived from the seed and ``offset``
+        (the torch twin of :meth:`rng`: a named stream; the same ``offset`` gives the same
+        draws, which is how chapter 4 scores every model with common random numbers)."""
+        state = int(np.random.SeedSequence([self.seed, offset]).generate_state(1, np.uint64)[0])
+        return torch.Generator(device=self.device).manual_seed(state % (2**63))
+
 
 def setup_notebook(
     profile: str = "quick",

@@ -87,3 +87,22 @@ def test_claims_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (tmp_path / "c" / "01_a.json").is_file()
     monkeypatch.delenv("HVAE_CLAIMS_DIR")
     assert claims_dir().name == "claims" and claims_dir().parent.name == "_build"
+
+
+def test_fails_if_round_trips_and_inconclusive_is_counted(tmp_path: Path) -> None:
+    """A claim says what would have made it fail; the ledger reads it back."""
+    c = Claim(
+        id="X1",
+        paper="ngo2022",
+        claim="c",
+        paper_value="p",
+        obtained="o",
+        verdict="inconclusive",
+        fails_if="the lower 95% limit at or below 0",
+    )
+    record_claims("09_x", [c], profile="quick", directory=tmp_path)
+    (back,) = load_claims(tmp_path)
+    assert back.fails_if == "the lower 95% limit at or below 0"
+    assert back.verdict == "inconclusive" and back.shown_verdict == "inconclusive"
+    with pytest.raises(ValueError, match="unknown verdict"):
+        Claim(id="X", paper="ngo2022", claim="c", paper_value="p", obtained="o", verdict="maybe")

@@ -43,6 +43,7 @@ CONVERTED_MODULES = (
     "hvae_lib.experiments.ch02_transitive",
     "hvae_lib.experiments.ch03_rate_splitting",
     "hvae_lib.experiments.ch04_semafovae",
+    "hvae_lib.experiments.ch04_bench",
 )
 #: Parameter names of randomness that the vocabulary replaces.
 SEED_NAMES = frozenset({"seed", "random_state", "observation_seed"})

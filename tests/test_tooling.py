@@ -29,6 +29,7 @@ LIBRARY = [
     "hvae_lib.experiments.ch02_transitive",
     "hvae_lib.experiments.ch03_rate_splitting",
     "hvae_lib.experiments.ch04_semafovae",
+    "hvae_lib.experiments.ch04_bench",
 ]
 #: what the ``book`` extra adds (pyproject.toml)
 BOOK_EXTRA = [

@@ -9,6 +9,8 @@ traversals and the semi-supervised evaluation.
   (:ref:`ch-rate-splitting`).
 * :mod:`.controllability` — the factor classifier, controllability and Fréchet distances
   (:ref:`ch-semafovae`).
+* :mod:`.stats` — the mean of seed replicates and its Student-t interval
+  (:ref:`ch-semafovae-seeds`).
 * :mod:`.semisup` — conditional samples, traversals, interventions and the semi-supervised
   evaluation (:ref:`ch-semafovae`).
 
@@ -27,6 +29,7 @@ from .controllability import (
     expected_distinct_configurations,
     factor_accuracy,
     factor_consistency,
+    fit_factor_classifier,
     frechet_distance,
     requests_distinct_fraction,
     sample_factor_requests,
@@ -89,6 +92,7 @@ from .semisup import (
     traversal_smoothness,
     z1_kl_per_dim,
 )
+from .stats import SeedInterval, mean_interval
 
 __all__ = [
     "VAEEvaluation",
@@ -133,6 +137,9 @@ __all__ = [
     "evaluate_grid",
     "binomial_lower_limit",
     "best_per_budget",
+    "SeedInterval",
+    "mean_interval",
+    "fit_factor_classifier",
     "FactorClassifierConfig",
     "FactorClassifier",
     "train_factor_classifier",

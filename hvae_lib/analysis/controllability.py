@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import ConfigBase, build_seeded, check_rng
 from ..models.blocks import ConvEncoderBody
-from ..train.loop import ImageFactorBatches, TrainConfig, TrainResult, train
+from ..train.loop import ImageFactorBatches, ResultCache, TrainConfig, TrainResult, fit, train
 
 __all__ = [
     "FactorClassifierConfig",
@@ -170,13 +170,7 @@ def train_factor_classifier(
 
     Used in: :ref:`ch-semafovae`
     """
-    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-    f = torch.as_tensor(np.asarray(factors) if not torch.is_tensor(factors) else factors)
-    if x.ndim != 4 or f.ndim != 2 or len(x) != len(f) or f.shape[1] != len(config.factor_sizes):
-        raise ValueError(
-            f"need images [N, C, H, W] and factors [N, {len(config.factor_sizes)}]; got "
-            f"{tuple(x.shape)}, {tuple(f.shape)}"
-        )
+    x, f = _classifier_data(images, factors, config)
     model = build_seeded(lambda: FactorClassifier(config), config.train.seed)
     data = ImageFactorBatches(x, f, config.train.batch_size, config.train.seed)
     result = train(
@@ -189,6 +183,51 @@ def train_factor_classifier(
         desc="factor classifier",
     )
     return model, result
+
+
+def fit_factor_classifier(
+    images: Any,
+    factors: Any,
+    config: FactorClassifierConfig,
+    *,
+    key: Any,
+    cache: ResultCache | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[FactorClassifier, TrainResult]:
+    """:func:`train_factor_classifier` through the result cache (:func:`!hvae_lib.train.fit`):
+    the first notebook that needs the classifier trains it, the others load it.
+
+    ``key`` names the data (e.g. its description); the cache key also covers ``config``, the
+    images and the factors. Same training as :func:`train_factor_classifier`.
+
+    Used in: :ref:`ch-semafovae`
+    """
+    x, f = _classifier_data(images, factors, config)
+    return fit(
+        lambda: FactorClassifier(config),
+        ImageFactorBatches(x, f, config.train.batch_size, config.train.seed),
+        _classifier_loss,
+        config.train,
+        key=("factor classifier", key, config),
+        cache=cache,
+        device=device,
+        progress=progress,
+        desc="factor classifier",
+    )
+
+
+def _classifier_data(
+    images: Any, factors: Any, config: FactorClassifierConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    f = torch.as_tensor(np.asarray(factors) if not torch.is_tensor(factors) else factors)
+    if x.ndim != 4 or f.ndim != 2 or len(x) != len(f) or f.shape[1] != len(config.factor_sizes):
+        raise ValueError(
+            f"need images [N, C, H, W] and factors [N, {len(config.factor_sizes)}]; got "
+            f"{tuple(x.shape)}, {tuple(f.shape)}"
+        )
+    return x, f
 
 
 def factor_accuracy(classifier: FactorClassifier, images: Any, factors: Any) -> np.ndarray:

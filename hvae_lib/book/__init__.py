@@ -18,6 +18,7 @@ from .ledger import (
     load_claims,
     record_claims,
     verdict_from,
+    verdict_from_interval,
 )
 from .pipeline import (
     ASSETS_URL_DIR,
@@ -103,5 +104,6 @@ __all__ = [
     "toc_files",
     "use_offline_assets",
     "verdict_from",
+    "verdict_from_interval",
     "write_paired",
 ]

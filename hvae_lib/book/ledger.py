@@ -37,6 +37,7 @@ __all__ = [
     "record_claims",
     "load_claims",
     "verdict_from",
+    "verdict_from_interval",
     "smoke_notice_html",
 ]
 
@@ -46,6 +47,7 @@ VERDICTS: tuple[str, ...] = (
     "consistent",  # our formalisation / a check that holds; the paper gives no number
     "partially",  # the trend holds for some of the cases the paper shows
     "not reproduced",  # the trend does not hold at this scale
+    "inconclusive",  # the seeds' 95% interval straddles the claim's threshold
     "not tested",  # out of reach in this profile (e.g. needs the paper's scale)
 )
 
@@ -77,6 +79,8 @@ class Claim:
     section : optional anchor/label in the chapter where the evidence is shown.
     smoke : recorded by a smoke run of the paper profile (filled in by :func:`record_claims`):
         the verdict is not evidence (``shown_verdict``).
+    fails_if : the result that would have made the check fail, in words (e.g. "the lower
+        95% limit of posX controllability below 2× chance"); shown in the ledger.
     """
 
     id: str
@@ -89,6 +93,7 @@ class Claim:
     profile: str = ""
     section: str = ""
     smoke: bool = False
+    fails_if: str = ""
 
     @property
     def shown_verdict(self) -> str:
@@ -121,6 +126,28 @@ def verdict_from(holds: bool, *, partial: bool = False, tested: bool = True) -> 
     if holds:
         return "reproduced"
     return "partially" if partial else "not reproduced"
+
+
+def verdict_from_interval(low: float, high: float, threshold: float, *, tested: bool = True) -> str:
+    """The verdict of a claim "the quantity exceeds ``threshold``" from its 95% interval.
+
+    ``reproduced`` when the whole interval ``[low, high]`` lies above the threshold,
+    ``not reproduced`` when it lies at or below it, ``inconclusive`` when it straddles it
+    (more seeds could decide); ``not tested`` when ``tested`` is false or an end is NaN
+    (fewer than two seeds). For a claim "the quantity stays below", pass the negated
+    interval and threshold.
+
+    Used in: :ref:`ch-semafovae-verdicts`
+    """
+    if not tested or not (math.isfinite(low) and math.isfinite(high)):
+        return "not tested"
+    if low > high:
+        raise ValueError(f"need low <= high, got [{low}, {high}]")
+    if low > threshold:
+        return "reproduced"
+    if high <= threshold:
+        return "not reproduced"
+    return "inconclusive"
 
 
 def claims_dir() -> Path:

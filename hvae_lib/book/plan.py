@@ -746,18 +746,39 @@ def _jobs_semafo(profile: str, device: torch.device, gen: torch.Generator) -> li
 
     comp = composition(s.label_fraction, s.train.batch_size)
     sup_loss = s.loss.replace(warmup_steps=s.train.steps)
+    reps = int(s.num_replicates)  # every model of the evaluation table, once per replicate
+    rep_note = f"× {reps} replicates"
     jobs.append(
         semafo_job(
             "labels only (SemafoVAE, supervised term)",
             s.flat,
             sup_loss,
             semi,
-            f"the warm-up objective throughout; {comp} (only the labelled part is read)",
+            f"the warm-up objective throughout; {comp} (only the labelled part is read); "
+            f"{rep_note}",
+            count=reps,
         )
     )
     warm = timed_note.format(w=s.loss.warmup_steps)
-    jobs.append(semafo_job("SemafoVAE", s.flat, full_loss, semi, f"{comp}; {warm}"))
-    jobs.append(semafo_job("SemafoHVAE", s.hierarchical, full_loss, semi, f"{comp}; {warm}"))
+    jobs.append(
+        semafo_job("SemafoVAE", s.flat, full_loss, semi, f"{comp}; {warm}; {rep_note}", count=reps)
+    )
+    jobs.append(
+        semafo_job(
+            "SemafoHVAE", s.hierarchical, full_loss, semi, f"{comp}; {warm}; {rep_note}", count=reps
+        )
+    )
+    if s.authors_loss != s.loss:  # else it is the SemafoVAE row (paper profile)
+        jobs.append(
+            semafo_job(
+                "authors' objective (SemafoVAE)",
+                s.flat,
+                s.authors_loss.replace(warmup_steps=0),
+                semi,
+                f"{comp}; {warm}; {rep_note}",
+                count=reps,
+            )
+        )
 
     # the supervision sweep (the chapter's own fraction is not trained twice)
     others = [fr for fr in s.label_fractions if not math.isclose(fr, s.label_fraction)]
@@ -778,7 +799,6 @@ def _jobs_semafo(profile: str, device: torch.device, gen: torch.Generator) -> li
     # the ablations, filtered as the chapter filters them
     g = s.authors_gamma_uns
     ablations = {
-        "ablation: authors' objective": (s.flat, s.authors_loss),
         f"ablation: γ_u = {g:g}, our estimators": (s.flat, s.loss.replace(gamma_uns=g)),
         "ablation: NoReparams (stop-gradient ỹ)": (
             s.flat,
@@ -817,10 +837,10 @@ def _jobs_semafo(profile: str, device: torch.device, gen: torch.Generator) -> li
             batch_shape=semi_batch,
             steps=s.train.steps,
             steps_from="train.steps",
-            count=2,
+            count=2 * reps,
             run=baseline_run,
             data_bytes=images_bytes,
-            note=f"β = 1 and {s.beta_vae_beta:g}; one timed",
+            note=f"β = 1 and {s.beta_vae_beta:g}; one timed; {rep_note}",
         )
     )
     m2_cfg = M2Config(vae=s.flat.vae, factor_sizes=sizes, temperature=s.flat.temperature)
@@ -835,10 +855,10 @@ def _jobs_semafo(profile: str, device: torch.device, gen: torch.Generator) -> li
             batch_shape=semi_batch,
             steps=s.train.steps,
             steps_from="train.steps",
-            count=1,
+            count=reps,
             run=semi_run(lambda: M2VAE(m2_cfg), m2_loss, semi, x, f),
             data_bytes=images_bytes,
-            note=f"{comp}; {warm}",
+            note=f"{comp}; {warm}; {rep_note}",
         )
     )
 

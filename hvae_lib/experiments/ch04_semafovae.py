@@ -74,6 +74,9 @@ class SemafoSettings(ConfigBase):
         the baselines keep the authors' 1e-3.
     authors_gamma_uns : the authors' :math:`\gamma_u` (10), trained as an ablation when
         ``loss.gamma_uns`` differs from it (quick profile).
+    num_replicates : replicates of every model of the evaluation table (seeds ``SEED + r``
+        and label seeds ``label_seed + r``, :class:`~hvae_lib.experiments.ch04_bench.SemafoBench`);
+        the verdicts are decided from their 95% intervals.
     label_vae_steps : steps of the label VAE trained alone (step 1 of the chapter).
     classifier_steps, classifier_lr : training of the factor classifier that scores
         controllability (Adam, batch 64).
@@ -104,6 +107,7 @@ class SemafoSettings(ConfigBase):
     beta_vae_beta: float = 4.0
     baseline_lr: float = 1e-3
     authors_gamma_uns: float = 10.0
+    num_replicates: int = 3
     label_vae_steps: int = 600
     classifier_steps: int = 1500
     classifier_lr: float = 3e-3
@@ -135,6 +139,11 @@ class SemafoSettings(ConfigBase):
         if self.dci_importance not in ("gbt", "hist_gbt"):
             raise ValueError(
                 f"dci_importance must be 'gbt' or 'hist_gbt', got {self.dci_importance!r}"
+            )
+        if int(self.num_replicates) < 2:
+            raise ValueError(
+                f"num_replicates must be at least 2 (an interval needs two seeds), "
+                f"got {self.num_replicates}"
             )
         for name in (
             "label_vae_steps",

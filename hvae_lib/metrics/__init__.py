@@ -28,6 +28,7 @@ from .discrete import (
 )
 from .factor_vae import factor_vae_from_votes, factor_vae_score, factor_vae_votes, prune_dims
 from .mig import mig, mig_from_mutual_info
+from .probes import linear_probe_accuracy
 from .representation import LAYER_CHOICES, representation
 from .sampling import (
     GridEncoder,
@@ -42,6 +43,7 @@ from .suite import evaluate_metrics
 __all__ = [
     "mig",
     "mig_from_mutual_info",
+    "linear_probe_accuracy",
     "dci",
     "dci_from_importance",
     "importance_matrix",
