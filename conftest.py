@@ -44,7 +44,7 @@ NOTEBOOK_ORDER = (
     "06_semafovae_seeds",
     "05_semafovae_evaluation",
     "08_semafovae_labels",
-    "07_semafovae_seeds_baselines",
+    "07_semafovae_seeds_2",
     "03_rate_splitting",
     "01_rate_distortion",
     "02_transitive_information",

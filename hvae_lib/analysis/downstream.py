@@ -982,7 +982,7 @@ def evaluate_model(
     points) and ``mi_plug_in_se`` (its Monte-Carlo standard error); on the same ``k`` points,
     the inputs of the Fano check: ``acc_fano_<probe>`` (the probes of the sampled :math:`z_L`
     scored on those points only), ``acc_fano_bayes`` (the Bayes classifier of the plug-in
-    mixture, :attr:`LabelInformation.bayes_accuracy`), ``fano_num_points`` (``k``), and
+    mixture, ``LabelInformation.bayes_accuracy``), ``fano_num_points`` (``k``), and
     ``fano_info``, ``fano_rate`` (:math:`f^{-1}` of the plug-in estimate — see
     :func:`label_information` for why the plug-in is the right input to the bound — and of
     :math:`R(z_L)`, with the label distribution of those points); and with a ``classifier``
@@ -1296,8 +1296,8 @@ class OptimaSeparation:
 
     @property
     def holds(self) -> bool:
-        """No one model fits all: the optima are distinct and no member is within the
-        seed-to-seed spread of the best on every task."""
+        """Whether no one model fits all, that is, the optima are distinct and no member is
+        within the seed-to-seed spread of the best on every task."""
         return bool(self.distinct and not self.fits_all.any())
 
     @property
@@ -1309,8 +1309,8 @@ class OptimaSeparation:
 
     @property
     def pairwise_separated(self) -> bool:
-        """The stronger statement: each optimum beats every other optimum on its own task
-        by more than that task's spread (second seed)."""
+        """Whether the stronger statement holds, that each optimum beats every other optimum
+        on its own task by more than that task's spread (second seed)."""
         off = ~np.eye(len(self.optimum), dtype=bool)
         return bool(self.distinct and self.separated[off].all())
 
@@ -1336,7 +1336,7 @@ def optima_separation(
     all. It fails when one member is near-best everywhere (e.g. when the tasks are the same
     task) or when the spread is as large as the differences between members. The stronger
     pairwise statement (each optimum beats the others on its own task by more than
-    :math:`s_t` on the second seed) is reported too (:attr:`OptimaSeparation.separated`).
+    :math:`s_t` on the second seed) is reported too (``OptimaSeparation.separated``).
 
     Used in: :ref:`ch-rate-splitting`
     """

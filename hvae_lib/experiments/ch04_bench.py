@@ -182,7 +182,7 @@ class SemafoBench:
 
     @property
     def labels_only_loss(self) -> SemafoLossConfig:
-        """The warm-up (labelled-only) objective for the whole budget: step 2's model."""
+        """The warm-up objective, labelled images only, for the whole budget (step 2's model)."""
         return self.settings.loss.replace(warmup_steps=self.settings.train.steps)
 
     def table_spec(self, name: str) -> tuple[str, Any, Any]:
@@ -470,7 +470,7 @@ def train_replicates(
     """Train (or load) and evaluate each of ``models`` (names of :data:`TABLE_MODELS`) for each
     replicate: ``{model: {replicate: row}}``, in that order.
 
-    Used in: :ref:`ch-semafovae-seeds`, :ref:`ch-semafovae-seeds-baselines`
+    Used in: :ref:`ch-semafovae-seeds`, :ref:`ch-semafovae-seeds-2`
     """
     return {m: {int(r): bench.table_row(m, int(r)) for r in replicates} for m in models}
 
@@ -479,7 +479,7 @@ def replicate_frame(rows: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> Any:
     """A ``pandas.DataFrame`` with one line per (model, replicate) and the columns of
     :data:`TABLE_METRICS` plus the training time, for a page to display.
 
-    Used in: :ref:`ch-semafovae-seeds`, :ref:`ch-semafovae-seeds-baselines`
+    Used in: :ref:`ch-semafovae-seeds`, :ref:`ch-semafovae-seeds-2`
     """
     import pandas as pd  # the book's extra, not the library's dependency
 
