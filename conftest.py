@@ -36,16 +36,18 @@ torch.set_num_threads(int(os.environ["HVAE_THREADS"]) or (os.cpu_count() or 1))
 #: Notebooks first, so that pytest-xdist (``--dist loadfile``, each notebook whole on one
 #: worker) starts the long ones at once, in an order that lets the result cache (one per test
 #: run) serve what a page shares with an earlier one: 04 trains the models that 05 and 08
-#: evaluate again, so it goes first, beside 06. Measured cold on one core (quick profile):
-#: 04 about 210 s, 06 about 275, 05 and 08 about 200-260 with 04's models cached, 07 about 230,
-#: 03 about 180, 01 about 85, 02 about 50.
+#: evaluate again (and the factor classifier that every page of chapter 4 scores with), so it
+#: goes first, beside chapter 3, and the other pages of chapter 4 start once it is done.
+#: Measured cold on one core (quick profile): 04 about 220 s, 05 about 220, 06 and 07 about
+#: 280 each with the classifier cached (about 300 when they train it), 08 about 280, 03 about
+#: 210, 01 about 105, 02 about 50.
 NOTEBOOK_ORDER = (
     "04_semafovae",
+    "03_rate_splitting",
     "06_semafovae_seeds",
     "05_semafovae_evaluation",
-    "08_semafovae_labels",
     "07_semafovae_seeds_2",
-    "03_rate_splitting",
+    "08_semafovae_labels",
     "01_rate_distortion",
     "02_transitive_information",
 )
