@@ -203,3 +203,169 @@ def rate_plane(
     ax.set_ylabel("R(z1|z2)  [nats]")
     ax.figure.colorbar(sc, ax=ax, label=label, shrink=0.85)
     return sc
+
+
+def _graph_node(
+    ax: matplotlib.axes.Axes,
+    xy: tuple[float, float],
+    label: str,
+    *,
+    observed: bool = False,
+    deterministic: bool = False,
+    size: float = 0.2,
+) -> matplotlib.patches.Patch:
+    """One node of a graphical model: a circle (stochastic; shaded when observed) or a square
+    (deterministic) of half-size ``size`` with a math label."""
+    face = "0.82" if observed else "white"
+    if deterministic:
+        patch: matplotlib.patches.Patch = matplotlib.patches.Rectangle(
+            (xy[0] - size, xy[1] - size), 2 * size, 2 * size, facecolor=face, edgecolor="k", lw=1.3
+        )
+    else:
+        patch = matplotlib.patches.Circle(xy, size, facecolor=face, edgecolor="k", lw=1.3)
+    patch.set_zorder(2)
+    ax.add_patch(patch)
+    ax.text(*xy, label, ha="center", va="center", fontsize=12 if not deterministic else 10.5)
+    return patch
+
+
+def _graph_edge(
+    ax: matplotlib.axes.Axes,
+    a: matplotlib.patches.Patch,
+    b: matplotlib.patches.Patch,
+    name: str,
+    *,
+    dashed: bool,
+    color: tuple[float, float, float],
+) -> matplotlib.patches.FancyArrowPatch:
+    """An arrow from the border of node ``a`` to the border of node ``b`` (clipped to both)."""
+
+    def centre(p: matplotlib.patches.Patch) -> tuple[float, float]:
+        if isinstance(p, matplotlib.patches.Circle):
+            return tuple(p.center)
+        x0, y0 = p.get_xy()
+        return (x0 + p.get_width() / 2, y0 + p.get_height() / 2)
+
+    arrow = matplotlib.patches.FancyArrowPatch(
+        centre(a),
+        centre(b),
+        patchA=a,
+        patchB=b,
+        shrinkA=1.0,
+        shrinkB=1.5,
+        arrowstyle="-|>",
+        mutation_scale=14,
+        lw=1.5,
+        linestyle="--" if dashed else "-",
+        color=color,
+        gid=name,
+        zorder=1,
+    )
+    ax.add_patch(arrow)
+    return arrow
+
+
+def plot_hvae_graphs(
+    axes: Sequence[matplotlib.axes.Axes] | None = None,
+) -> matplotlib.figure.Figure:
+    r"""The two-layer HVAE as graphical models (after Xiao & Bamler 2023, Fig. 2).
+
+    Three panels, nodes at the same places in each (:math:`z_2` top, :math:`z_1` right,
+    :math:`x` bottom): (a) the generative model
+    :math:`p(z_2)\,p(z_1\mid z_2)\,p(x\mid z_1)`, solid arrows :math:`z_2\to z_1\to x`;
+    (b) separate-encoder inference :math:`q(z_2\mid x)\,q(z_1\mid z_2, x)`, dashed arrows
+    :math:`x\to z_2`, :math:`x\to z_1`, :math:`z_2\to z_1`; (c) ladder inference, dashed
+    arrows :math:`x\to d(x)\to z_2`, :math:`d(x)\to z_1`, :math:`z_2\to z_1`, with the
+    deterministic feature :math:`d(x)` as a square and the merge
+    :math:`q(z_1\mid z_2,x)\propto\hat q(z_1\mid d(x))\,p(z_1\mid z_2)` written below.
+    Circles are stochastic nodes, the observed :math:`x` is shaded; colours from the
+    ``colorblind`` palette, and line style alone also tells the two kinds of arrow apart.
+
+    Parameters
+    ----------
+    axes : three Axes to draw into; ``None`` creates a 1×3 figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; every arrow is a ``FancyArrowPatch`` whose ``gid`` names its edge
+        (``"z2->z1"``), and ``fig.hvae_edges`` maps ``"generative"``, ``"separate"``,
+        ``"ladder"`` to the edge names of each panel.
+
+
+    Used in: :ref:`ch-rate-splitting`
+    """
+    if axes is None:
+        fig, axs = plt.subplots(1, 3, figsize=(9.6, 4.0))
+        axes = list(axs)
+    else:
+        axes = list(axes)
+        if len(axes) != 3:
+            raise ValueError(f"need 3 axes, got {len(axes)}")
+        fig = axes[0].figure
+    palette = sns.color_palette(PALETTE)
+    gen_color, inf_color = palette[0], palette[3]
+    pos = {"z2": (0.45, 2.2), "z1": (1.2, 1.25), "x": (0.45, 0.0), "d": (0.45, 0.7)}
+    labels = {"z2": "$z_2$", "z1": "$z_1$", "x": "$x$", "d": "$d(x)$"}
+    panels = {
+        "generative": (
+            "(a) generative model\n$p(z_2)\\,p(z_1\\mid z_2)\\,p(x\\mid z_1)$",
+            ("z2", "z1", "x"),
+            [("z2", "z1"), ("z1", "x")],
+            False,
+        ),
+        "separate": (
+            "(b) inference: separate encoders\n$q(z_2\\mid x)\\,q(z_1\\mid z_2, x)$",
+            ("z2", "z1", "x"),
+            [("x", "z2"), ("x", "z1"), ("z2", "z1")],
+            True,
+        ),
+        "ladder": (
+            "(c) inference: ladder, shared $d(x)$\n$q(z_2\\mid d(x))\\,q(z_1\\mid z_2, d(x))$",
+            ("z2", "z1", "x", "d"),
+            [("x", "d"), ("d", "z2"), ("d", "z1"), ("z2", "z1")],
+            True,
+        ),
+    }
+    edges: dict[str, list[str]] = {}
+    for ax, (key, (title, nodes, links, dashed)) in zip(axes, panels.items()):
+        ax.set_xlim(-0.15, 1.6)
+        ax.set_ylim(-0.75, 2.55)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+        patches = {
+            n: _graph_node(ax, pos[n], labels[n], observed=n == "x", deterministic=n == "d")
+            for n in nodes
+        }
+        color = inf_color if dashed else gen_color
+        edges[key] = []
+        for a, b in links:
+            name = f"{a}->{b}".replace("d->", "d(x)->").replace("->d", "->d(x)")
+            _graph_edge(ax, patches[a], patches[b], name, dashed=dashed, color=color)
+            edges[key].append(name)
+        if key == "ladder":
+            ax.text(
+                0.65,
+                -0.5,
+                "merge: $q(z_1\\mid z_2, x)\\propto\\hat q(z_1\\mid d(x))\\,p(z_1\\mid z_2)$",
+                ha="center",
+                va="center",
+                fontsize=8.5,
+            )
+    handles = [
+        matplotlib.lines.Line2D([], [], color=gen_color, lw=1.5, ls="-", label="generative"),
+        matplotlib.lines.Line2D([], [], color=inf_color, lw=1.5, ls="--", label="inference"),
+        matplotlib.lines.Line2D(
+            [], [], color="k", marker="o", ls="", mfc="white", ms=9, label="stochastic"
+        ),
+        matplotlib.lines.Line2D(
+            [], [], color="k", marker="o", ls="", mfc="0.82", ms=9, label="observed"
+        ),
+        matplotlib.lines.Line2D(
+            [], [], color="k", marker="s", ls="", mfc="white", ms=9, label="deterministic"
+        ),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=5, fontsize=9, frameon=False)
+    fig.hvae_edges = edges  # type: ignore[attr-defined]
+    return fig

@@ -128,8 +128,15 @@ def test_paper_step_counts_come_from_the_settings() -> None:
     (beta_vae,) = [r for r in dry.rows if r.notebook == "01_rate_distortion"]
     assert (beta_vae.steps, beta_vae.count) == (s1.sweep.train.steps, len(s1.sweep.betas))
     s3 = rate_splitting_settings("paper")
-    chunk = [r for (nb, m), r in rows.items() if m.startswith("β-grid chunk")]
+    chunk = [r for (nb, m), r in rows.items() if m.startswith("β-grid chunk (")]
     assert len(chunk) == 1 and chunk[0].steps == s3.train.steps
+    # the paper's second dataset and the ladder grid, each 441 members as well
+    s3c = rate_splitting_settings("paper", dataset="cifar10")
+    (cifar,) = [r for (nb, m), r in rows.items() if m.startswith("β-grid chunk, CIFAR-10")]
+    assert cifar.steps == s3c.train.steps == 500 * (50_000 // 256) and cifar.count == chunk[0].count
+    (ladder,) = [r for (nb, m), r in rows.items() if m.startswith("ladder grid chunk")]
+    assert ladder.steps == s3.train.steps
+    assert ladder.count * ladder.members == s3.ladder_side**2 == 441
     assert chunk[0].members == s3.chunk_size
     assert chunk[0].count == math.ceil(s3.grid_side**2 / s3.chunk_size)
     assert chunk[0].batch_shape == (s3.train.batch_size, *s3.model.input_shape)

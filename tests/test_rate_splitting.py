@@ -19,7 +19,7 @@ from hvae_lib.experiments.ch03_rate_splitting import (
     load_grid_data,  # noqa: E402
     rate_splitting_settings,
 )
-from hvae_lib.models import HierarchicalVAE  # noqa: E402
+from hvae_lib.models import HierarchicalVAE, paper_preset  # noqa: E402
 from hvae_lib.plots import rate_plane  # noqa: E402
 
 
@@ -61,6 +61,68 @@ def test_load_grid_data_digits_and_svhn_errors(monkeypatch):
         load_grid_data(rate_splitting_settings("paper").replace(data_dir="/nonexistent/svhn"), rng)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_grid_data(s.replace(dataset="imagenet"), rng)
+
+
+def test_ladder_grid_settings():
+    """The ladder grid beside the main one: its β values, architecture and warm-up; bad
+    values are refused with the valid range."""
+    quick, paper = rate_splitting_settings("quick"), rate_splitting_settings("paper")
+    assert quick.ladder_model.inference == "ladder" and quick.model.inference == "separate"
+    assert quick.ladder_model.replace(inference="separate") == quick.model
+    assert np.allclose(quick.ladder_beta_values, [0.1, 10**-0.5, 1.0, 10**0.5, 10.0])
+    assert quick.ladder_warmup_steps == quick.train.steps // 5  # the authors' first fifth
+    assert paper.ladder_side == 21  # the authors' LVAE grid on SVHN
+    smoke = rate_splitting_settings("paper", smoke=True)
+    assert smoke.ladder_side == 2 and smoke.ladder_model.architecture == "conv"
+    assert quick.replace(ladder_side=0).ladder_beta_values.size == 0
+    with pytest.raises(ValueError, match="ladder_side must be 0"):
+        quick.replace(ladder_side=1)
+    with pytest.raises(ValueError, match=r"ladder_warmup_fraction must be in \[0, 1\)"):
+        quick.replace(ladder_warmup_fraction=1.0)
+
+
+def test_paper_profile_on_cifar10(monkeypatch, tmp_path):
+    """The paper's second dataset: same architecture and optimiser, epochs of 50,000 images;
+    files from $HVAE_CIFAR10_DIR, stand-ins in the smoke form, clear errors otherwise."""
+    import pickle
+
+    cifar = rate_splitting_settings("paper", dataset="cifar10")
+    svhn = rate_splitting_settings("paper", dataset="")  # empty: the default, SVHN
+    assert svhn == rate_splitting_settings("paper") and svhn.dataset == "svhn"
+    assert cifar.dataset == "cifar10" and cifar.model == paper_preset("cifar10")
+    assert HierarchicalVAE(cifar.model).num_parameters() == 475_811
+    assert cifar.train.steps == 500 * (50_000 // 256) and cifar.grid_side == 21
+    assert RateSplittingSettings.from_json(cifar.to_json()) == cifar
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'; valid: svhn, cifar10"):
+        rate_splitting_settings("paper", dataset="imagenet")
+    with pytest.raises(ValueError, match="needs the paper profile"):
+        rate_splitting_settings("quick", dataset="cifar10")
+    rng = np.random.default_rng(0)
+    monkeypatch.delenv("HVAE_CIFAR10_DIR", raising=False)
+    with pytest.raises(ValueError, match="HVAE_CIFAR10_DIR"):
+        load_grid_data(cifar, rng)
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 directory not found"):
+        load_grid_data(cifar.replace(data_dir=str(tmp_path / "absent")), rng)
+    # the smoke form: stand-ins of CIFAR-10's shape, named as CIFAR-10's
+    smoke = rate_splitting_settings("paper", smoke=True, dataset="cifar10")
+    assert smoke.dataset == "cifar10" and smoke.synthetic_data
+    d = load_grid_data(smoke, np.random.default_rng(0))
+    assert d.x_train.shape == (1024, 3, 32, 32) and "CIFAR-10 stand-in" in d.name
+    # real python batches (written here), read through $HVAE_CIFAR10_DIR
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    gen = np.random.default_rng(1)
+    for i, name in enumerate([*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]):
+        batch = {
+            b"data": gen.integers(0, 256, size=(3, 3072), dtype=np.uint8),
+            b"labels": [(i + j) % 10 for j in range(3)],
+        }
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))
+    monkeypatch.setenv("HVAE_CIFAR10_DIR", str(tmp_path))
+    d = load_grid_data(cifar, rng)
+    assert d.x_train.shape == (15, 3, 32, 32) and d.x_test.shape == (3, 3, 32, 32)
+    assert d.name.startswith("CIFAR-10, 32×32×3, 15 train / 3 test")
+    assert float(d.x_train.max()) <= 1.0 and d.y_test.tolist() == [5, 6, 7]
 
 
 def test_bound_images_are_distinct_binary_with_exact_entropy():

@@ -6,7 +6,10 @@ traversals and the semi-supervised evaluation.
   (:ref:`ch-transitive`).
 * :mod:`.downstream` — per-layer rates, PSNR, classifier probes, label information, the
   distortion and Fano bounds, the binomial tolerance and the per-budget frontier
-  (:ref:`ch-rate-splitting`).
+  (:ref:`ch-rate-splitting`); the authors' evaluation protocol (``faithful``: their probes on
+  an 80/20 split of the test codes, a CNN classifier for the sample score).
+* :mod:`.layers` — the lower layer :math:`z_1`: its codes and the label information it adds
+  beyond :math:`z_2` (:ref:`ch-rate-splitting`).
 * :mod:`.controllability` — the factor classifier, controllability and Fréchet distances
   (:ref:`ch-semafovae`).
 * :mod:`.stats` — the mean of seed replicates and its Student-t interval
@@ -36,10 +39,14 @@ from .controllability import (
     train_factor_classifier,
 )
 from .downstream import (
+    FAITHFUL_PROBES,
     PROBES,
     BoundCheck,
+    CNNClassifier,
     FanoCheck,
     LabelInformation,
+    OptimaSeparation,
+    RateControlCheck,
     RateEvaluation,
     SampleScore,
     TopLayerCodes,
@@ -47,6 +54,7 @@ from .downstream import (
     binomial_lower_limit,
     check_distortion_bound,
     check_fano_bound,
+    check_rate_control,
     distortion_lower_bound,
     evaluate_grid,
     evaluate_model,
@@ -54,12 +62,14 @@ from .downstream import (
     faithful_probe_accuracy,
     fano_f,
     fano_inverse,
+    fit_cnn_classifier,
     fit_image_classifier,
     gaussian_sse_lower_bound,
     inception_style_score,
     label_distribution,
     label_information,
     measure_distortion_and_rate,
+    optima_separation,
     probe_accuracy,
     psnr,
     reconstruction_psnr,
@@ -80,6 +90,15 @@ from .evaluation import (
     gaussian_pair_log_ratio,
     monte_carlo_rate,
     optimal_critic_values,
+)
+from .layers import (
+    ConditionalLabelInformation,
+    HierarchicalLowerPosterior,
+    LowerLayerCodes,
+    LowerLayerPosterior,
+    conditional_label_information,
+    lower_layer_codes,
+    lower_layer_posterior,
 )
 from .semisup import (
     SemiSupervisedEvaluation,
@@ -109,6 +128,7 @@ __all__ = [
     "optimal_critic_values",
     "binary_symmetric_chain",
     "PROBES",
+    "FAITHFUL_PROBES",
     "RateEvaluation",
     "evaluate_rates",
     "psnr",
@@ -123,6 +143,8 @@ __all__ = [
     "SampleScore",
     "inception_style_score",
     "fit_image_classifier",
+    "CNNClassifier",
+    "fit_cnn_classifier",
     "sample_quality",
     "fano_f",
     "fano_inverse",
@@ -133,6 +155,10 @@ __all__ = [
     "measure_distortion_and_rate",
     "FanoCheck",
     "check_fano_bound",
+    "check_rate_control",
+    "optima_separation",
+    "RateControlCheck",
+    "OptimaSeparation",
     "evaluate_model",
     "evaluate_grid",
     "binomial_lower_limit",
@@ -162,4 +188,12 @@ __all__ = [
     "posterior_traversal",
     "SemiSupervisedEvaluation",
     "evaluate_semisupervised",
+    # the lower layer z1 (analysis.layers)
+    "LowerLayerPosterior",
+    "HierarchicalLowerPosterior",
+    "lower_layer_posterior",
+    "LowerLayerCodes",
+    "lower_layer_codes",
+    "ConditionalLabelInformation",
+    "conditional_label_information",
 ]

@@ -3,7 +3,7 @@ r"""Chapter 3 (rate splitting): settings per profile, data, and helpers for the 
 * :class:`RateSplittingSettings` / :func:`rate_splitting_settings` — the scale of the chapter
   in the ``quick`` profile (7×7 grid of the CPU prototype on scikit-learn digits) and the
   ``paper`` profile (the authors' 21×21 grid, their SVHN architecture, σ = 0.71, Adam 3e-4,
-  batch 256, 500 epochs).
+  batch 256, 500 epochs; on SVHN by default, on CIFAR-10 with ``dataset="cifar10"``).
 * :func:`load_grid_data` — the labelled train/test split of the grid experiment.
 * :func:`bound_images` — a finite set of **distinct** binary dSprites images, on which the
   data entropy is known exactly, :math:`H[p_{\rm data}] = \ln N`, so the paper's distortion
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.downstream import PROBES
+from ..analysis.downstream import FAITHFUL_PROBES, PROBES
 from ..config import ConfigBase, check_profile, check_rng, check_smoke, note_stand_in
-from ..data import DSprites, load_digits_dataset, load_svhn, synthetic_svhn
+from ..data import DSprites, load_cifar10, load_digits_dataset, load_svhn, synthetic_svhn
 from ..models.hierarchical import HierarchicalVAEConfig, paper_preset, prototype_preset
 from ..train.ensemble import log_spaced_betas
 from ..train.loop import TrainConfig
@@ -43,6 +43,9 @@ __all__ = [
     "bound_images",
     "paper_train_config",
     "SVHN_DIR_ENV",
+    "CIFAR10_DIR_ENV",
+    "DATASET_ENV",
+    "PAPER_DATASETS",
     "GRID_DIR_ENV",
 ]
 
@@ -54,6 +57,24 @@ chapter then reads its β-grid from there instead of training it
 SVHN_DIR_ENV = "HVAE_SVHN_DIR"
 """Environment variable naming the folder with ``train_32x32.mat`` and ``test_32x32.mat``
 (paper profile)."""
+
+CIFAR10_DIR_ENV = "HVAE_CIFAR10_DIR"
+"""Environment variable naming the ``cifar-10-batches-py`` folder (or one that contains it) of
+the CIFAR-10 python batches (paper profile with ``dataset="cifar10"``)."""
+
+DATASET_ENV = "HVAE_RATE_DATASET"
+"""Environment variable read by chapter 3's parameters cell: the dataset of the paper
+profile's grid, one of :data:`PAPER_DATASETS` (empty: SVHN)."""
+
+PAPER_DATASETS: tuple[str, ...] = ("svhn", "cifar10")
+"""The datasets of the paper's grid experiment (Xiao & Bamler 2023 train on both), in the
+order of the authors' code; the paper profile runs one of them per build."""
+
+_NATURAL = {
+    # name: (env var of its folder, training images, what the folder must hold, label)
+    "svhn": (SVHN_DIR_ENV, 73_257, "train_32x32.mat and test_32x32.mat", "SVHN"),
+    "cifar10": (CIFAR10_DIR_ENV, 50_000, "the cifar-10-batches-py python batches", "CIFAR-10"),
+}
 
 
 def _bound_model() -> HierarchicalVAEConfig:
@@ -95,14 +116,17 @@ class RateSplittingSettings(ConfigBase):
 
     Attributes
     ----------
-    dataset : ``"digits"`` (quick: scikit-learn's 1,797 8×8 digits) or ``"svhn"`` (paper).
-    data_dir : folder of the SVHN ``.mat`` files (paper; empty: ``$HVAE_SVHN_DIR``).
-    num_test : held-out digits (quick); for SVHN, which has its own test split, at most this
-        many of its test images (0: all).
-    num_train : for SVHN, at most this many of its training images (0: all).
-    synthetic_data : when the SVHN files are absent, use :func:`.synthetic_svhn`
-        stand-ins of ``num_train`` / ``num_test`` images instead of failing (the smoke form of
-        the paper profile only; otherwise a missing file is an error).
+    dataset : ``"digits"`` (quick: scikit-learn's 1,797 8×8 digits), ``"svhn"`` or
+        ``"cifar10"`` (paper).
+    data_dir : folder of the SVHN ``.mat`` files or of the CIFAR-10 batches (paper; empty:
+        ``$HVAE_SVHN_DIR`` or ``$HVAE_CIFAR10_DIR``).
+    num_test : held-out digits (quick); for SVHN and CIFAR-10, which have their own test
+        splits, at most this many of the test images (0: all).
+    num_train : for SVHN and CIFAR-10, at most this many of the training images (0: all).
+    synthetic_data : when the data files are absent, use :func:`.synthetic_svhn`
+        stand-ins of ``num_train`` / ``num_test`` images (32×32×3, labels 0..9, the shapes of
+        both datasets) instead of failing (the smoke form of the paper profile only;
+        otherwise a missing file is an error).
     probe_train : training codes the classifier probes are fitted on (0: all).
     grid_side : K, the grid has K×K members; β values ``log_spaced_betas(K, beta_low, beta_high)``
         for both :math:`\\beta_1` and :math:`\\beta_2`.
@@ -110,7 +134,16 @@ class RateSplittingSettings(ConfigBase):
     model : the architecture of every grid member.
     train : optimiser settings shared by the grid (one batched ensemble).
     chunk_size : train at most this many members at once (0: the whole grid).
-    probes : classifier probes on :math:`z_2` (scikit-learn).
+    probes : classifier probes on :math:`z_2` (scikit-learn): ours
+        (:data:`.PROBES`) in the quick profile, the authors' (:data:`.FAITHFUL_PROBES`) in the
+        paper profile.
+    faithful : the authors' evaluation protocol (the paper profile): the probes of
+        :math:`\\mu_2` fitted on 80 % of the **test** codes and scored on the other 20 %, the
+        sample score from a small CNN classifier (:func:`.fit_cnn_classifier`) over 5 splits;
+        otherwise (quick) probes fitted on training codes and scored on test codes, a
+        pixel-space logistic regression and one split. The Fano check's probes of the sampled
+        :math:`z_2` are fitted on training codes in both (:func:`.evaluate_model`).
+    classifier_steps : Adam steps of that CNN classifier (faithful protocol only).
     mi_points : test points of the Monte-Carlo estimate of :math:`I(\\text{label}; z_2)`;
         the Fano check measures the accuracies and :math:`H(\\text{label})` on the same points.
     num_samples : generated images per model for the sample metric.
@@ -125,8 +158,17 @@ class RateSplittingSettings(ConfigBase):
         :math:`D+R\\ge\\ln N`.
     tight_bound_betas, tight_bound_train : the β values of each axis of its grid and its
         optimiser (full-batch Adam).
+    ladder_side : the Ladder-VAE-style grid beside the main one has ``ladder_side`` ×
+        ``ladder_side`` members, β values ``log_spaced_betas(ladder_side, beta_low,
+        beta_high)``, the main grid's architecture with ``inference="ladder"`` and its
+        optimiser (0: no ladder grid). The authors ran it on SVHN at 21×21.
+    ladder_warmup_fraction : KL warm-up of the ladder grid, a fraction of its steps (the
+        authors': the first fifth of training).
     explorer_images : test images shown per view of the explorer.
     bench_steps : timed steps of the benchmark of one model against the batched grid.
+    bench_conv_members, bench_conv_steps : members and timed steps of the same benchmark on the
+        paper's convolutional preset (quick profile only; the paper profile's main benchmark
+        is that preset already).
 
 
     Used in: :ref:`ch-rate-splitting`
@@ -145,6 +187,8 @@ class RateSplittingSettings(ConfigBase):
     train: TrainConfig = field(default_factory=TrainConfig)
     chunk_size: int = 0
     probes: tuple[str, ...] = PROBES
+    faithful: bool = False
+    classifier_steps: int = 3000
     mi_points: int = 397
     num_samples: int = 2000
     confidence: float = 0.95
@@ -160,8 +204,12 @@ class RateSplittingSettings(ConfigBase):
             steps=5000, batch_size=32, lr=2e-3, max_grad_norm=None, seed=0, log_every=500
         )
     )
+    ladder_side: int = 5
+    ladder_warmup_fraction: float = 0.2
     explorer_images: int = 8
     bench_steps: int = 50
+    bench_conv_members: int = 3
+    bench_conv_steps: int = 3
 
     _nested = {
         "model": HierarchicalVAEConfig,
@@ -172,6 +220,14 @@ class RateSplittingSettings(ConfigBase):
     }
 
     def __post_init__(self) -> None:
+        if int(self.ladder_side) < 0 or int(self.ladder_side) == 1:
+            raise ValueError(
+                f"ladder_side must be 0 (no ladder grid) or at least 2, got {self.ladder_side}"
+            )
+        if not 0.0 <= float(self.ladder_warmup_fraction) < 1.0:
+            raise ValueError(
+                f"ladder_warmup_fraction must be in [0, 1), got {self.ladder_warmup_fraction}"
+            )
         if int(self.tight_bound_images) < 2:
             raise ValueError(
                 f"tight_bound_images must be at least 2 images, got {self.tight_bound_images}"
@@ -189,6 +245,23 @@ class RateSplittingSettings(ConfigBase):
         return log_spaced_betas(self.grid_side, self.beta_low, self.beta_high)
 
     @property
+    def ladder_beta_values(self) -> np.ndarray:
+        """``[ladder_side]`` the β values of each axis of the ladder grid (empty without one)."""
+        if int(self.ladder_side) <= 0:
+            return np.zeros(0)
+        return log_spaced_betas(self.ladder_side, self.beta_low, self.beta_high)
+
+    @property
+    def ladder_model(self) -> HierarchicalVAEConfig:
+        """The main grid's architecture with Ladder-VAE-style inference."""
+        return self.model.replace(inference="ladder")
+
+    @property
+    def ladder_warmup_steps(self) -> int:
+        """Warm-up steps of the ladder grid: ``ladder_warmup_fraction`` of its steps."""
+        return int(round(float(self.ladder_warmup_fraction) * int(self.train.steps)))
+
+    @property
     def bound_beta_values(self) -> np.ndarray:
         """``[bound_side]`` the β values of each axis of the distortion-bound grid."""
         return log_spaced_betas(self.bound_side, self.beta_low, self.beta_high)
@@ -197,13 +270,16 @@ class RateSplittingSettings(ConfigBase):
 def smoke_cuts(paper: RateSplittingSettings) -> RateSplittingSettings:
     """The smoke form of the paper settings, the only place where chapter 3's cuts are made.
 
-    Kept: the authors' architecture (``paper_preset("svhn")``, 32×32×3 inputs), β range,
-    batch 256, learning rate, seed, probes, the Bernoulli bound models and their batches.
-    Cut: SVHN to 1,024 training and 256 test images (synthetic stand-ins when
-    ``$HVAE_SVHN_DIR`` is unset: ``synthetic_data``), probes on 512 codes, the grid to 3×3
+    Kept: the authors' architecture (``paper_preset(dataset)``, 32×32×3 inputs), β range,
+    batch 256, learning rate, seed, probes and evaluation protocol (``faithful``), the
+    Bernoulli bound models and their batches.
+    Cut: SVHN (or CIFAR-10) to 1,024 training and 256 test images (synthetic stand-ins when
+    its folder variable is unset: ``synthetic_data``), probes on 512 codes, the grid to 3×3
     (β in {0.1, 1, 10}) in chunks of 3 members, 4 steps (one epoch; logs every step, a
     checkpoint every 2), the MI on 128 test points, 256 samples per model, the bound grid to
-    3×3 with 20 steps, the small-set bound grid to 50 steps, the benchmark to 2 steps.
+    3×3 with 20 steps, the small-set bound grid to 50 steps, the ladder grid to 2×2 (the
+    main grid's steps), the CNN classifier of the sample score to 20 steps, the benchmark to
+    2 steps.
 
     Used in: :ref:`ch-rate-splitting` (smoke runs)
     """
@@ -213,6 +289,8 @@ def smoke_cuts(paper: RateSplittingSettings) -> RateSplittingSettings:
         synthetic_data=True,
         probe_train=512,
         grid_side=3,
+        ladder_side=2,
+        classifier_steps=20,
         chunk_size=3,
         train=paper.train.replace(steps=4, log_every=1, checkpoint_every=2),
         mi_points=128,
@@ -224,34 +302,54 @@ def smoke_cuts(paper: RateSplittingSettings) -> RateSplittingSettings:
     )
 
 
-def rate_splitting_settings(profile: str, smoke: bool = False) -> RateSplittingSettings:
-    """Settings of chapter 3 for ``profile`` (``"quick"`` or ``"paper"``); ``smoke=True``
-    (paper only) returns the paper settings with :func:`smoke_cuts` applied.
+def rate_splitting_settings(
+    profile: str, smoke: bool = False, dataset: str | None = None
+) -> RateSplittingSettings:
+    r"""Settings of chapter 3 for ``profile`` (``"quick"`` or ``"paper"``); ``smoke=True``
+    (paper only) returns the paper settings with :func:`smoke_cuts` applied. ``dataset``
+    (paper only; ``None`` or ``""``: ``"svhn"``) picks the grid's data among
+    :data:`PAPER_DATASETS`: the authors train the same grid on SVHN and on CIFAR-10, with the
+    same architecture (:func:`.paper_preset`) and optimiser, epochs counted on each dataset's
+    training set (73,257 and 50,000 images).
 
     quick: our CPU prototype (MLP, ``dim z_2 = 8``,
     ``dim z_1 = 16``, 35,184 parameters, Gaussian σ = 0.1) on 1,400 / 397 digits; a 7×7 grid
     of β in [0.1, 10] trained as one ensemble, 1,500 Adam steps (lr 1e-3, batch 64); the
     distortion bound on a 5×5 grid of Bernoulli models of distinct 16×16 dSprites, 400 steps,
-    and on 32 of those images a 3×3 grid around β = 1, 3,000 full-batch steps (5,000 in paper).
+    and on 32 of those images a 3×3 grid around β = 1, 3,000 full-batch steps (5,000 in paper);
+    a 5×5 Ladder-VAE-style grid beside the main one (the same steps, KL warm-up over the first
+    fifth).
     paper: the authors' setting as far as their code (timxzz/HIT at commit ``10b83e9``) shows
     it — SVHN, their ``HVAE_Fixed_z``
-    architecture (475,811 parameters, σ = 0.71), the 21×21 grid in [0.1, 10], Adam 3e-4,
+    architecture (475,811 parameters, σ = 0.71), the 21×21 grid in [0.1, 10] (and a 21×21
+    grid of their Ladder-VAE-style variant, which they ran on SVHN), Adam 3e-4,
     batch 256, 500 epochs (the README example; 200 is their argparse default — unverified
-    which one the paper used), seed 2; probes fitted on 10,000 training codes, the MI on
-    2,000 test points, 10,000 samples per model. The distortion-bound grid at 32×32 is our
-    choice (the paper does not run it).
+    which one the paper used), seed 2; the authors' evaluation protocol (``faithful``: their
+    probes of :math:`\mu_2` on an 80/20 split of the test codes, logistic regression over 5
+    seeds, RBF-SVM, linear SVM and 5-NN; the sample score over 5 splits of 10,000 samples
+    from a CNN classifier, smaller than their ResNet-18 / DenseNet-121); the Fano check's
+    probes of sampled codes fitted on 10,000 training codes, the MI on 2,000 test points.
+    The distortion-bound grid at 32×32 is our choice (the paper does not run it).
 
     Raises
     ------
     ValueError
-        For an unknown profile.
+        For an unknown profile, an unknown dataset, or a dataset with the quick profile.
 
 
     Used in: :ref:`ch-rate-splitting`
     """
     check_profile(profile)
+    name = dataset or None
+    if name is not None and name not in PAPER_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {', '.join(PAPER_DATASETS)}")
+    if name is not None and profile != "paper":
+        raise ValueError(
+            f"dataset={dataset!r} needs the paper profile; the {profile} profile runs on "
+            "scikit-learn's digits"
+        )
     if check_smoke(profile, smoke):
-        return smoke_cuts(rate_splitting_settings(profile))
+        return smoke_cuts(rate_splitting_settings(profile, dataset=name))
     if profile == "quick":
         return RateSplittingSettings(
             train=TrainConfig(
@@ -266,14 +364,17 @@ def rate_splitting_settings(profile: str, smoke: bool = False) -> RateSplittingS
                 steps=3000, batch_size=32, lr=2e-3, max_grad_norm=None, seed=0, log_every=500
             ),
         )
-    num_svhn_train = 73_257
+    name = name or "svhn"
     return RateSplittingSettings(
-        dataset="svhn",
+        dataset=name,
         num_test=0,
         probe_train=10_000,
         grid_side=21,
-        model=paper_preset("svhn"),
-        train=paper_train_config(num_svhn_train, epochs=500, seed=2),
+        ladder_side=21,
+        probes=FAITHFUL_PROBES,
+        faithful=True,
+        model=paper_preset(name),
+        train=paper_train_config(_NATURAL[name][1], epochs=500, seed=2),
         chunk_size=21,
         mi_points=2000,
         num_samples=10_000,
@@ -314,8 +415,10 @@ def load_grid_data(settings: RateSplittingSettings, rng: np.random.Generator) ->
     ``"digits"``: a permutation of scikit-learn's 1,797 digits drawn from ``rng`` (a
     ``numpy.random.Generator``), the first ``settings.num_test`` held out. ``"svhn"``: the files
     ``train_32x32.mat`` and ``test_32x32.mat`` in ``settings.data_dir`` (or
-    ``$HVAE_SVHN_DIR``), whose split is fixed (``rng`` is not drawn from), the first
-    ``settings.num_train`` / ``settings.num_test`` images of each when those are positive.
+    ``$HVAE_SVHN_DIR``); ``"cifar10"``: the python batches in ``settings.data_dir`` (or
+    ``$HVAE_CIFAR10_DIR``, :func:`.load_cifar10`). Their splits are fixed (``rng`` is not
+    drawn from); the first ``settings.num_train`` / ``settings.num_test`` images of each are
+    kept when those are positive.
     With ``settings.synthetic_data`` (the smoke form) and no folder set, synthetic stand-ins
     (:func:`.synthetic_svhn`, training images then test images drawn from
     ``rng``) replace the files, and the page's smoke banner names them.
@@ -325,9 +428,9 @@ def load_grid_data(settings: RateSplittingSettings, rng: np.random.Generator) ->
     TypeError
         ``rng`` is not a ``numpy.random.Generator`` (an integer seed, say).
     ValueError
-        Unknown dataset, or ``"svhn"`` without a folder.
+        Unknown dataset, or ``"svhn"`` / ``"cifar10"`` without a folder.
     FileNotFoundError
-        The SVHN files are missing (the message gives the path looked at).
+        The data files are missing (the message gives the path looked at).
 
 
     Used in: :ref:`ch-rate-splitting`
@@ -348,39 +451,43 @@ def load_grid_data(settings: RateSplittingSettings, rng: np.random.Generator) ->
             d.labels[te],
             f"scikit-learn digits, 8×8, {len(tr)} train / {len(te)} test",
         )
-    if settings.dataset == "svhn":
-        folder = settings.data_dir or os.environ.get(SVHN_DIR_ENV, "")
+    if settings.dataset in _NATURAL:
+        env, _, holds, label = _NATURAL[settings.dataset]
+        folder = settings.data_dir or os.environ.get(env, "")
         if not folder and settings.synthetic_data:
             num_train, num_test = int(settings.num_train), int(settings.num_test)
             if num_train <= 0 or num_test <= 0:
                 raise ValueError(
-                    "synthetic SVHN stand-ins need num_train and num_test > 0, got "
+                    f"synthetic {label} stand-ins need num_train and num_test > 0, got "
                     f"{num_train} and {num_test}"
                 )
             tr, te = synthetic_svhn(num_train, rng), synthetic_svhn(num_test, rng)
-            name = f"synthetic SVHN stand-in, 32×32×3, {num_train} train / {num_test} test"
+            name = f"synthetic {label} stand-in, 32×32×3, {num_train} train / {num_test} test"
             note_stand_in(
-                f"SVHN (${SVHN_DIR_ENV} unset: {num_train:,} + {num_test:,} procedural colour "
-                "digits of the same shape, dtype and labels)"
+                f"{label} (${env} unset: {num_train:,} + {num_test:,} procedural colour "
+                "digits of the same shape, dtype and label range)"
             )
             return GridData(
                 torch.from_numpy(tr.images), tr.labels, torch.from_numpy(te.images), te.labels, name
             )
         if not folder:
             raise ValueError(
-                f"the svhn dataset needs a folder with train_32x32.mat and test_32x32.mat: set "
-                f"settings.data_dir or ${SVHN_DIR_ENV}"
+                f"the {settings.dataset} dataset needs a folder with {holds}: set "
+                f"settings.data_dir or ${env}"
             )
-        tr = load_svhn(folder, "train", limit=int(settings.num_train) or None)
-        te = load_svhn(folder, "test", limit=int(settings.num_test) or None)
+        load = load_svhn if settings.dataset == "svhn" else load_cifar10
+        tr = load(folder, "train", limit=int(settings.num_train) or None)
+        te = load(folder, "test", limit=int(settings.num_test) or None)
         return GridData(
             torch.from_numpy(tr.images),
             tr.labels,
             torch.from_numpy(te.images),
             te.labels,
-            f"SVHN, 32×32×3, {len(tr.labels)} train / {len(te.labels)} test",
+            f"{label}, 32×32×3, {len(tr.labels)} train / {len(te.labels)} test",
         )
-    raise ValueError(f"unknown dataset {settings.dataset!r}; valid: digits, svhn")
+    raise ValueError(
+        f"unknown dataset {settings.dataset!r}; valid: digits, {', '.join(PAPER_DATASETS)}"
+    )
 
 
 @dataclass
