@@ -50,6 +50,32 @@ def to_numpy_images(images) -> np.ndarray:
     return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
 
 
+def image_mosaic(rows: Sequence[np.ndarray], *, gap: int, fill: float = 1.0) -> np.ndarray:
+    """One array holding ``rows`` of equally sized images (each ``[N, H, W]`` or
+    ``[N, H, W, C]``, as :func:`to_numpy_images` returns them) side by side, ``gap`` pixels of
+    ``fill`` between them; a row shorter than the longest is padded with ``fill``.
+
+    Returns ``[R·H + (R-1)·gap, K·W + (K-1)·gap]`` (``[..., C]`` for colour images), with R
+    rows and K the longest row.
+    """
+    if not rows or any(len(r) == 0 for r in rows):
+        raise ValueError("need at least one row and at least one image per row")
+    shapes = {tuple(r.shape[1:]) for r in rows}
+    if len(shapes) != 1:
+        raise ValueError(f"all images must have the same shape, got {sorted(shapes)}")
+    h, w_, *channels = rows[0].shape[1:]
+    num_rows, num_cols = len(rows), max(len(r) for r in rows)
+    out = np.full(
+        (num_rows * h + (num_rows - 1) * gap, num_cols * w_ + (num_cols - 1) * gap, *channels),
+        fill,
+        dtype=np.float32,
+    )
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            out[i * (h + gap) : i * (h + gap) + h, j * (w_ + gap) : j * (w_ + gap) + w_] = img
+    return out
+
+
 def image_grid(
     rows: Sequence,
     *,
@@ -61,19 +87,52 @@ def image_grid(
     """A grid of images, one row per entry of ``rows`` (each ``[N, C, H, W]``, values in [0, 1]).
 
     ``row_labels`` are written on the left of each row; ``col_labels`` above the first row.
+    The images are drawn as one mosaic (:func:`image_mosaic`, thin white gaps) in a single
+    Axes, which renders many times faster than one Axes per image (the explorers of the book
+    render dozens of these grids); images of different sizes fall back to one Axes each.
     """
     rows = [to_numpy_images(r) for r in rows]
     num_rows, num_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(
-        num_rows, num_cols, figsize=(size * num_cols + 1.2, size * num_rows + 0.5), squeeze=False
+    figsize = (size * num_cols + 1.2, size * num_rows + 0.5)
+    if len({tuple(r.shape[1:]) for r in rows}) > 1:
+        return _image_grid_axes(rows, row_labels, title, col_labels, figsize)
+    h, w_ = rows[0].shape[1:3]
+    gap = max(1, round(min(h, w_) / 8))
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.imshow(
+        image_mosaic(rows, gap=gap), vmin=0.0, vmax=1.0, cmap="gray", interpolation="nearest"
     )
+    ax.set_axis_off()
+    if row_labels is not None:
+        for i, label in enumerate(row_labels[:num_rows]):
+            y = i * (h + gap) + (h - 1) / 2
+            ax.text(-gap - 0.5, y, label, ha="right", va="center", fontsize=9)
+    if col_labels is not None:
+        for j, label in enumerate(col_labels[:num_cols]):
+            x = j * (w_ + gap) + (w_ - 1) / 2
+            ax.text(x, -gap - 0.5, label, ha="center", va="bottom", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _image_grid_axes(
+    rows: Sequence[np.ndarray],
+    row_labels: Sequence[str] | None,
+    title: str | None,
+    col_labels: Sequence[str] | None,
+    figsize: tuple[float, float],
+) -> matplotlib.figure.Figure:
+    num_rows, num_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(num_rows, num_cols, figsize=figsize, squeeze=False)
     for i, row in enumerate(rows):
         for j in range(num_cols):
             ax = axes[i, j]
             ax.set_xticks([])
             ax.set_yticks([])
-            for s in ax.spines.values():
-                s.set_visible(False)
+            for sp in ax.spines.values():
+                sp.set_visible(False)
             if j < len(row):
                 ax.imshow(row[j], vmin=0.0, vmax=1.0, cmap="gray", interpolation="nearest")
             if j == 0 and row_labels is not None:

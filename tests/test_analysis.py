@@ -143,3 +143,24 @@ def test_figures_and_widget(tmp_path):
         precomputed_slider(["a"], [png, png])
     with pytest.raises(ValueError):
         image_grid([np.zeros((2, 2))])
+
+
+def test_image_mosaic_places_every_image_and_image_grid_falls_back():
+    from hvae_lib.plots import image_mosaic, to_numpy_images
+
+    a = to_numpy_images(torch.rand(3, 1, 4, 5))
+    b = to_numpy_images(torch.rand(2, 1, 4, 5))
+    m = image_mosaic([a, b], gap=1, fill=1.0)
+    assert m.shape == (2 * 4 + 1, 3 * 5 + 2)
+    assert np.array_equal(m[0:4, 6:11], a[1]) and np.array_equal(m[5:9, 6:11], b[1])
+    assert (m[4] == 1.0).all() and (m[5:9, 12:] == 1.0).all()  # the gap, and the padding
+    colour = image_mosaic([to_numpy_images(torch.rand(2, 3, 4, 4))], gap=2)
+    assert colour.shape == (4, 10, 3)
+    with pytest.raises(ValueError, match="same shape"):
+        image_mosaic([a, to_numpy_images(torch.rand(2, 1, 6, 6))], gap=1)
+    with pytest.raises(ValueError, match="at least one"):
+        image_mosaic([], gap=1)
+    # one Axes for a mosaic; one per image when the sizes differ
+    assert len(image_grid([torch.rand(3, 1, 4, 4)] * 2).axes) == 1
+    mixed = image_grid([torch.rand(3, 1, 4, 4), torch.rand(3, 1, 6, 6)], row_labels=["a", "b"])
+    assert len(mixed.axes) == 6

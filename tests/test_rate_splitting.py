@@ -73,10 +73,11 @@ def test_ladder_grid_settings():
     assert quick.ladder_warmup_steps == quick.train.steps // 5  # the authors' first fifth
     assert paper.ladder_side == 21  # the authors' LVAE grid on SVHN
     smoke = rate_splitting_settings("paper", smoke=True)
-    assert smoke.ladder_side == 2 and smoke.ladder_model.architecture == "conv"
+    assert smoke.ladder_side == 3 and smoke.ladder_model.architecture == "conv"
     assert quick.replace(ladder_side=0).ladder_beta_values.size == 0
-    with pytest.raises(ValueError, match="ladder_side must be 0"):
-        quick.replace(ladder_side=1)
+    for bad in (1, 4, -3):  # an even side misses beta = 1, the ELBO point
+        with pytest.raises(ValueError, match="ladder_side must be 0 .* odd and at least 3"):
+            quick.replace(ladder_side=bad)
     with pytest.raises(ValueError, match=r"ladder_warmup_fraction must be in \[0, 1\)"):
         quick.replace(ladder_warmup_fraction=1.0)
 

@@ -219,3 +219,56 @@ def test_fit_factor_classifier_is_cached(tmp_path: Path) -> None:
         assert torch.equal(p, q)
     with pytest.raises(ValueError, match="need images"):
         fit_factor_classifier(x[:, 0], f, cfg, key="t", cache=cache, progress=False)
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    def same(x, y) -> bool:
+        if isinstance(x, list) or isinstance(y, list):
+            return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+        if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+            return True
+        return x == y
+
+    return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+
+
+def test_rows_without_figures_go_through_the_cache(
+    bench: SemafoBench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A replicate's row is scored once per (weights, settings, code): the second call reads
+    it back equal key for key, without scoring; other weights, or the cache off, score again."""
+    monkeypatch.setenv("HVAE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("HVAE_CACHE", "1")
+    model, res = bench.fit_table_model("SemafoVAE", 1)
+    first = bench.evaluate("SemafoVAE", model, res, extras=False, figures=False)
+    assert not any(k.startswith("_") for k in first)
+    assert len(list((tmp_path / "rows").glob("*.json"))) == 1
+    fresh = bench.evaluate("SemafoVAE", model, res, extras=False)  # computed, figure keys too
+    public = {k: v for k, v in fresh.items() if not k.startswith("_")}
+    assert first["elbo"] == public["elbo"] and first["control_mean"] == public["control_mean"]
+    calls: list[int] = []
+    original = SemafoBench.controls
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SemafoBench, "controls", counting)
+    again = bench.evaluate("SemafoVAE", model, res, extras=False, figures=False)
+    assert not calls and _same_row(first, again)  # read back, not scored
+    # the negative controls: other weights, or the cache switched off, score again
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    other = bench.evaluate("SemafoVAE", model, res, extras=False, figures=False)
+    assert calls and other["elbo"] != first["elbo"]
+    calls.clear()
+    monkeypatch.setenv("HVAE_CACHE", "0")
+    bench.evaluate("SemafoVAE", model, res, extras=False, figures=False)
+    assert calls and len(list((tmp_path / "rows").glob("*.json"))) == 2
+    # a damaged entry is recomputed and overwritten
+    monkeypatch.setenv("HVAE_CACHE", "1")
+    for f in (tmp_path / "rows").glob("*.json"):
+        f.write_text("{not json")
+    calls.clear()
+    bench.evaluate("SemafoVAE", model, res, extras=False, figures=False)
+    assert calls

@@ -159,7 +159,7 @@ class RateSplittingSettings(ConfigBase):
     tight_bound_betas, tight_bound_train : the β values of each axis of its grid and its
         optimiser (full-batch Adam).
     ladder_side : the Ladder-VAE-style grid beside the main one has ``ladder_side`` ×
-        ``ladder_side`` members, β values ``log_spaced_betas(ladder_side, beta_low,
+        ``ladder_side`` members (odd, so that β = 1 is on it; 0: none), β values ``log_spaced_betas(ladder_side, beta_low,
         beta_high)``, the main grid's architecture with ``inference="ladder"`` and its
         optimiser (0: no ladder grid). The authors ran it on SVHN at 21×21.
     ladder_warmup_fraction : KL warm-up of the ladder grid, a fraction of its steps (the
@@ -220,9 +220,11 @@ class RateSplittingSettings(ConfigBase):
     }
 
     def __post_init__(self) -> None:
-        if int(self.ladder_side) < 0 or int(self.ladder_side) == 1:
+        side = int(self.ladder_side)
+        if side < 0 or side == 1 or (side and side % 2 == 0):
             raise ValueError(
-                f"ladder_side must be 0 (no ladder grid) or at least 2, got {self.ladder_side}"
+                "ladder_side must be 0 (no ladder grid) or odd and at least 3 (so that the "
+                f"ELBO point β1 = β2 = 1 is on the grid), got {self.ladder_side}"
             )
         if not 0.0 <= float(self.ladder_warmup_fraction) < 1.0:
             raise ValueError(
@@ -277,7 +279,7 @@ def smoke_cuts(paper: RateSplittingSettings) -> RateSplittingSettings:
     its folder variable is unset: ``synthetic_data``), probes on 512 codes, the grid to 3×3
     (β in {0.1, 1, 10}) in chunks of 3 members, 4 steps (one epoch; logs every step, a
     checkpoint every 2), the MI on 128 test points, 256 samples per model, the bound grid to
-    3×3 with 20 steps, the small-set bound grid to 50 steps, the ladder grid to 2×2 (the
+    3×3 with 20 steps, the small-set bound grid to 50 steps, the ladder grid to 3×3 (the
     main grid's steps), the CNN classifier of the sample score to 20 steps, the benchmark to
     2 steps.
 
@@ -289,7 +291,7 @@ def smoke_cuts(paper: RateSplittingSettings) -> RateSplittingSettings:
         synthetic_data=True,
         probe_train=512,
         grid_side=3,
-        ladder_side=2,
+        ladder_side=3,
         classifier_steps=20,
         chunk_size=3,
         train=paper.train.replace(steps=4, log_every=1, checkpoint_every=2),

@@ -5,7 +5,9 @@ shared by the six pages of the SemafoVAE part, and the models' training and eval
   notebook's :class:`~hvae_lib.config.RunContext`; :meth:`~SemafoBench.fit_semafo`,
   :meth:`~SemafoBench.fit_vae`, :meth:`~SemafoBench.fit_m2` train (or load from the result
   cache) one model of one **replicate**; :meth:`~SemafoBench.evaluate` and
-  :meth:`~SemafoBench.evaluate_vae` give its row of the evaluation table.
+  :meth:`~SemafoBench.evaluate_vae` give its row of the evaluation table; with
+  ``figures=False`` (the rows of the seed replicates, the sweep and the ablations) the row is
+  read from the result cache when the same weights were scored by the same code before.
 * :data:`TABLE_MODELS` — the seven rows of the seeded evaluation table.
 
 Replicates [ours]: replicate ``r`` trains with the seed ``SEED + r`` (initialisation,
@@ -20,6 +22,7 @@ Used in: :ref:`ch-semafovae`, :ref:`ch-semafovae-evaluation`, :ref:`ch-semafovae
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -55,6 +58,7 @@ from ..models.semafo import SemafoConfig
 from ..objectives import M2LossConfig, vae_loss
 from ..objectives.semafo import SemafoLossConfig
 from ..train import TrainConfig, TrainResult, fit, fit_semisupervised
+from ..train.loop import ResultCache, fingerprint
 from ..train.semisup import SemiSupervisedConfig
 from .ch04_semafovae import SemafoSettings, SemiSupervisedData, load_semafo_data
 
@@ -276,10 +280,50 @@ class SemafoBench:
         r"""Train (or load) and evaluate the row ``name`` of ``replicate``; the explaining
         extras (linear probes, M2's DCI on :math:`[z, q(y\mid x)]`) for replicate 0 only."""
         model, res = self.fit_table_model(name, replicate)
-        extras = replicate == 0
+        extras = replicate == 0  # replicate 0 also draws the figures of its pages
         if self.table_spec(name)[0] == "vae":
-            return self.evaluate_vae(name, model, res, extras=extras)
-        return self.evaluate(name, model, res, extras=extras)
+            return self.evaluate_vae(name, model, res, extras=extras, figures=extras)
+        return self.evaluate(name, model, res, extras=extras, figures=extras)
+
+    # ------------------------------------------------------------------ the evaluation cache
+    def _row_key(self, kind: str, name: str, model: nn.Module, extras: bool) -> str:
+        """What a row depends on: the weights scored, the classifier that scores them, the
+        settings and seed (the split, the requests, the named streams), the row's kind and
+        options, and the library's source code (a changed metric recomputes every row)."""
+        return ResultCache().key(
+            "semafo-row",
+            kind,
+            name,
+            bool(extras),
+            self.settings,
+            self.ctx.seed,
+            str(self.ctx.device),
+            _state_digest(model),
+            _state_digest(self.classifier),
+            _source_digest(),
+        )
+
+    def _cached_row(
+        self, kind: str, name: str, model: nn.Module, extras: bool, compute: Any
+    ) -> dict[str, Any]:
+        """``compute()``'s row without its figure-only keys (``_*``), through the result
+        cache: ``root/rows/KEY.json`` (stored unless the cache is off; read unless it is off
+        or write-only). A cached row equals a computed one key for key (NaN as NaN)."""
+        cache = ResultCache()
+        key = self._row_key(kind, name, model, extras)
+        path = cache.root / "rows" / f"{key}.json"
+        if cache.enabled and not cache.write_only:
+            try:
+                return {k: _restored(v) for k, v in json.loads(path.read_text()).items()}
+            except (OSError, json.JSONDecodeError):
+                pass  # a miss or a damaged entry: compute and overwrite
+        row = {k: _jsonable(v) for k, v in compute().items() if not k.startswith("_")}
+        if cache.enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(row))
+            tmp.replace(path)
+        return {k: _restored(v) for k, v in row.items()}
 
     # ------------------------------------------------------------------ scoring
     def controls(
@@ -366,6 +410,7 @@ class SemafoBench:
         result: TrainResult | None = None,
         *,
         extras: bool = True,
+        figures: bool = True,
     ) -> dict[str, Any]:
         r"""One row of the evaluation table for a semi-supervised model (SemafoVAE/HVAE, M2).
 
@@ -378,7 +423,17 @@ class SemafoBench:
         :math:`[z, q(y\mid x)]`); ``active``, ``train_s``; and ``_ev``, ``_control``,
         ``_control_s``, ``_images_mean`` for figures. ``extras=False`` skips the probes (NaN)
         and M2's second DCI, which cost about 4 s and 7 s a row on a CPU core.
+        ``figures=False`` drops the ``_*`` keys, lists come back as lists, and the row goes
+        through the result cache (the same weights, settings and code score once).
         """
+        if not figures:
+            return self._cached_row(
+                "semisup",
+                name,
+                model,
+                extras,
+                lambda: self.evaluate(name, model, result, extras=extras, figures=True),
+            )
         ev = evaluate_semisupervised(
             model, self.data.x_test, self.data.f_test, generator=self.ctx.generator(_ELBO)
         )
@@ -435,10 +490,20 @@ class SemafoBench:
         result: TrainResult | None = None,
         *,
         extras: bool = True,
+        figures: bool = True,
     ) -> dict[str, Any]:
         """One row for an unconditional VAE / β-VAE: no labels and no requests, so the
         controllability columns are NaN and FD-cls scores as many unconditional samples as
-        the requests."""
+        the requests. ``figures`` as in :meth:`evaluate` (this row has no figure keys; with
+        ``False`` it goes through the result cache)."""
+        if not figures:
+            return self._cached_row(
+                "vae",
+                name,
+                model,
+                extras,
+                lambda: self.evaluate_vae(name, model, result, extras=extras, figures=True),
+            )
         ev = evaluate_vae(model, self.data.x_test, generator=self.ctx.generator(_ELBO))
         z_tr, f_tr, z_te = self.codes(model)
         samples = model.sample(len(self.requested), self.ctx.generator(_SAMPLES))
@@ -506,6 +571,36 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
     return v
+
+
+def _restored(v: Any) -> Any:
+    """The inverse of :func:`_jsonable` for a cached row: ``None`` back to NaN, in lists too."""
+    if v is None:
+        return np.nan
+    if isinstance(v, list):
+        return [_restored(x) for x in v]
+    return v
+
+
+def _state_digest(model: nn.Module) -> str:
+    """:func:`~hvae_lib.train.loop.fingerprint` of a module's named parameters and buffers."""
+    items = sorted(model.state_dict().items())
+    return fingerprint([k for k, _ in items], *(v for _, v in items))
+
+
+_SOURCE_DIGEST: list[str] = []
+
+
+def _source_digest() -> str:
+    """SHA-256 of every ``.py`` file of ``hvae_lib``, names and bytes (computed once per
+    process): a cached evaluation row is reused only by the code that computed it."""
+    if not _SOURCE_DIGEST:
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+        _SOURCE_DIGEST.append(h.hexdigest())
+    return _SOURCE_DIGEST[0]
 
 
 def write_rows(
