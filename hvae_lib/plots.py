@@ -99,9 +99,7 @@ def image_grid(
     h, w_ = rows[0].shape[1:3]
     gap = max(1, round(min(h, w_) / 8))
     fig, ax = plt.subplots(figsize=figsize)
-    ax.imshow(
-        image_mosaic(rows, gap=gap), vmin=0.0, vmax=1.0, cmap="gray", interpolation="nearest"
-    )
+    ax.imshow(image_mosaic(rows, gap=gap), vmin=0.0, vmax=1.0, cmap="gray", interpolation="nearest")
     ax.set_axis_off()
     if row_labels is not None:
         for i, label in enumerate(row_labels[:num_rows]):

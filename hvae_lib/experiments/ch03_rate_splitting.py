@@ -159,9 +159,9 @@ class RateSplittingSettings(ConfigBase):
     tight_bound_betas, tight_bound_train : the β values of each axis of its grid and its
         optimiser (full-batch Adam).
     ladder_side : the Ladder-VAE-style grid beside the main one has ``ladder_side`` ×
-        ``ladder_side`` members (odd, so that β = 1 is on it; 0: none), β values ``log_spaced_betas(ladder_side, beta_low,
-        beta_high)``, the main grid's architecture with ``inference="ladder"`` and its
-        optimiser (0: no ladder grid). The authors ran it on SVHN at 21×21.
+        ``ladder_side`` members (odd, so that β = 1 is on it; 0: no ladder grid), β values
+        ``log_spaced_betas(ladder_side, beta_low, beta_high)``, the main grid's architecture
+        with ``inference="ladder"`` and its optimiser. The authors ran it on SVHN at 21×21.
     ladder_warmup_fraction : KL warm-up of the ladder grid, a fraction of its steps (the
         authors': the first fifth of training).
     explorer_images : test images shown per view of the explorer.
