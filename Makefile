@@ -8,6 +8,7 @@ PROFILE ?= quick
 DEVICE ?= auto
 THREADS ?= 1
 JOBS ?=
+RERUN ?=
 TEST_JOBS ?= auto
 
 .PHONY: setup book test smoke clean
@@ -24,7 +25,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml Makefile
 setup: $(VENV)/.installed
 
 book: setup
-	$(PY) -m hvae_lib build --profile $(PROFILE) --device $(DEVICE) --threads $(THREADS)$(if $(JOBS), --jobs $(JOBS))
+	$(PY) -m hvae_lib build --profile $(PROFILE) --device $(DEVICE) --threads $(THREADS)$(if $(JOBS), --jobs $(JOBS))$(if $(RERUN), --rerun)
 
 test: setup
 	@# 1. unit tests and notebooks spread over TEST_JOBS workers (pytest-xdist; each notebook

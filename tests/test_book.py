@@ -26,6 +26,13 @@ from hvae_lib.book import (
 )
 
 
+@pytest.fixture(autouse=True)
+def own_result_cache(tmp_path, monkeypatch):
+    """Each test builds with a result cache of its own, so that no stored run of another test
+    (or of an earlier test session) is reused in its place (:mod:`hvae_lib.book.reuse`)."""
+    monkeypatch.setenv("HVAE_CACHE_DIR", str(tmp_path / "result-cache"))
+
+
 def make_notebook(path: Path, body: str, params: str | None = None) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -535,3 +542,138 @@ def test_available_cores_follow_the_affinity(monkeypatch):
     monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 64)
     assert pipeline.available_cores() == 2 and pipeline.default_jobs(1) == 2
+
+
+# ------------------------------------------------------------- reuse of executed notebooks
+def counting(log: Path, name: str, extra: str = "") -> str:
+    """Code that appends one ``x`` to ``log/NAME`` (one per execution), then runs ``extra``."""
+    return "\n".join(
+        [
+            "from pathlib import Path",
+            "import os",
+            f"p = Path({str(log)!r}) / {name!r}",
+            "p.write_text(p.read_text() + 'x' if p.exists() else 'x')",
+            extra,
+        ]
+    )
+
+
+def executions(log: Path, name: str) -> int:
+    p = log / name
+    return len(p.read_text()) if p.exists() else 0
+
+
+def set_body(root: Path, name: str, body: str) -> None:
+    path = root / "book" / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].source = body
+    nbformat.write(nb, path)
+
+
+def test_a_second_build_reuses_what_did_not_change(tmp_path, capsys):
+    """``a`` writes side outputs into the claims folder (``a.json``, ``rows/rows_a.json``) and
+    prints a random draw; ``b`` needs ``a`` and prints what ``a`` wrote; ``c`` stands alone.
+    The second build executes nothing (each notebook's counter stays at 1), shows the first
+    run's outputs, restores ``a``'s side files and says so on the status page. Changing ``c``
+    runs ``c`` alone; changing ``a`` runs ``a`` and ``b`` (whose key holds ``a``'s), not
+    ``c``. The negative controls: ``rerun`` and ``cache=False`` execute everything, and
+    ``cache=False`` stores nothing."""
+    log = tmp_path / "log"
+    log.mkdir()
+    write_a = (
+        "import json, random\n"
+        "claims = Path(os.environ['HVAE_CLAIMS_DIR'])\n"
+        "(claims / 'rows').mkdir(parents=True, exist_ok=True)\n"
+        "draw = random.random()\n"
+        "(claims / 'a.json').write_text(json.dumps({'draw': draw}))\n"
+        "(claims / 'rows' / 'rows_a.json').write_text('[1, 2]')\n"
+        "print('draw', draw)"
+    )
+    read_b = (
+        "claims = Path(os.environ['HVAE_CLAIMS_DIR'])\n"
+        "print('b saw', (claims / 'a.json').read_text(), (claims / 'rows' / 'rows_a.json').read_text())"
+    )
+    root = tiny_repo(
+        tmp_path / "repo",
+        {
+            "b": counting(log, "b", read_b),
+            "a": counting(log, "a", write_a),
+            "c": counting(log, "c", "print('c')"),
+        },
+        meta={"b": {"needs": ["a"]}},
+    )
+    staged = root / "_build" / "staging"
+
+    def build(**kw: Any) -> dict[str, dict[str, Any]]:
+        assert book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False, **kw) == 0
+        return runs_by_name(root)
+
+    def shown(name: str) -> str:
+        return outputs_text(nbformat.read(staged / "book" / f"{name}.ipynb", as_version=4))
+
+    first = build(jobs=2)
+    assert [executions(log, n) for n in "abc"] == [1, 1, 1]
+    assert not any(r["reused"] for r in first.values())
+    first_a, first_b = shown("a"), shown("b")
+    assert "draw" in first_a and first_a.split()[1] in first_b  # b read what a wrote
+
+    capsys.readouterr()
+    second = build(jobs=2)
+    assert [executions(log, n) for n in "abc"] == [1, 1, 1]  # nothing executed again
+    assert all(r["reused"] and r["ok"] and r["stored_at"] for r in second.values())
+    assert shown("a") == first_a and shown("b") == first_b
+    assert (staged / "claims" / "a.json").is_file()
+    assert (staged / "claims" / "rows" / "rows_a.json").read_text() == "[1, 2]"
+    out = capsys.readouterr().out
+    assert "reused book/a.ipynb" in out and "executing 0 notebooks (3 reused)" in out
+    status = (staged / "book" / "status.md").read_text()
+    assert "3 of 3 notebooks were not executed again" in status and ", reused) |" in status
+    assert second["a"]["seconds"] == first["a"]["seconds"]  # the times of the run shown
+
+    set_body(root, "c", counting(log, "c", "print('c changed')"))
+    third = build(jobs=2)
+    assert [executions(log, n) for n in "abc"] == [1, 1, 2]
+    assert third["a"]["reused"] and third["b"]["reused"] and not third["c"]["reused"]
+    assert "c changed" in shown("c")
+
+    set_body(root, "a", counting(log, "a", write_a + "\nprint('a changed')"))
+    fourth = build(jobs=2)
+    assert [executions(log, n) for n in "abc"] == [2, 2, 2]
+    assert not fourth["a"]["reused"] and not fourth["b"]["reused"] and fourth["c"]["reused"]
+    assert shown("a") != first_a and shown("a").split()[1] in shown("b")
+
+    build(jobs=2, rerun=True)  # negative control 1: executes everything
+    assert [executions(log, n) for n in "abc"] == [3, 3, 3]
+    store = tmp_path / "result-cache" / "executed"
+    entries = sorted(p.name for p in store.iterdir())
+    build(jobs=2, cache=False)  # negative control 2: executes everything, stores nothing
+    assert [executions(log, n) for n in "abc"] == [4, 4, 4]
+    assert sorted(p.name for p in store.iterdir()) == entries
+
+
+def test_a_changed_environment_or_data_file_runs_the_notebook_again(tmp_path, monkeypatch):
+    """The key holds the ``HVAE_*`` variables and the files a path-valued one names: a data
+    file rewritten in place (same name, new size) runs the notebook again, and so does a new
+    value of the variable; a failing notebook is never stored, so it runs every time."""
+    log = tmp_path / "log"
+    log.mkdir()
+    data = tmp_path / "data.npz"
+    data.write_bytes(b"first")
+    monkeypatch.setenv("HVAE_DSPRITES_NPZ", str(data))
+    root = tiny_repo(
+        tmp_path / "repo",
+        {"n": counting(log, "n", "print('n')"), "bad": counting(log, "bad", "raise ValueError")},
+    )
+
+    def build() -> None:
+        book.build("quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=1)
+
+    build()
+    build()
+    assert executions(log, "n") == 1 and executions(log, "bad") == 2  # bad: never stored
+    data.write_bytes(b"second, longer")
+    build()
+    assert executions(log, "n") == 2
+    monkeypatch.setenv("HVAE_DSPRITES_NPZ", str(tmp_path / "elsewhere.npz"))
+    build()
+    assert executions(log, "n") == 3

@@ -25,7 +25,10 @@ code paths, steps and data cut; :func:`hvae_lib.config.setup_notebook`). The bui
 a status page (wall and CPU time, peak memory, profile, device, hardware and
 library versions of every notebook) and builds the HTML with jupyter-book
 (``execute_notebooks: off``, ``-W -n --keep-going``) into ``_build/html``. It exits non-zero
-when a cell fails or Sphinx warns.
+when a cell fails or Sphinx warns. A notebook that an earlier build ran OK with the same cells,
+parameters, ``hvae_lib`` source, environment, versions, hardware and needs is not executed
+again: the book shows that run and the status page says so (:mod:`hvae_lib.book.reuse`;
+``--rerun`` executes it anyway).
 
 ``python -m hvae_lib run NOTEBOOK -p NAME VALUE ...`` executes one notebook the same way.
 
@@ -56,9 +59,10 @@ from typing import Any
 
 from .. import __version__
 from ..config import PROFILES, check_profile, check_smoke, resolve_device
-from ..train import cache_enabled_by_env
+from ..train import cache_enabled_by_env, default_cache_dir
 from . import grid as grid_command
 from . import plan as plan_command
+from . import reuse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMETER_NAMES = ("PROFILE", "DEVICE", "SEED", "THREADS", "SMOKE")
@@ -78,7 +82,9 @@ class NotebookRun:
     they were not measured (a run in this process). A notebook that
     was not run because a notebook it needs failed has ``ok=False`` and ``skipped=True``.
     ``started`` and ``finished`` are seconds after the build began executing (its worker
-    process included); ``needs`` names the notebooks it waited for.
+    process included); ``needs`` names the notebooks it waited for. A notebook not executed
+    because an earlier build had run it with the same key (:mod:`hvae_lib.book.reuse`) has
+    ``reused=True``, ``stored_at`` the time of that run and that run's times.
     """
 
     path: str
@@ -92,6 +98,8 @@ class NotebookRun:
     needs: list[str] = field(default_factory=list)
     started: float | None = None
     finished: float | None = None
+    reused: bool = False
+    stored_at: str = ""
 
 
 def toc_files(root: Path = REPO_ROOT) -> list[Path]:
@@ -305,14 +313,24 @@ def status_markdown(
         ":::",
         "",
     ]
+    reused = [r for r in runs if r.reused]
     if wall_seconds is not None:
-        kernel_cpu = sum(r.cpu_seconds or 0.0 for r in runs)
+        kernel_cpu = sum(r.cpu_seconds or 0.0 for r in runs if not r.reused)
         lines += [
             f"Executing the notebooks took {wall_seconds:.1f} s of wall time"
             + (f" with up to {jobs} at once" if jobs is not None else "")
             + f", and their kernels {kernel_cpu:.1f} s of CPU time. A notebook's CPU time is "
             "its kernel's (user and system), so with several threads it can exceed its wall "
             "time; its peak memory is the largest resident set size of its kernel.",
+            "",
+        ]
+    if reused:
+        lines += [
+            f"{len(reused)} of {len(runs)} notebooks were not executed again: an earlier build "
+            "had run them with the same cells, parameters, `hvae_lib` source, `HVAE_*` "
+            "environment, library versions and hardware, and after the same runs of the "
+            "notebooks they need, so this book shows that run; the table gives its date and "
+            "its times. `python -m hvae_lib build --rerun` executes every notebook.",
             "",
         ]
     lines += [
@@ -329,6 +347,8 @@ def status_markdown(
             state, wall, cpu, rss = r.error or "not run", "", "", ""
         else:
             state, wall = ("ok" if r.ok else "FAILED"), f"{r.seconds:.1f}"
+            if r.reused:
+                state = f"ok (run of {r.stored_at}, reused)"
             cpu = "" if r.cpu_seconds is None else f"{r.cpu_seconds:.1f}"
             rss = "" if r.max_rss is None else f"{r.max_rss / 2**20:.0f}"
         lines.append(
@@ -897,6 +917,51 @@ def copy_offline_assets(modules: Path, html_dir: Path) -> Path:
     return dest_root
 
 
+def needs_order(notebooks: Sequence[Path], graph: dict[Path, list[Path]]) -> list[Path]:
+    """``notebooks`` ordered so that each comes after those of them it needs (``graph``,
+    acyclic), otherwise in their given order."""
+    chosen = set(notebooks)
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def visit(nb: Path) -> None:
+        if nb in seen:
+            return
+        seen.add(nb)
+        for d in graph.get(nb, []):
+            if d in chosen:
+                visit(d)
+        out.append(nb)
+
+    for nb in notebooks:
+        visit(nb)
+    return out
+
+
+def notebook_keys(
+    notebooks: Sequence[Path],
+    graph: dict[Path, list[Path]],
+    params: dict[str, Any],
+    env: dict[str, str],
+    staging: Path,
+    root: Path,
+) -> dict[Path, str]:
+    """The reuse key (:func:`hvae_lib.book.reuse.notebook_key`) of each of ``notebooks``, from
+    its staged copy, after the keys of the notebooks it needs."""
+    versions, hardware = library_versions(), hardware_summary()
+    keys: dict[Path, str] = {}
+    for nb in needs_order(notebooks, graph):
+        keys[nb] = reuse.notebook_key(
+            staging / nb.relative_to(root),
+            params,
+            env,
+            [keys[d] for d in graph.get(nb, []) if d in keys],
+            versions=versions,
+            hardware=hardware,
+        )
+    return keys
+
+
 def build(
     profile: str = "quick",
     device: str = "auto",
@@ -912,6 +977,7 @@ def build(
     offline_assets: bool = False,
     jobs: int | None = None,
     smoke: bool = False,
+    rerun: bool = False,
 ) -> int:
     """Execute the book's notebooks and build the HTML; return a process exit code.
 
@@ -925,7 +991,12 @@ def build(
         are staged as executed by the last build into the same ``output`` (kept in
         ``_build/executed``), or unexecuted if there is none (their glue references then warn).
         For quick iterations, not for a publishable build.
-    cache : allow the notebooks to use the result cache.
+    cache : allow the notebooks to use the result cache, and keep executed notebooks in it
+        (``<cache>/executed``, :mod:`hvae_lib.book.reuse`): a notebook whose key (cells,
+        parameters, ``hvae_lib`` source, ``HVAE_*`` environment, versions, hardware and the
+        keys of what it needs) matches a stored run is not executed again, unless ``rerun``
+        or ``only`` is given; the status page says which were reused.
+    rerun : execute every selected notebook even where a stored run has the same key.
     html : run jupyter-book after executing.
     offline_assets : serve MathJax 3, the jupyter-widgets HTML manager and RequireJS from the
         book (``_build/html/_assets``, installed by npm from ``web/package-lock.json``) instead
@@ -967,13 +1038,40 @@ def build(
                 f"reusing the executed copy of {nb.relative_to(root)} from the last build",
                 flush=True,
             )
+    kernel_environment = {**os.environ, **env}
+    store = default_cache_dir() / "executed" if cache else None
+    keys = notebook_keys(notebooks, graph, params, kernel_environment, staging, root)
+    reused: dict[Path, NotebookRun] = {}
+    if store is not None and only is None and not rerun:
+        for nb in needs_order(selected, graph):
+            waits = [d for d in graph.get(nb, []) if d in selected]
+            entry = reuse.lookup(store, nb.stem, keys[nb])
+            if entry is None or not all(d in reused for d in waits):
+                continue
+            rel = nb.relative_to(root)
+            reuse.restore(entry, staging / rel, staging / "claims")
+            (executed / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(entry.notebook, executed / rel)
+            known = set(NotebookRun.__dataclass_fields__)
+            record = {k: v for k, v in entry.run.items() if k in known}
+            record.update(
+                path=str(nb), reused=True, stored_at=entry.stored_at, started=None, finished=None
+            )
+            reused[nb] = NotebookRun(**record)
+            print(
+                f"reused {rel}: run on {entry.stored_at} with the same key ({keys[nb][:12]}: "
+                "cells, parameters, hvae_lib, environment, versions, hardware, needs)",
+                flush=True,
+            )
+    to_run = [nb for nb in selected if nb not in reused]
     print(
-        f"executing {len(selected)} notebooks, up to {jobs} at once, "
-        f"{params['THREADS'] or 'all'} thread(s) each",
+        f"executing {len(to_run)} notebooks"
+        + (f" ({len(reused)} reused)" if reused else "")
+        + f", up to {jobs} at once, {params['THREADS'] or 'all'} thread(s) each",
         flush=True,
     )
-    runs, wall = execute_notebooks(
-        selected,
+    executed_runs, wall = execute_notebooks(
+        to_run,
         graph,
         params,
         env,
@@ -983,7 +1081,23 @@ def build(
         jobs=jobs,
         progress=progress and jobs == 1,
     )
-    kernel_cpu = sum(r.cpu_seconds or 0.0 for r in runs)
+    if store is not None:
+        from dataclasses import asdict
+
+        for r in executed_runs:
+            if r.ok:
+                nb = Path(r.path)
+                reuse.save(
+                    store,
+                    nb.stem,
+                    keys[nb],
+                    staging / nb.relative_to(root),
+                    staging / "claims",
+                    asdict(r),
+                )
+    by_path = {Path(r.path): r for r in executed_runs}
+    runs = [reused.get(nb) or by_path[nb] for nb in selected]
+    kernel_cpu = sum(r.cpu_seconds or 0.0 for r in executed_runs)
     print(f"executed in {wall:.1f} s wall, {kernel_cpu:.1f} s CPU in the kernels", flush=True)
     status_path = staging / "book" / "status.md"
     status_path.write_text(status_markdown(runs, params, root, jobs=jobs, wall_seconds=wall))
@@ -1340,6 +1454,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-html", action="store_true", help="execute the notebooks but skip jupyter-book"
     )
     b.add_argument(
+        "--rerun",
+        action="store_true",
+        help="execute every notebook, also those an earlier build ran with the same cells, "
+        "parameters, hvae_lib, environment, versions and hardware (by default they are reused "
+        "from the result cache; --no-cache neither reuses nor stores them)",
+    )
+    b.add_argument(
         "--offline-assets",
         action="store_true",
         help="serve MathJax, the widget manager and RequireJS from the book (pinned in "
@@ -1421,6 +1542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 output=args.output,
                 offline_assets=args.offline_assets,
                 jobs=args.jobs,
+                rerun=args.rerun,
             )
         for name, value in args.parameter:
             params[name] = _parse_value(value)
