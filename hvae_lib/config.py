@@ -23,11 +23,13 @@ Used in: every chapter's first cells (``setup_notebook``), ``python -m hvae_lib 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -107,6 +109,25 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, (np.floating,)):
         return float(value)
     return value
+
+
+_LIBRARY_SOURCE_DIGEST: list[str] = []
+
+
+def library_source_digest() -> str:
+    """SHA-256 of every ``.py`` file of ``hvae_lib``, relative names and bytes (computed once
+    per process): a stored result is reused only by the code that computed it.
+
+    Used in: :func:`hvae_lib.experiments.ch04_bench.SemafoBench.evaluate` (cached evaluation
+    rows), :func:`hvae_lib.book.reuse.notebook_key` (executed notebooks).
+    """
+    if not _LIBRARY_SOURCE_DIGEST:
+        root = Path(__file__).resolve().parent
+        h = hashlib.sha256()
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+        _LIBRARY_SOURCE_DIGEST.append(h.hexdigest())
+    return _LIBRARY_SOURCE_DIGEST[0]
 
 
 def check_profile(profile: str) -> str:

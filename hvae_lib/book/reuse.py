@@ -14,7 +14,8 @@ prints:
   the cache and the claims live (and the browser tests' own), with, for a variable that names
   an existing file or folder, the names, sizes and modification times of the files there (a
   data file replaced in place changes the key);
-- the bytes of every ``.py`` file of ``hvae_lib`` (:func:`library_digest`);
+- the bytes of every ``.py`` file of ``hvae_lib``
+  (:func:`hvae_lib.config.library_source_digest`);
 - the versions of Python and of the book's libraries, and the hardware (CPU model and core
   count, GPU, OS);
 - the keys of the notebooks it needs (``hvae: needs``), so that a change upstream runs the
@@ -45,25 +46,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import library_source_digest
+
 KEY_FORMAT = 1  # bump when the key's contents change, so that old entries are not matched
 IGNORED_ENV = ("HVAE_CACHE_DIR", "HVAE_CLAIMS_DIR")  # where things live, not what they hold
 IGNORED_ENV_PREFIXES = ("HVAE_BROWSER",)  # the browser tests' switches
 KEEP_PER_NOTEBOOK = 3  # stored runs kept per notebook (the newest)
 MAX_FINGERPRINT_FILES = 10_000  # a variable naming a huge folder: the first files, sorted
-
-_LIBRARY_DIGEST: list[str] = []
-
-
-def library_digest() -> str:
-    """SHA-256 of every ``.py`` file of ``hvae_lib``, relative names and bytes (computed once
-    per process)."""
-    if not _LIBRARY_DIGEST:
-        root = Path(__file__).resolve().parents[1]
-        h = hashlib.sha256()
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-        _LIBRARY_DIGEST.append(h.hexdigest())
-    return _LIBRARY_DIGEST[0]
 
 
 def path_fingerprint(value: str) -> list[list[Any]] | None:
@@ -118,7 +107,7 @@ def notebook_key(
         "cells": [[c.cell_type, c.source, c.get("metadata", {})] for c in nb.cells],
         "parameters": dict(params),
         "env": keyed_environment(env),
-        "library": library_digest(),
+        "library": library_source_digest(),
         "versions": dict(versions),
         "hardware": dict(hardware),
         "needs": list(needs),

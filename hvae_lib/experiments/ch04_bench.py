@@ -22,7 +22,6 @@ Used in: :ref:`ch-semafovae`, :ref:`ch-semafovae-evaluation`, :ref:`ch-semafovae
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -50,7 +49,7 @@ from ..analysis import (
     reconstructions,
     sample_factor_requests,
 )
-from ..config import RunContext
+from ..config import RunContext, library_source_digest
 from ..distributions import split_blocks
 from ..metrics import dci, linear_probe_accuracy, mig, representation, sap
 from ..models import M2VAE, BetaVAE, M2Config, SemafoVAE, build_semafo
@@ -300,7 +299,7 @@ class SemafoBench:
             str(self.ctx.device),
             _state_digest(model),
             _state_digest(self.classifier),
-            _source_digest(),
+            library_source_digest(),
         )
 
     def _cached_row(
@@ -586,21 +585,6 @@ def _state_digest(model: nn.Module) -> str:
     """:func:`~hvae_lib.train.loop.fingerprint` of a module's named parameters and buffers."""
     items = sorted(model.state_dict().items())
     return fingerprint([k for k, _ in items], *(v for _, v in items))
-
-
-_SOURCE_DIGEST: list[str] = []
-
-
-def _source_digest() -> str:
-    """SHA-256 of every ``.py`` file of ``hvae_lib``, names and bytes (computed once per
-    process): a cached evaluation row is reused only by the code that computed it."""
-    if not _SOURCE_DIGEST:
-        root = Path(__file__).resolve().parents[1]
-        h = hashlib.sha256()
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-        _SOURCE_DIGEST.append(h.hexdigest())
-    return _SOURCE_DIGEST[0]
 
 
 def write_rows(
