@@ -57,7 +57,7 @@ MAX_FINGERPRINT_FILES = 10_000  # a variable naming a huge folder: the first fil
 
 def path_fingerprint(value: str) -> list[list[Any]] | None:
     """``[[name, size, mtime_ns], ...]`` of the file ``value`` names, or of the files in the
-    folder it names (sorted, at most :data:`MAX_FINGERPRINT_FILES`); ``None`` when ``value``
+    folder it names (sorted, at most ``MAX_FINGERPRINT_FILES``); ``None`` when ``value``
     names nothing that exists."""
     if not value:
         return None

@@ -63,8 +63,8 @@ CIFAR10_DIR_ENV = "HVAE_CIFAR10_DIR"
 the CIFAR-10 python batches (paper profile with ``dataset="cifar10"``)."""
 
 DATASET_ENV = "HVAE_RATE_DATASET"
-"""Environment variable read by chapter 3's parameters cell: the dataset of the paper
-profile's grid, one of :data:`PAPER_DATASETS` (empty: SVHN)."""
+"""Environment variable that chapter 3's parameters cell reads for the dataset of the paper
+profile's grid, one of :data:`PAPER_DATASETS` (empty means SVHN)."""
 
 PAPER_DATASETS: tuple[str, ...] = ("svhn", "cifar10")
 """The datasets of the paper's grid experiment (Xiao & Bamler 2023 train on both), in the
@@ -260,7 +260,7 @@ class RateSplittingSettings(ConfigBase):
 
     @property
     def ladder_warmup_steps(self) -> int:
-        """Warm-up steps of the ladder grid: ``ladder_warmup_fraction`` of its steps."""
+        """The KL warm-up of the ladder grid, in steps (``ladder_warmup_fraction`` of its steps)."""
         return int(round(float(self.ladder_warmup_fraction) * int(self.train.steps)))
 
     @property
