@@ -314,7 +314,9 @@ def status_markdown(
         "",
     ]
     reused = [r for r in runs if r.reused]
-    if wall_seconds is not None:
+    if wall_seconds is not None and len(reused) == len(runs):
+        lines += ["No notebook was executed in this build.", ""]
+    elif wall_seconds is not None:
         kernel_cpu = sum(r.cpu_seconds or 0.0 for r in runs if not r.reused)
         lines += [
             f"Executing the notebooks took {wall_seconds:.1f} s of wall time"
@@ -348,7 +350,7 @@ def status_markdown(
         else:
             state, wall = ("ok" if r.ok else "FAILED"), f"{r.seconds:.1f}"
             if r.reused:
-                state = f"ok (run of {r.stored_at}, reused)"
+                state = f"ok, reused (ran {r.stored_at})"
             cpu = "" if r.cpu_seconds is None else f"{r.cpu_seconds:.1f}"
             rss = "" if r.max_rss is None else f"{r.max_rss / 2**20:.0f}"
         lines.append(
@@ -1070,6 +1072,7 @@ def build(
         + f", up to {jobs} at once, {params['THREADS'] or 'all'} thread(s) each",
         flush=True,
     )
+    began = _dt.datetime.now(_dt.timezone.utc)
     executed_runs, wall = execute_notebooks(
         to_run,
         graph,
@@ -1094,6 +1097,9 @@ def build(
                     staging / nb.relative_to(root),
                     staging / "claims",
                     asdict(r),
+                    stored_at=(began + _dt.timedelta(seconds=r.finished or 0.0)).strftime(
+                        "%Y-%m-%d %H:%M UTC"
+                    ),
                 )
     by_path = {Path(r.path): r for r in executed_runs}
     runs = [reused.get(nb) or by_path[nb] for nb in selected]

@@ -168,9 +168,11 @@ def save(
     run: Mapping[str, Any],
     *,
     keep: int = KEEP_PER_NOTEBOOK,
+    stored_at: str | None = None,
 ) -> Path:
     """Store the executed ``notebook`` of ``stem`` under ``key``, with its side outputs from
-    ``claims`` (:func:`side_outputs`) and ``run`` (its record). Written to a temporary folder
+    ``claims`` (:func:`side_outputs`) and ``run`` (its record); ``stored_at`` says when it ran
+    (default: now, UTC). Written to a temporary folder
     and renamed, so a reader never sees half an entry; the oldest entries of ``stem`` beyond
     ``keep`` are removed. Returns the entry's folder."""
     store = Path(store)
@@ -185,7 +187,8 @@ def save(
         dst = tmp / "side" / f.relative_to(claims)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(f, dst)
-    stored_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if stored_at is None:
+        stored_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (tmp / "run.json").write_text(
         json.dumps({"key": key, "stored_at": stored_at, "run": dict(run)}, indent=1, default=str)
     )
