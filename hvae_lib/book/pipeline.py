@@ -53,7 +53,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -1085,8 +1085,6 @@ def build(
         progress=progress and jobs == 1,
     )
     if store is not None:
-        from dataclasses import asdict
-
         for r in executed_runs:
             if r.ok:
                 nb = Path(r.path)
