@@ -570,14 +570,15 @@ def set_body(root: Path, name: str, body: str) -> None:
     nbformat.write(nb, path)
 
 
-def test_a_second_build_reuses_what_did_not_change(tmp_path, capsys):
+def test_a_second_build_reuses_what_did_not_change(tmp_path, capsys, monkeypatch):
     """``a`` writes side outputs into the claims folder (``a.json``, ``rows/rows_a.json``) and
     prints a random draw; ``b`` needs ``a`` and prints what ``a`` wrote; ``c`` stands alone.
     The second build executes nothing (each notebook's counter stays at 1), shows the first
     run's outputs, restores ``a``'s side files and says so on the status page. Changing ``c``
     runs ``c`` alone; changing ``a`` runs ``a`` and ``b`` (whose key holds ``a``'s), not
     ``c``. The negative controls: ``rerun`` and ``cache=False`` execute everything, and
-    ``cache=False`` stores nothing."""
+    ``cache=False`` stores nothing and computes no key (a cached build with the key function
+    broken fails, so the check can fail)."""
     log = tmp_path / "log"
     log.mkdir()
     write_a = (
@@ -647,9 +648,17 @@ def test_a_second_build_reuses_what_did_not_change(tmp_path, capsys):
     assert [executions(log, n) for n in "abc"] == [3, 3, 3]
     store = tmp_path / "result-cache" / "executed"
     entries = sorted(p.name for p in store.iterdir())
+    import hvae_lib.book.pipeline as pipeline_module
+
+    def no_keys(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("keys computed although nothing is stored or read")
+
+    monkeypatch.setattr(pipeline_module, "notebook_keys", no_keys)
     build(jobs=2, cache=False)  # negative control 2: executes everything, stores nothing
     assert [executions(log, n) for n in "abc"] == [4, 4, 4]
     assert sorted(p.name for p in store.iterdir()) == entries
+    with pytest.raises(AssertionError, match="keys computed"):  # the cached build needs them
+        build(jobs=2)
 
 
 def test_a_changed_environment_or_data_file_runs_the_notebook_again(tmp_path, monkeypatch):

@@ -1042,7 +1042,12 @@ def build(
             )
     kernel_environment = {**os.environ, **env}
     store = default_cache_dir() / "executed" if cache else None
-    keys = notebook_keys(notebooks, graph, params, kernel_environment, staging, root)
+    # the keys read every HVAE_* data path and the library source: only when runs are stored
+    keys = (
+        notebook_keys(notebooks, graph, params, kernel_environment, staging, root)
+        if store is not None
+        else {}
+    )
     reused: dict[Path, NotebookRun] = {}
     if store is not None and only is None and not rerun:
         for nb in needs_order(selected, graph):
