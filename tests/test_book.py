@@ -648,12 +648,11 @@ def test_a_second_build_reuses_what_did_not_change(tmp_path, capsys, monkeypatch
     assert [executions(log, n) for n in "abc"] == [3, 3, 3]
     store = tmp_path / "result-cache" / "executed"
     entries = sorted(p.name for p in store.iterdir())
-    import hvae_lib.book.pipeline as pipeline_module
 
     def no_keys(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("keys computed although nothing is stored or read")
 
-    monkeypatch.setattr(pipeline_module, "notebook_keys", no_keys)
+    monkeypatch.setattr(book.pipeline, "notebook_keys", no_keys)
     build(jobs=2, cache=False)  # negative control 2: executes everything, stores nothing
     assert [executions(log, n) for n in "abc"] == [4, 4, 4]
     assert sorted(p.name for p in store.iterdir()) == entries
