@@ -12,14 +12,27 @@ same setting, so a notebook's checked outputs do not depend on which of them tra
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 os.environ["HVAE_CACHE"] = "1"
+#: The folders this process made (and so removes when the run ends): none under ``make test``,
+#: which sets both variables for its two pytest runs, and none in pytest-xdist's workers,
+#: which inherit the controller's.
+_MADE_HERE: list[str] = []
+
+
+def _temp_folder(variable: str, prefix: str) -> None:
+    if not os.environ.get(variable):
+        os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+        _MADE_HERE.append(os.environ[variable])
+
+
 # One cache and one claims folder per test run: set by `make test` for both of its pytest runs
-# (and inherited by pytest-xdist's workers), else made here.
-os.environ.setdefault("HVAE_CACHE_DIR", tempfile.mkdtemp(prefix="hvae-cache-"))
+# (and inherited by pytest-xdist's workers), else made here and removed at the end of the run.
+_temp_folder("HVAE_CACHE_DIR", "hvae-cache-")
 # chapters record their claims here (hvae_lib.book.ledger), not in the checkout's _build/claims
-os.environ.setdefault("HVAE_CLAIMS_DIR", tempfile.mkdtemp(prefix="hvae-claims-"))
+_temp_folder("HVAE_CLAIMS_DIR", "hvae-claims-")
 os.environ["HVAE_PROFILE"] = "quick"
 os.environ["HVAE_DEVICE"] = "cpu"
 # One thread unless HVAE_THREADS says otherwise: the suite must also pass with 2 (another
@@ -68,6 +81,12 @@ def _schedule_rank(item: pytest.Item) -> tuple[int, int]:
             return (2, AFTER_CHAPTERS.index(stem))
         return (0, len(NOTEBOOK_ORDER))
     return (1, 0)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # only the process that made the folders removes them (the controller, after its workers)
+    for path in _MADE_HERE:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

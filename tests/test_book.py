@@ -413,6 +413,52 @@ def test_a_needed_notebook_finishes_first(tmp_path, capsys):
     assert (root / "_build" / "staging" / "book" / "first.ipynb").is_file()
 
 
+def test_only_restores_the_claims_of_the_notebooks_it_does_not_run(tmp_path):
+    """``claimer`` records a claim file (its value read from ``value``); ``reader`` copies the
+    claim it finds into ``seen``. ``only=["reader"]`` runs the reader on the claims the last
+    build kept; ``only=["claimer"]`` replaces them. Negative control: with the kept claims
+    removed, the reader finds none and the build fails."""
+    value, seen = tmp_path / "value", tmp_path / "seen"
+    claimer = "\n".join(
+        [
+            "import os",
+            "from pathlib import Path",
+            "d = Path(os.environ['HVAE_CLAIMS_DIR'])",
+            "d.mkdir(parents=True, exist_ok=True)",
+            f"(d / 'claimer.json').write_text(Path({str(value)!r}).read_text())",
+        ]
+    )
+    reader = "\n".join(
+        [
+            "import os",
+            "from pathlib import Path",
+            "claim = Path(os.environ['HVAE_CLAIMS_DIR']) / 'claimer.json'",
+            f"Path({str(seen)!r}).write_text(claim.read_text())",
+        ]
+    )
+    root = tiny_repo(
+        tmp_path / "repo",
+        {"claimer": claimer, "reader": reader},
+        meta={"reader": {"needs": ["claimer"]}},
+    )
+
+    def build(only: list[str] | None = None) -> int:
+        return book.build(
+            "quick", "cpu", 0, 1, root=root, html=False, progress=False, jobs=1, only=only
+        )
+
+    value.write_text('{"v": 1}')
+    assert build() == 0 and seen.read_text() == '{"v": 1}'
+    seen.unlink()
+    assert build(["reader"]) == 0 and seen.read_text() == '{"v": 1}'
+    value.write_text('{"v": 2}')
+    assert build(["claimer"]) == 0
+    assert build(["reader"]) == 0 and seen.read_text() == '{"v": 2}'
+    shutil.rmtree(root / "_build" / "executed" / "claims")
+    seen.unlink()
+    assert build(["reader"]) == 1 and not seen.exists()
+
+
 def test_a_failing_notebook_fails_the_build_after_the_others(tmp_path, capsys):
     """``bad`` fails: ``good`` still runs and succeeds, ``after`` (needs bad) and ``later``
     (needs after) are not run, the build returns 1 and the report names them."""

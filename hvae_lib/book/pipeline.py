@@ -806,6 +806,17 @@ def _copy_sources(root: Path, staging: Path, notebooks: Iterable[Path] = ()) -> 
             nbformat.write(read_inputs(nb), staging / nb.relative_to(root))
 
 
+def _copy_side_outputs(source: Path, target: Path, stem: str) -> None:
+    """Make the side outputs of notebook ``stem`` under ``target`` those under ``source``
+    (:func:`hvae_lib.book.reuse.side_outputs`): its old ones there are removed first."""
+    for f in reuse.side_outputs(target, stem):
+        f.unlink()
+    for f in reuse.side_outputs(source, stem):
+        dst = target / f.relative_to(source)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dst)
+
+
 def hide_injected_parameters(path: Path) -> None:
     """Tag papermill's ``injected-parameters`` cell ``remove-cell`` in an executed notebook, so
     the rendered page does not show it (the parameters cell itself is collapsed by its own
@@ -991,7 +1002,8 @@ def build(
     output : where ``_build/`` goes (default ``root``); the HTML lands in ``output/_build/html``.
     only : execute only notebooks whose file name contains one of these strings; the others
         are staged as executed by the last build into the same ``output`` (kept in
-        ``_build/executed``), or unexecuted if there is none (their glue references then warn).
+        ``_build/executed``, their claims in ``_build/executed/claims``, so that the ledger
+        still reads them), or unexecuted if there is none (their glue references then warn).
         For quick iterations, not for a publishable build.
     cache : allow the notebooks to use the result cache, and keep executed notebooks in it
         (``<cache>/executed``, :mod:`hvae_lib.book.reuse`): a notebook whose key (cells,
@@ -1032,10 +1044,13 @@ def build(
     env["HVAE_CLAIMS_DIR"] = str((staging / "claims").resolve())  # read by book/ledger.ipynb
     selected = [f for f in notebooks if only is None or any(s in f.name for s in only)]
     executed = output / "_build" / "executed"
+    # the side outputs (claims) of the notebooks in `executed`, kept beside them for --only
+    executed_claims = executed / "claims"
     for nb in notebooks:
         previous = executed / nb.relative_to(root)
         if nb not in selected and previous.is_file():
             shutil.copy2(previous, staging / nb.relative_to(root))
+            _copy_side_outputs(executed_claims, staging / "claims", nb.stem)
             print(
                 f"reusing the executed copy of {nb.relative_to(root)} from the last build",
                 flush=True,
@@ -1104,6 +1119,9 @@ def build(
                         "%Y-%m-%d %H:%M UTC"
                     ),
                 )
+    # what `executed` now holds for each notebook that ran OK or was reused: its side outputs
+    for nb in [Path(r.path) for r in executed_runs if r.ok] + list(reused):
+        _copy_side_outputs(staging / "claims", executed_claims, nb.stem)
     by_path = {Path(r.path): r for r in executed_runs}
     runs = [reused.get(nb) or by_path[nb] for nb in selected]
     kernel_cpu = sum(r.cpu_seconds or 0.0 for r in executed_runs)
